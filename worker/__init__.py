@@ -1,0 +1,1 @@
+"""The Celery worker that runs agent jobs (``agentq worker``); see ``worker.app``."""

@@ -1,0 +1,43 @@
+"""The Celery application shared by producers (which send) and workers (which run).
+
+Why each setting:
+- ``task_acks_late`` + ``task_reject_on_worker_lost``: a message is acknowledged only after its job
+  ends, so a worker killed mid-job leaves it on the broker to be delivered again.
+- ``worker_prefetch_multiplier=1``: a worker reserves no more messages than it has slots, so
+  queued jobs stay available to other workers.
+- ``visibility_timeout``: the Redis transport redelivers an unacknowledged message after this long;
+  it must exceed the longest job so a slow job is not run twice.
+- results live in agentq's own job store, not in a Celery result backend.
+- task events off by default; when on, ``argsrepr`` keeps even the sealed token out of them.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from agentq.settings import Settings
+
+RUN_JOB_TASK = "agentq.run_job"
+VISIBILITY_TIMEOUT_SECONDS = 6 * 3600
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("agentq", broker=settings.redis_url, set_as_current=False)
+    app.conf.update(
+        task_default_queue=settings.queue,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        enable_utc=True,
+        task_send_sent_event=False,
+        worker_send_task_events=False,
+    )
+    return app

@@ -1,0 +1,85 @@
+"""The small error taxonomy that every failure is mapped onto.
+
+A job that fails records one stable, machine-readable ``code``; each code is either transient
+(worth another attempt) or permanent (another attempt would fail the same way). Messages are meant
+for users, so they never carry a token or a stack trace.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Stable error codes stored on jobs and returned by the CLI and the API."""
+
+    AUTH_ERROR = "auth_error"
+    MCP_UNAVAILABLE = "mcp_unavailable"
+    MODEL_UNAVAILABLE = "model_unavailable"
+    RATE_LIMITED = "rate_limited"
+    TIMEOUT = "timeout"
+    MAX_TURNS = "max_turns"
+    BAD_REQUEST = "bad_request"
+    CONFIG_ERROR = "config_error"
+    NOT_FOUND = "not_found"
+    CANCELLED = "cancelled"
+    INTERNAL = "internal"
+
+
+TRANSIENT_CODES = frozenset(
+    {
+        ErrorCode.MCP_UNAVAILABLE,
+        ErrorCode.MODEL_UNAVAILABLE,
+        ErrorCode.RATE_LIMITED,
+        ErrorCode.TIMEOUT,
+    }
+)
+
+
+class AgentqError(Exception):
+    """An error with a code from the taxonomy and a message safe to show a user."""
+
+    code: ErrorCode = ErrorCode.INTERNAL
+
+    def __init__(
+        self, message: str, *, code: ErrorCode | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+    @property
+    def transient(self) -> bool:
+        return self.code in TRANSIENT_CODES
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BadRequest(AgentqError):
+    """The user sent something we refuse (empty question, missing token, ...)."""
+
+    code = ErrorCode.BAD_REQUEST
+
+
+class ConfigError(AgentqError):
+    """The deployment is misconfigured (missing or invalid secret key, bad URL, ...)."""
+
+    code = ErrorCode.CONFIG_ERROR
+
+
+class JobNotFound(AgentqError):
+    """No such job for this token: deliberately the same whether it exists or not."""
+
+    code = ErrorCode.NOT_FOUND
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id!r} not found")
+
+
+class ServiceUnavailable(AgentqError):
+    """A service agentq depends on (Redis) could not be reached."""
+
+    code = ErrorCode.INTERNAL

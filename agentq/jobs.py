@@ -1,0 +1,91 @@
+"""The job record: what a user asked, who asked, and what became of it."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class Usage(BaseModel):
+    """Model usage of one job, as the Agents SDK counts it."""
+
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class Job(BaseModel):
+    """One question run as one agent job.
+
+    ``owner`` is the keyed fingerprint of the submitter's token (see ``agentq.sealing``), never the
+    token itself.
+    """
+
+    id: str
+    status: JobStatus
+    question: str
+    owner: str
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempts: int = 0
+    answer: str | None = None
+    usage: Usage | None = None
+    error: JobError | None = None
+    model: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def new(cls, question: str, owner: str, metadata: dict[str, Any] | None = None) -> Job:
+        return cls(
+            id=uuid.uuid4().hex,
+            status=JobStatus.QUEUED,
+            question=question,
+            owner=owner,
+            created_at=time.time(),
+            metadata=metadata or {},
+        )
+
+    @property
+    def queued_seconds(self) -> float | None:
+        return None if self.started_at is None else self.started_at - self.created_at
+
+    @property
+    def run_seconds(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+    def public(self) -> dict[str, Any]:
+        """What a reader of the job sees (no owner fingerprint)."""
+        data = self.model_dump(mode="json", exclude={"owner"})
+        data["timings"] = {
+            "queued_seconds": self.queued_seconds,
+            "run_seconds": self.run_seconds,
+        }
+        return data

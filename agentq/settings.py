@@ -1,0 +1,108 @@
+"""Every setting agentq reads, in one typed place.
+
+All settings come from environment variables (``AGENTQ_*``, plus the OpenAI client's own
+``OPENAI_API_KEY`` and ``OPENAI_BASE_URL``) so that the producer, the worker and the tests all see
+one configuration. The README's settings table is checked against this class by a test.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DAY = 24 * 3600
+
+
+class Settings(BaseSettings):
+    """agentq's configuration; each field is the env var ``AGENTQ_<NAME>`` unless aliased."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENTQ_", extra="ignore", frozen=True)
+
+    # Where jobs live and travel.
+    redis_url: str = Field(
+        "redis://localhost:6379/0", description="Redis for the job store and the Celery broker."
+    )
+    queue: str = Field("agentq", description="Celery queue that jobs are sent to.")
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Fernet key(s) that seal user tokens, comma-separated, newest first "
+        "(`agentq keygen` prints one). Required to submit and to run a worker.",
+    )
+    job_ttl_seconds: int = Field(
+        7 * DAY, ge=60, description="How long job records and traces are kept."
+    )
+    max_question_bytes: int = Field(
+        16 * 1024, ge=1, description="Largest question accepted (UTF-8 bytes)."
+    )
+
+    # The MCP server.
+    mcp_url: str = Field("http://localhost:8001/mcp", description="Infrahub MCP endpoint.")
+    mcp_connect_timeout_seconds: float = Field(
+        30.0, gt=0, description="HTTP timeout for each request to the MCP server."
+    )
+    mcp_sse_read_timeout_seconds: float = Field(
+        300.0, gt=0, description="How long an MCP reply stream may stay silent."
+    )
+    tool_timeout_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="Longest one MCP request (e.g. a tool call) may take; the SDK's 5 s default "
+        "is too short for Infrahub queries.",
+    )
+    prompt_name: str = Field(
+        "infrahub_agent", description="MCP prompt used as the agent's instructions."
+    )
+    prompt_cache_seconds: float = Field(
+        300.0, ge=0, description="How long a worker process reuses a fetched prompt."
+    )
+
+    # The model.
+    model: str | None = Field(
+        None, description="Model name sent to the model API (default: the Agents SDK's default)."
+    )
+    model_api: Literal["responses", "chat_completions"] = Field(
+        "responses", description="OpenAI API flavour: `responses` or `chat_completions`."
+    )
+    openai_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("OPENAI_API_KEY", "AGENTQ_OPENAI_API_KEY"),
+        description="API key for the model endpoint.",
+    )
+    openai_base_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("OPENAI_BASE_URL", "AGENTQ_OPENAI_BASE_URL"),
+        description="Any OpenAI-compatible endpoint (default: OpenAI).",
+    )
+    model_timeout_seconds: float = Field(120.0, gt=0, description="Timeout of one model request.")
+    model_max_retries: int = Field(
+        2, ge=0, description="Retries of one model request by the OpenAI client (429/5xx)."
+    )
+    max_turns: int = Field(10, ge=1, description="Most model turns one agent run may take.")
+
+    # The worker.
+    worker_concurrency: int = Field(
+        50, ge=1, description="Jobs one worker process runs at once (on one event loop)."
+    )
+    trace_excerpt_chars: int = Field(
+        500, ge=0, description="Longest excerpt of a tool result kept in a trace."
+    )
+
+    # Logging.
+    log_level: str = Field("INFO", description="Log level.")
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="`json`, `console`, or `auto` (console on a TTY, else JSON)."
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper_level(cls, value: str) -> str:
+        return value.upper()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment once."""
+    return Settings()

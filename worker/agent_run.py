@@ -1,0 +1,121 @@
+"""One attempt at one job: an MCP session, the server's prompt, an agent run, and its trace.
+
+Runs as a coroutine on the worker's shared event loop; many attempts run side by side. It never
+raises for a failure of the job itself: the outcome and the trace of what happened are returned
+so the caller can record them, whatever went wrong.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from agents import Agent, RunConfig, Runner
+from agents.tracing import gen_trace_id
+
+from agentq.errors import AgentqError
+from agentq.jobs import Job, Usage
+from agentq.logs import get_logger
+from agentq.settings import Settings
+from agentq.traces import AttemptTrace, Step, Totals
+from worker.clients import loop_clients
+from worker.failures import JobContext, classify
+from worker.mcp_session import open_mcp_server
+from worker.tracing import install_span_collector, steps_from_spans
+
+log = get_logger(__name__)
+
+
+@dataclass
+class AttemptOutcome:
+    trace: AttemptTrace
+    answer: str | None = None
+    usage: Usage | None = None
+    model: str | None = None
+    error: AgentqError | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error is None
+
+
+async def run_attempt(job: Job, token: str, attempt: int, settings: Settings) -> AttemptOutcome:
+    collector = install_span_collector()
+    clients = loop_clients(settings)
+    context = JobContext(job_id=job.id, attempt=attempt)
+    trace_id = gen_trace_id()
+    collector.collect(trace_id)
+    started = time.time()
+    prompt_step: Step | None = None
+    answer: str | None = None
+    usage: Usage | None = None
+    error: AgentqError | None = None
+    try:
+        async with open_mcp_server(settings, token, context) as server:
+            prompt_started = time.time()
+            instructions, cached = await clients.prompts.get(server, settings.prompt_name)
+            prompt_step = Step(
+                kind="prompt",
+                name=settings.prompt_name,
+                server=server.name,
+                started_at=prompt_started,
+                duration_ms=(time.time() - prompt_started) * 1000,
+                result_bytes=len(instructions.encode()),
+                result_excerpt="(cached)" if cached else None,
+            )
+            agent = Agent[JobContext](
+                name="infrahub-agent",
+                instructions=instructions,
+                mcp_servers=[server],
+                model=clients.model,
+            )
+            result = await Runner.run(
+                agent,
+                job.question,
+                context=context,
+                max_turns=settings.max_turns,
+                run_config=RunConfig(
+                    workflow_name="agentq job",
+                    trace_id=trace_id,
+                    group_id=job.id,
+                    trace_metadata={"job_id": job.id, "attempt": str(attempt)},
+                ),
+            )
+        if context.failure is not None:
+            raise context.failure
+        answer = str(result.final_output)
+        run_usage = result.context_wrapper.usage
+        usage = Usage(
+            requests=run_usage.requests,
+            input_tokens=run_usage.input_tokens,
+            output_tokens=run_usage.output_tokens,
+            total_tokens=run_usage.total_tokens,
+        )
+    except Exception as exc:
+        error = classify(exc, context)
+        log.warning(
+            "attempt failed",
+            error_code=error.code,
+            error_message=error.message,
+            transient=error.transient,
+            cause=type(exc).__name__,
+        )
+    finished = time.time()
+    steps = steps_from_spans(collector.pop(trace_id), settings.trace_excerpt_chars)
+    if prompt_step is not None:
+        steps.insert(0, prompt_step)
+    if answer is not None:
+        steps.append(Step(kind="final_output", started_at=finished, output=answer[:2000]))
+    trace = AttemptTrace(
+        attempt=attempt,
+        started_at=started,
+        finished_at=finished,
+        outcome="succeeded" if error is None else "failed",
+        error_code=None if error is None else str(error.code),
+        error_message=None if error is None else error.message,
+        steps=steps,
+        totals=Totals.of(steps, (finished - started) * 1000),
+    )
+    return AttemptOutcome(
+        trace=trace, answer=answer, usage=usage, model=clients.model_name, error=error
+    )

@@ -1,0 +1,111 @@
+"""The clients a worker's event loop shares across all the jobs it runs.
+
+Clients belong to the event loop that made them (an ``AsyncOpenAI`` client used on another loop
+fails with "Event loop is closed"), so they are made on the worker's loop, once, and kept per
+loop. Building an SSL context costs ~45 ms of CPU, so one context serves every client of the
+process: the model client and each job's MCP HTTP client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import threading
+import weakref
+from dataclasses import dataclass
+
+import certifi
+import httpx2
+from agents import Model, OpenAIChatCompletionsModel, OpenAIResponsesModel
+from agents.models import get_default_model
+from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+
+from agentq.errors import ConfigError
+from agentq.settings import Settings
+from worker.prompts import PromptCache
+
+_ssl_lock = threading.Lock()
+_ssl_context: ssl.SSLContext | None = None
+
+
+def shared_ssl_context() -> ssl.SSLContext:
+    """The process's one client SSL context (certifi's CA bundle)."""
+    global _ssl_context
+    with _ssl_lock:
+        if _ssl_context is None:
+            _ssl_context = ssl.create_default_context(cafile=certifi.where())
+        return _ssl_context
+
+
+def model_name(settings: Settings) -> str:
+    return settings.model or get_default_model()
+
+
+def check_model_settings(settings: Settings) -> None:
+    """Refuse to start a worker that could not reach any model."""
+    if settings.openai_api_key is None and not settings.openai_base_url:
+        raise ConfigError(
+            "OPENAI_API_KEY is not set (set it, or OPENAI_BASE_URL for an OpenAI-compatible "
+            "endpoint that needs no key)"
+        )
+
+
+@dataclass
+class LoopClients:
+    """Everything a job borrows from its loop: the model client, the model, the prompt cache."""
+
+    openai: AsyncOpenAI
+    model: Model
+    model_name: str
+    prompts: PromptCache
+
+
+_per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopClients] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def loop_clients(settings: Settings) -> LoopClients:
+    """This loop's clients, made on first use. Call from a coroutine running on the loop."""
+    loop = asyncio.get_running_loop()
+    clients = _per_loop.get(loop)
+    if clients is None:
+        clients = _make_clients(settings)
+        _per_loop[loop] = clients
+    return clients
+
+
+def _make_clients(settings: Settings) -> LoopClients:
+    check_model_settings(settings)
+    http_client = DefaultAsyncHttpxClient(
+        verify=shared_ssl_context(),
+        timeout=httpx2.Timeout(settings.model_timeout_seconds, connect=10.0),
+        limits=httpx2.Limits(
+            max_connections=max(100, settings.worker_concurrency * 2),
+            max_keepalive_connections=max(20, settings.worker_concurrency),
+        ),
+    )
+    api_key = (
+        settings.openai_api_key.get_secret_value()
+        if settings.openai_api_key is not None
+        else "no-key-needed"
+    )
+    client = AsyncOpenAI(
+        api_key=api_key,
+        base_url=settings.openai_base_url,
+        max_retries=settings.model_max_retries,
+        timeout=settings.model_timeout_seconds,
+        http_client=http_client,
+    )
+    name = model_name(settings)
+    model: Model
+    if settings.model_api == "chat_completions":
+        model = OpenAIChatCompletionsModel(model=name, openai_client=client)
+    else:
+        model = OpenAIResponsesModel(model=name, openai_client=client)
+    return LoopClients(
+        openai=client,
+        model=model,
+        model_name=name,
+        prompts=PromptCache(settings.prompt_cache_seconds),
+    )

@@ -1,0 +1,238 @@
+"""Deciding what went wrong in an agent run, in the terms of agentq's error taxonomy.
+
+The Agents SDK hides several failures from its caller: a tool call that failed in transport is
+handed to the model as a tool error and the run "succeeds" with an apology; a 401 from the MCP
+endpoint loses its status inside an exception group. So failures are caught where they happen:
+- the MCP HTTP client's response hook records 401/403/429/5xx answers (with Retry-After);
+- the MCP tools' failure function sorts each failed tool call: errors the model can act on
+  (bad arguments, unknown kind) go back to the model; auth and transport failures end the run;
+- tool results flagged ``isError`` (older servers) are inspected the same way;
+and whatever the run then raises is classified with the job's recorded failures first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+from agents.exceptions import MaxTurnsExceeded, ModelBehaviorError, UserError
+
+from agentq.errors import AgentqError, ErrorCode
+from agentq.logs import scrub
+
+
+@dataclass
+class JobContext:
+    """Per-attempt state the SDK hands back to our hooks (``Runner.run(context=...)``)."""
+
+    job_id: str
+    attempt: int
+    failure: AgentqError | None = None
+    tool_errors: list[str] = field(default_factory=list)
+
+    def record(self, failure: AgentqError) -> AgentqError:
+        """Keep the first run-ending failure: later ones are usually its consequences."""
+        if self.failure is None:
+            self.failure = failure
+        return self.failure
+
+
+_AUTH_TEXT = re.compile(
+    r"401 unauthorized|403 forbidden|authentication required|invalid token|"
+    r"\bunauthori[sz]ed\b",
+    re.IGNORECASE,
+)
+_RATE_TEXT = re.compile(r"rate limit", re.IGNORECASE)
+_UNREACHABLE_TEXT = re.compile(
+    r"unable to connect|connection closed|connection lost|connection refused|"
+    r"connection reset|server disconnected|remote ?protocol ?error",
+    re.IGNORECASE,
+)
+_TIMEOUT_TEXT = re.compile(r"timed? ?out|timeout", re.IGNORECASE)
+_HTTP_STATUS_TEXT = re.compile(r"HTTP error (\d{3})")
+
+
+def failure_for_http_status(
+    status: int, retry_after: float | None, service: str
+) -> AgentqError | None:
+    """The failure an HTTP status from ``service`` ("MCP server" or "model") stands for."""
+    if status in (401, 403):
+        code = ErrorCode.AUTH_ERROR if service == "MCP server" else ErrorCode.CONFIG_ERROR
+        what = "the Infrahub token" if service == "MCP server" else "the model API key"
+        return AgentqError(f"the {service} rejected {what} (HTTP {status})", code=code)
+    if status == 429:
+        return AgentqError(
+            f"the {service} is rate limiting (HTTP 429)",
+            code=ErrorCode.RATE_LIMITED,
+            retry_after=retry_after,
+        )
+    if status >= 500 or status == 408:
+        unavailable = (
+            ErrorCode.MCP_UNAVAILABLE if service == "MCP server" else ErrorCode.MODEL_UNAVAILABLE
+        )
+        return AgentqError(
+            f"the {service} answered HTTP {status}", code=unavailable, retry_after=retry_after
+        )
+    return None
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def classify_tool_failure(error: BaseException) -> AgentqError | None:
+    """A run-ending failure for a failed MCP tool call, or None if the model should see it."""
+    text = _error_text(error)
+    status = _HTTP_STATUS_TEXT.search(text)
+    if status:
+        failure = failure_for_http_status(int(status.group(1)), None, "MCP server")
+        if failure is not None:
+            return failure
+    if _AUTH_TEXT.search(text):
+        return AgentqError(
+            "the MCP server rejected the Infrahub token: " + _first_line(text),
+            code=ErrorCode.AUTH_ERROR,
+        )
+    if _RATE_TEXT.search(text):
+        return AgentqError(
+            "the MCP server is rate limiting: " + _first_line(text), code=ErrorCode.RATE_LIMITED
+        )
+    if _UNREACHABLE_TEXT.search(text):
+        return AgentqError(
+            "the MCP server or Infrahub is unreachable: " + _first_line(text),
+            code=ErrorCode.MCP_UNAVAILABLE,
+        )
+    if isinstance(error, TimeoutError | asyncio.TimeoutError) or _TIMEOUT_TEXT.search(text):
+        return AgentqError(
+            "an MCP tool call timed out (AGENTQ_TOOL_TIMEOUT_SECONDS)", code=ErrorCode.TIMEOUT
+        )
+    return None
+
+
+def tool_failure_function(ctx: Any, error: Exception) -> str:
+    """The MCP tools' ``failure_error_function``: end the run, or tell the model what failed."""
+    job = getattr(ctx, "context", None)
+    failure = classify_tool_failure(error)
+    if failure is not None:
+        if isinstance(job, JobContext):
+            failure = job.record(failure)
+        raise failure
+    message = scrub(_first_line(_error_text(error)))[:2000]
+    if isinstance(job, JobContext):
+        job.tool_errors.append(message)
+    return f"Tool error: {message}"
+
+
+def classify(error: BaseException, job: JobContext | None = None) -> AgentqError:
+    """The taxonomy's view of whatever an attempt raised."""
+    if job is not None and job.failure is not None:
+        return job.failure
+    found = _find(error, AgentqError)
+    if found is not None:
+        return found
+    return _classify_foreign(error)
+
+
+def _classify_foreign(error: BaseException) -> AgentqError:
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            return _classify_foreign(inner)
+    if isinstance(error, MaxTurnsExceeded):
+        return AgentqError(
+            "the agent did not finish within AGENTQ_MAX_TURNS turns", code=ErrorCode.MAX_TURNS
+        )
+    if isinstance(error, openai.RateLimitError):
+        return AgentqError(
+            "the model endpoint is rate limiting (HTTP 429)",
+            code=ErrorCode.RATE_LIMITED,
+            retry_after=parse_retry_after(error.response.headers.get("retry-after")),
+        )
+    if isinstance(error, openai.APITimeoutError):
+        return AgentqError("the model endpoint timed out", code=ErrorCode.TIMEOUT)
+    if isinstance(error, openai.APIConnectionError):
+        return AgentqError("the model endpoint is unreachable", code=ErrorCode.MODEL_UNAVAILABLE)
+    if isinstance(error, openai.APIStatusError):
+        failure = failure_for_http_status(
+            error.status_code,
+            parse_retry_after(error.response.headers.get("retry-after")),
+            "model endpoint",
+        )
+        if failure is not None:
+            return failure
+        return AgentqError(
+            f"the model endpoint refused the request (HTTP {error.status_code}): "
+            + scrub(_first_line(str(error.message))),
+            code=ErrorCode.CONFIG_ERROR,
+        )
+    if isinstance(error, ModelBehaviorError):
+        return AgentqError(
+            "the model misbehaved: " + scrub(_first_line(str(error))), code=ErrorCode.INTERNAL
+        )
+    if isinstance(error, UserError):
+        text = str(error)
+        if "connect" in text.lower():
+            return AgentqError(
+                "cannot connect to the MCP server: " + scrub(_first_line(text)),
+                code=ErrorCode.MCP_UNAVAILABLE,
+            )
+        tool_failure = classify_tool_failure(error)
+        if tool_failure is not None:
+            return tool_failure
+        return AgentqError(scrub(_first_line(text)), code=ErrorCode.INTERNAL)
+    if isinstance(error, TimeoutError | asyncio.TimeoutError):
+        return AgentqError("the job took too long", code=ErrorCode.TIMEOUT)
+    tool_failure = classify_tool_failure(error)
+    if tool_failure is not None:
+        return tool_failure
+    return AgentqError(
+        f"unexpected {type(error).__name__}: {scrub(_first_line(str(error)))}",
+        code=ErrorCode.INTERNAL,
+    )
+
+
+def _find(error: BaseException, kind: type[AgentqError]) -> AgentqError | None:
+    """The first ``kind`` in ``error``'s causes, contexts and group members."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [error]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, kind):
+            return current
+        if isinstance(current, BaseExceptionGroup):
+            stack.extend(current.exceptions)
+        for linked in (current.__cause__, current.__context__):
+            if linked is not None:
+                stack.append(linked)
+    return None
+
+
+def _error_text(error: BaseException) -> str:
+    parts: list[str] = []
+    seen: set[int] = set()
+    stack: list[BaseException] = [error]
+    while stack and len(parts) < 8:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        parts.append(str(current) or type(current).__name__)
+        if isinstance(current, BaseExceptionGroup):
+            stack.extend(current.exceptions)
+        if current.__cause__ is not None:
+            stack.append(current.__cause__)
+    return " | ".join(parts)
+
+
+def _first_line(text: str) -> str:
+    return text.strip().split("\n", 1)[0][:500]

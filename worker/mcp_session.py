@@ -1,0 +1,84 @@
+"""One MCP session per job, carrying that job's user token to the Infrahub MCP server.
+
+Each user's token is passed through (``Authorization: Bearer``) so Infrahub applies that user's
+permissions; sessions are therefore never shared between jobs. What is shared is cheap to share:
+the SSL context. Timeouts are set explicitly because the SDK's 5 s default fails slow queries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx2
+from agents.mcp import MCPServerStreamableHttp
+from agents.mcp.util import MCPToolCustomDataContext
+from agents.tracing import SpanError, get_current_span
+
+from agentq.settings import Settings
+from worker.clients import shared_ssl_context
+from worker.failures import (
+    JobContext,
+    classify_tool_failure,
+    failure_for_http_status,
+    parse_retry_after,
+    tool_failure_function,
+)
+from worker.tracing import tool_output_text
+
+SERVER_NAME = "infrahub"
+
+
+def open_mcp_server(settings: Settings, token: str, job: JobContext) -> MCPServerStreamableHttp:
+    """An (unconnected) MCP client for one job; use it as ``async with``."""
+
+    async def record_http_failure(response: httpx2.Response) -> None:
+        failure = failure_for_http_status(
+            response.status_code,
+            parse_retry_after(response.headers.get("retry-after")),
+            "MCP server",
+        )
+        if failure is not None:
+            job.record(failure)
+            await response.aread()
+            response.raise_for_status()
+
+    def client_factory(
+        headers: dict[str, str] | None = None, timeout: Any = None, auth: Any = None
+    ) -> httpx2.AsyncClient:
+        return httpx2.AsyncClient(
+            headers=headers,
+            timeout=timeout,
+            auth=auth,
+            verify=shared_ssl_context(),
+            follow_redirects=False,
+            trust_env=True,
+            event_hooks={"response": [record_http_failure]},
+        )
+
+    def inspect_tool_result(ctx: MCPToolCustomDataContext) -> None:
+        """Flag results an older server marked ``isError``, and end the run on auth/transport."""
+        if not ctx.is_error:
+            return None
+        text = tool_output_text(ctx.tool_output)
+        span = get_current_span()
+        if span is not None:
+            span.set_error(SpanError(message="tool returned an error", data={"error": text}))
+        failure = classify_tool_failure(Exception(text))
+        if failure is not None:
+            job.record(failure)
+        return None
+
+    return MCPServerStreamableHttp(
+        params={
+            "url": settings.mcp_url,
+            "headers": {"Authorization": f"Bearer {token}"},
+            "timeout": settings.mcp_connect_timeout_seconds,
+            "sse_read_timeout": settings.mcp_sse_read_timeout_seconds,
+            "httpx_client_factory": client_factory,
+        },
+        name=SERVER_NAME,
+        cache_tools_list=True,
+        client_session_timeout_seconds=settings.tool_timeout_seconds,
+        failure_error_function=tool_failure_function,
+        custom_data_extractor=inspect_tool_result,
+    )
