@@ -19,7 +19,9 @@ DAY = 24 * 3600
 class Settings(BaseSettings):
     """agentq's configuration; each field is the env var ``AGENTQ_<NAME>`` unless aliased."""
 
-    model_config = SettingsConfigDict(env_prefix="AGENTQ_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="AGENTQ_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     # Where jobs live and travel.
     redis_url: str = Field(
@@ -106,3 +108,30 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process's settings, read from the environment once."""
     return Settings()
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable a field is read from."""
+    alias = Settings.model_fields[field_name].validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"AGENTQ_{field_name.upper()}"
+
+
+def settings_table() -> str:
+    """The README's settings table, made from the fields above (``python -m agentq.settings``)."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, info in Settings.model_fields.items():
+        default = info.default
+        if default is None:
+            shown = "(unset)"
+        elif hasattr(default, "get_secret_value"):
+            shown = "(secret)"
+        else:
+            shown = f"`{default}`"
+        rows.append(f"| `{env_name(name)}` | {shown} | {info.description} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(settings_table())

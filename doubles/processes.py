@@ -192,3 +192,45 @@ def running(services: list[Service]) -> Iterator[list[Service]]:
     finally:
         for service in reversed(services):
             service.stop()
+
+
+def agentq_command() -> str:
+    """The ``agentq`` console script installed beside this interpreter."""
+    return str(Path(sys.executable).with_name("agentq"))
+
+
+def start_worker(
+    env: dict[str, str], log_dir: Path, redis_url: str, ready_timeout: float = 60.0
+) -> Service:
+    """A real ``agentq worker`` process, ready once its heartbeat key is in Redis."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    holder: list[Service] = []
+
+    def ready() -> bool:
+        return bool(client.keys(f"agentq:worker:agentq-{holder[0].pid}@*"))
+
+    port = free_port()  # the worker listens on nothing; the number names its log
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"worker-{port}.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [agentq_command(), "worker"],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **env},
+        )
+    service = Service(name=f"worker-{port}", process=process, port=port, log_path=log_path)
+    holder.append(service)
+    try:
+        wait_until(
+            lambda: _ready_or_dead(service, ready), ready_timeout, what="the worker's heartbeat"
+        )
+    except BaseException:
+        service.stop(signal.SIGKILL)
+        raise
+    if not service.alive():
+        raise RuntimeError(f"the worker exited at start:\n{service.log_text()[-3000:]}")
+    return service

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,14 +20,15 @@ import redis
 
 from agentq.sealing import generate_key
 from agentq.settings import Settings
+from doubles import processes
 from doubles.processes import (
     Service,
+    agentq_command,
     free_port,
     http_ok,
     python_module,
     spawn,
     start_redis,
-    wait_until,
 )
 from producer.client import Client
 
@@ -37,7 +37,13 @@ TOKEN_A = "ihtoken-alice-6f1d2c9e8b7a4f30"
 TOKEN_B = "ihtoken-bob-0a9b8c7d6e5f4a3b"
 TOKEN_BAD = "ihtoken-mallory-notaccepted-77"
 ALL_TOKENS = (TOKEN_A, TOKEN_B, TOKEN_BAD)
-AGENTQ_BIN = str(Path(sys.executable).with_name("agentq"))
+AGENTQ_BIN = agentq_command()
+CLI_OUTPUTS: list[CliResult] = []  # everything the CLI printed this session, for leak scans
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``last`` run after all others (they scan what the others left behind)."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
 
 
 @pytest.fixture(scope="session")
@@ -101,9 +107,7 @@ def start_mcp_double(service_dir: Path, *extra: str, name: str = "mcp-double") -
 
 def start_model_double(service_dir: Path, *extra: str) -> Double:
     port = free_port()
-    argv = python_module(
-        "doubles.model_server", "--host", "127.0.0.1", "--port", str(port), *extra
-    )
+    argv = python_module("doubles.model_server", "--host", "127.0.0.1", "--port", str(port), *extra)
     service = spawn(
         f"model-double-{port}",
         argv,
@@ -175,36 +179,8 @@ def stack(redis_url: str, secret_key: str, mcp_double: Double, model_double: Dou
 
 
 def start_worker(stack: Stack, service_dir: Path, **env: str) -> Service:
-    """A real ``agentq worker`` process, ready once its heartbeat is in Redis."""
-    full_env = {**stack.env, **env}
-    client = redis.Redis.from_url(stack.redis_url, decode_responses=True)
-    holder: dict[str, Service] = {}
-
-    def ready() -> bool:
-        service = holder.get("service")
-        if service is None:
-            return False
-        return bool(client.keys(f"agentq:worker:agentq-{service.pid}@*"))
-
-    port = free_port()  # unused by the worker; names its log uniquely
-    log_path = service_dir / f"worker-{port}.log"
-    stack.logs.append(log_path)
-    process = subprocess.Popen(
-        [AGENTQ_BIN, "worker"],
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, **full_env},
-    )
-    service = Service(name=f"worker-{port}", process=process, port=port, log_path=log_path)
-    holder["service"] = service
-    try:
-        wait_until(lambda: ready() or not service.alive(), 60, what="the worker's heartbeat")
-    except TimeoutError:
-        service.stop()
-        raise
-    if not service.alive():
-        raise RuntimeError(f"worker exited at start:\n{service.log_text()[-3000:]}")
+    service = processes.start_worker({**stack.env, **env}, service_dir, stack.redis_url)
+    stack.logs.append(service.log_path)
     return service
 
 
@@ -246,7 +222,9 @@ def run_cli(
         stdin=subprocess.DEVNULL,
         check=False,
     )
-    return CliResult(completed.returncode, completed.stdout, completed.stderr)
+    result = CliResult(completed.returncode, completed.stdout, completed.stderr)
+    CLI_OUTPUTS.append(result)
+    return result
 
 
 @pytest.fixture

