@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from agentq.jobs import JobStatus
+from agentq.jobs import Job, JobStatus
 from agentq.sealing import generate_key
 from agentq.settings import Settings
 from doubles.processes import (
@@ -94,9 +94,7 @@ def main() -> int:
         model_label = (
             "the real OpenAI model" if real_model else "the OFFLINE DEMO MODEL (a local double)"
         )
-        mcp_label = (
-            os.environ["AGENTQ_MCP_URL"] if real_mcp else "the Infrahub MCP double (local)"
-        )
+        mcp_label = os.environ["AGENTQ_MCP_URL"] if real_mcp else "the Infrahub MCP double (local)"
         console.print(
             Panel.fit(
                 f"Redis {redis_service.extra['url']}\nMCP: {mcp_label}\nModel: {model_label}\n"
@@ -108,7 +106,7 @@ def main() -> int:
         client = Client(Settings())
         job_ids = [client.submit(question, token) for question in QUESTIONS]
         console.print(f"submitted {len(job_ids)} jobs: {', '.join(j[:8] for j in job_ids)}")
-        jobs = {}
+        jobs: dict[str, Job] = {}
         with Progress(
             TextColumn("[bold]jobs"),
             BarColumn(),
