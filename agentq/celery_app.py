@@ -18,7 +18,7 @@ from celery import Celery
 from agentq.settings import Settings
 
 RUN_JOB_TASK = "agentq.run_job"
-VISIBILITY_TIMEOUT_SECONDS = 6 * 3600
+SEALED_ARG_REPR = "'<sealed token>'"
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -32,8 +32,9 @@ def make_celery(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_seconds},
         broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         enable_utc=True,
@@ -41,3 +42,15 @@ def make_celery(settings: Settings) -> Celery:
         worker_send_task_events=False,
     )
     return app
+
+
+def send_job(app: Celery, settings: Settings, job_id: str, sealed_token: str) -> None:
+    """Send the message that runs a job; its arguments' repr never shows the sealed token."""
+    app.send_task(
+        RUN_JOB_TASK,
+        args=[job_id, sealed_token],
+        queue=settings.queue,
+        argsrepr=f"({job_id!r}, {SEALED_ARG_REPR})",
+        retry=True,
+        retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+    )

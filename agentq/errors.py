@@ -22,7 +22,9 @@ class ErrorCode(StrEnum):
     BAD_REQUEST = "bad_request"
     CONFIG_ERROR = "config_error"
     NOT_FOUND = "not_found"
+    MODEL_ERROR = "model_error"
     CANCELLED = "cancelled"
+    POISONED = "poisoned"
     INTERNAL = "internal"
 
 
@@ -32,8 +34,13 @@ TRANSIENT_CODES = frozenset(
         ErrorCode.MODEL_UNAVAILABLE,
         ErrorCode.RATE_LIMITED,
         ErrorCode.TIMEOUT,
+        ErrorCode.MODEL_ERROR,
     }
 )
+
+# Codes retried fewer times than AGENTQ_RETRY_MAX_ATTEMPTS: a model that misbehaved (called an
+# unknown tool, sent bad JSON) gets one more chance, not five.
+MAX_ATTEMPTS_BY_CODE = {ErrorCode.MODEL_ERROR: 2}
 
 
 class AgentqError(Exception):
@@ -42,16 +49,25 @@ class AgentqError(Exception):
     code: ErrorCode = ErrorCode.INTERNAL
 
     def __init__(
-        self, message: str, *, code: ErrorCode | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        code: ErrorCode | None = None,
+        retry_after: float | None = None,
+        transient: bool | None = None,
     ) -> None:
         super().__init__(message)
         if code is not None:
             self.code = code
         self.message = message
         self.retry_after = retry_after
+        self._transient = transient
 
     @property
     def transient(self) -> bool:
+        """Worth another attempt: by code, unless this instance says otherwise."""
+        if self._transient is not None:
+            return self._transient
         return self.code in TRANSIENT_CODES
 
     def __str__(self) -> str:

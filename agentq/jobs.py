@@ -39,6 +39,18 @@ class JobError(BaseModel):
     message: str
 
 
+class AttemptSummary(BaseModel):
+    """How one attempt went; the job keeps one per attempt (its trace has the details)."""
+
+    attempt: int
+    started_at: float
+    finished_at: float
+    outcome: str  # succeeded | failed | retrying | cancelled | requeued
+    error_code: str | None = None
+    error_message: str | None = None
+    retry_in_seconds: float | None = None
+
+
 class Job(BaseModel):
     """One question run as one agent job.
 
@@ -59,9 +71,20 @@ class Job(BaseModel):
     error: JobError | None = None
     model: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    deadline_seconds: float | None = None
+    worker: str | None = None
+    next_attempt_at: float | None = None
+    lost_runs: int = 0
+    history: list[AttemptSummary] = Field(default_factory=list)
 
     @classmethod
-    def new(cls, question: str, owner: str, metadata: dict[str, Any] | None = None) -> Job:
+    def new(
+        cls,
+        question: str,
+        owner: str,
+        metadata: dict[str, Any] | None = None,
+        deadline_seconds: float | None = None,
+    ) -> Job:
         return cls(
             id=uuid.uuid4().hex,
             status=JobStatus.QUEUED,
@@ -69,6 +92,7 @@ class Job(BaseModel):
             owner=owner,
             created_at=time.time(),
             metadata=metadata or {},
+            deadline_seconds=deadline_seconds,
         )
 
     @property
@@ -83,7 +107,7 @@ class Job(BaseModel):
 
     def public(self) -> dict[str, Any]:
         """What a reader of the job sees (no owner fingerprint)."""
-        data = self.model_dump(mode="json", exclude={"owner"})
+        data = self.model_dump(mode="json", exclude={"owner", "worker"})
         data["timings"] = {
             "queued_seconds": self.queued_seconds,
             "run_seconds": self.run_seconds,

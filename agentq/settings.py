@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DAY = 24 * 3600
@@ -84,6 +84,41 @@ class Settings(BaseSettings):
     )
     max_turns: int = Field(10, ge=1, description="Most model turns one agent run may take.")
 
+    # Failure handling.
+    retry_max_attempts: int = Field(
+        5, ge=1, description="Most attempts of a job whose failures are transient."
+    )
+    retry_base_seconds: float = Field(
+        1.0, ge=0, description="Backoff before the 2nd attempt; doubles each time (full jitter)."
+    )
+    retry_cap_seconds: float = Field(
+        60.0, ge=0, description="Longest backoff between attempts (Retry-After may ask more)."
+    )
+    mcp_request_retries: int = Field(
+        3,
+        ge=0,
+        description="Retries of one MCP HTTP request on connection errors and 429/502/503/504, "
+        "inside an attempt.",
+    )
+    job_deadline_seconds: float = Field(
+        600.0, gt=0, description="Longest one attempt may run before it ends with `timeout`."
+    )
+    visibility_timeout_seconds: int = Field(
+        3600,
+        ge=10,
+        description="Broker redelivers an unacknowledged message after this long; keep it above "
+        "the job deadline.",
+    )
+    heartbeat_ttl_seconds: int = Field(
+        30, ge=2, description="A worker whose heartbeat is this old is dead: its jobs are rerun."
+    )
+    poison_after: int = Field(
+        3, ge=1, description="Jobs whose runs were lost (worker died) this often fail `poisoned`."
+    )
+    shutdown_grace_seconds: float = Field(
+        30.0, ge=0, description="On SIGTERM, in-flight jobs get this long; the rest are requeued."
+    )
+
     # The worker.
     worker_concurrency: int = Field(
         50, ge=1, description="Jobs one worker process runs at once (on one event loop)."
@@ -97,6 +132,14 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="`json`, `console`, or `auto` (console on a TTY, else JSON)."
     )
+
+    @model_validator(mode="after")
+    def _visibility_above_deadline(self) -> Settings:
+        if self.visibility_timeout_seconds <= self.job_deadline_seconds:
+            raise ValueError(
+                "AGENTQ_VISIBILITY_TIMEOUT_SECONDS must be larger than AGENTQ_JOB_DEADLINE_SECONDS"
+            )
+        return self
 
     @field_validator("log_level")
     @classmethod

@@ -18,32 +18,111 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 
 from agentq.errors import JobNotFound, ServiceUnavailable
-from agentq.jobs import TERMINAL_STATUSES, Job, JobError, JobStatus, Usage
+from agentq.jobs import TERMINAL_STATUSES, AttemptSummary, Job, JobError, JobStatus, Usage
 from agentq.sealing import TokenSealer
 from agentq.traces import AttemptTrace, Trace
 
 KEY_PREFIX = "agentq"
+RUNNING_KEY = f"{KEY_PREFIX}:running"  # zset: job id -> when its current attempt started
+DELAYED_KEY = f"{KEY_PREFIX}:delayed"  # zset: job id -> when its next attempt is due
+WORKER_PREFIX = f"{KEY_PREFIX}:worker:"  # + worker name: heartbeat, expires when it dies
+TERMINAL = ",".join(TERMINAL_STATUSES)
 
-# KEYS[1] job hash. ARGV[1] ttl seconds, ARGV[2] "1" to count an attempt, ARGV[3] comma-separated
-# statuses the job may be in for the change to apply, ARGV[4..] field/value pairs to set.
-# Returns {previous status or false, 1 if applied else 0}.
+# Change a job's status if it is in an allowed one (and, if given, owned by a worker).
+# KEYS: job, running, delayed, sealed. ARGV: ttl, allowed (csv), owner or '', job id,
+# '1' if the new status is terminal (drop the job from the indexes and its sealed token),
+# then field/value pairs. Returns {previous status or false, 1 if applied else 0}.
 _TRANSITION = """
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then return {false, 0} end
 local allowed = false
-for status in string.gmatch(ARGV[3], '[^,]+') do
+for status in string.gmatch(ARGV[2], '[^,]+') do
   if status == current then allowed = true end
 end
 if not allowed then return {current, 0} end
-if ARGV[2] == '1' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
-if #ARGV > 3 then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'worker') ~= ARGV[3] then
+  return {current, 0}
+end
+if #ARGV > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 6)) end
+if ARGV[5] == '1' then
+  redis.call('ZREM', KEYS[2], ARGV[4])
+  redis.call('ZREM', KEYS[3], ARGV[4])
+  redis.call('DEL', KEYS[4])
 end
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
 return {current, 1}
 """
 
-_JSON_FIELDS = ("usage", "error", "metadata")
+# Take a job for a run. KEYS: job, running, delayed. ARGV: ttl, worker, worker key prefix, now,
+# poison_after, job id, error JSON for a poisoned job. A running job whose worker is alive is
+# 'busy' (a duplicate delivery); one whose worker died is taken over, unless its runs were lost
+# too often. A queued job whose retry is not yet due is 'early' (its delayed entry will send it).
+_CLAIM = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 'missing' end
+if status == 'succeeded' or status == 'failed' or status == 'cancelled' then
+  return 'terminal'
+end
+if status == 'running' then
+  local owner = redis.call('HGET', KEYS[1], 'worker')
+  if owner and redis.call('EXISTS', ARGV[3] .. owner) == 1 then return 'busy' end
+  local lost = redis.call('HINCRBY', KEYS[1], 'lost_runs', 1)
+  if lost >= tonumber(ARGV[5]) then
+    redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[4], 'error', ARGV[7])
+    redis.call('ZREM', KEYS[2], ARGV[6])
+    redis.call('ZREM', KEYS[3], ARGV[6])
+    redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+    return 'poisoned'
+  end
+else
+  local due = redis.call('HGET', KEYS[1], 'next_attempt_at')
+  if due and tonumber(due) > tonumber(ARGV[4]) + 0.5 then return 'early' end
+end
+redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[2], 'attempt_started_at', ARGV[4])
+redis.call('HDEL', KEYS[1], 'next_attempt_at')
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSETNX', KEYS[1], 'started_at', ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[6])
+redis.call('ZREM', KEYS[3], ARGV[6])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+return 'claimed'
+"""
+
+# Put a running job back in the queue for a later attempt. KEYS: job, running, delayed.
+# ARGV: ttl, owner ('' = whoever), due time, job id, '1' to count a lost run, poison_after,
+# now, error JSON if poisoned. Returns 'queued', 'poisoned' or 'skipped'.
+_REQUEUE = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 'skipped' end
+if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'worker') ~= ARGV[2] then return 'skipped' end
+redis.call('ZREM', KEYS[2], ARGV[4])
+if ARGV[5] == '1' then
+  local lost = redis.call('HINCRBY', KEYS[1], 'lost_runs', 1)
+  if lost >= tonumber(ARGV[6]) then
+    redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[7], 'error', ARGV[8])
+    redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+    return 'poisoned'
+  end
+end
+redis.call('HSET', KEYS[1], 'status', 'queued', 'next_attempt_at', ARGV[3])
+redis.call('HDEL', KEYS[1], 'worker')
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+return 'queued'
+"""
+
+# Take up to ARGV[2] job ids whose next attempt is due at ARGV[1]; each is taken once.
+_POP_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, id in ipairs(due) do redis.call('ZREM', KEYS[1], id) end
+return due
+"""
+
+POISONED_ERROR = JobError(
+    code="poisoned",
+    message="the job's runs were lost too often (its worker died each time); not retried",
+)
+
+_JSON_FIELDS = ("usage", "error", "metadata", "history")
 
 
 def redact_url(url: str) -> str:
@@ -87,6 +166,13 @@ class JobStore:
         self._ttl = ttl
         self._url = url
         self._transition = client.register_script(_TRANSITION)
+        self._claim = client.register_script(_CLAIM)
+        self._requeue = client.register_script(_REQUEUE)
+        self._pop_due = client.register_script(_POP_DUE)
+
+    @property
+    def redis(self) -> redis.Redis:
+        return self._redis
 
     @staticmethod
     def job_key(job_id: str) -> str:
@@ -96,35 +182,102 @@ class JobStore:
     def trace_key(job_id: str) -> str:
         return f"{KEY_PREFIX}:trace:{job_id}"
 
+    @staticmethod
+    def sealed_key(job_id: str) -> str:
+        return f"{KEY_PREFIX}:sealed:{job_id}"
+
+    def _keys(self, job_id: str) -> list[str]:
+        return [self.job_key(job_id), RUNNING_KEY, DELAYED_KEY, self.sealed_key(job_id)]
+
     # Writing -----------------------------------------------------------------------------
 
-    def create(self, job: Job) -> None:
+    def create(self, job: Job, sealed_token: str) -> None:
+        """Write a new job and its sealed token (kept so a lost or retried run can be resent)."""
         with redis_errors(self._url):
             pipe = self._redis.pipeline(transaction=True)
             pipe.hset(self.job_key(job.id), mapping=_to_hash(job))  # type: ignore[arg-type]
             pipe.expire(self.job_key(job.id), self._ttl)
+            pipe.set(self.sealed_key(job.id), sealed_token, ex=self._ttl)
             pipe.execute()
 
     def delete(self, job_id: str) -> None:
         with redis_errors(self._url):
-            self._redis.delete(self.job_key(job_id), self.trace_key(job_id))
+            self._redis.delete(
+                self.job_key(job_id), self.trace_key(job_id), self.sealed_key(job_id)
+            )
 
-    def start_attempt(self, job_id: str) -> Job | None:
-        """Mark the job running and count an attempt; None if it is gone or already terminal."""
+    def sealed_token(self, job_id: str) -> str | None:
+        with redis_errors(self._url):
+            value = self._redis.get(self.sealed_key(job_id))
+        return str(value) if value is not None else None
+
+    def claim(self, job_id: str, worker: str, poison_after: int) -> str:
+        """Take the job for a run: 'claimed', or why not ('missing', 'terminal', 'busy',
+        'early', 'poisoned')."""
+        with redis_errors(self._url):
+            result = self._claim(
+                keys=self._keys(job_id)[:3],
+                args=[
+                    self._ttl, worker, WORKER_PREFIX, repr(time.time()), poison_after, job_id,
+                    POISONED_ERROR.model_dump_json(),
+                ],
+            )  # fmt: skip
+        return str(result)
+
+    def requeue(
+        self,
+        job_id: str,
+        delay: float,
+        *,
+        owner: str = "",
+        lost: bool = False,
+        poison_after: int = 1_000_000,
+    ) -> str:
+        """Queue a running job for another attempt after ``delay`` seconds: 'queued',
+        'poisoned' (its runs were lost too often) or 'skipped' (not running, or not ``owner``'s).
+        """
         now = time.time()
-        applied = self._apply(
-            job_id,
-            allowed=(JobStatus.QUEUED, JobStatus.RUNNING),
-            count_attempt=True,
-            fields={"status": JobStatus.RUNNING, "attempt_started_at": now},
-        )
-        if not applied:
-            return None
-        job = self.load(job_id)
-        if job is not None and job.started_at is None:
-            self._redis.hsetnx(self.job_key(job_id), "started_at", repr(now))
-            job.started_at = now
-        return job
+        with redis_errors(self._url):
+            result = self._requeue(
+                keys=self._keys(job_id)[:3],
+                args=[
+                    self._ttl, owner, repr(now + max(0.0, delay)), job_id, "1" if lost else "0",
+                    poison_after, repr(now), POISONED_ERROR.model_dump_json(),
+                ],
+            )  # fmt: skip
+        return str(result)
+
+    def pop_due(self, limit: int = 100) -> list[str]:
+        """Job ids whose retry is due now, each handed out once."""
+        with redis_errors(self._url):
+            due = self._pop_due(keys=[DELAYED_KEY], args=[repr(time.time()), limit])
+        return [str(job_id) for job_id in due]
+
+    def requeue_due(self, job_id: str) -> None:
+        """Put a job taken by ``pop_due`` back, when its message could not be sent."""
+        with redis_errors(self._url):
+            self._redis.zadd(DELAYED_KEY, {job_id: time.time()})
+
+    def running(self) -> list[tuple[str, float]]:
+        """(job id, when its current attempt started) of every running job."""
+        with redis_errors(self._url):
+            entries: list[Any] = list(self._redis.zrange(RUNNING_KEY, 0, -1, withscores=True))
+        return [(str(entry[0]), float(entry[1])) for entry in entries]
+
+    def statuses(self, job_ids: list[str]) -> dict[str, str | None]:
+        with redis_errors(self._url):
+            pipe = self._redis.pipeline(transaction=False)
+            for job_id in job_ids:
+                pipe.hget(self.job_key(job_id), "status")
+            values = pipe.execute()
+        return {
+            job_id: (str(v) if v is not None else None)
+            for job_id, v in zip(job_ids, values, strict=True)
+        }
+
+    def worker_alive(self, worker: str) -> bool:
+        with redis_errors(self._url):
+            return bool(self._redis.exists(WORKER_PREFIX + worker))
 
     def finish(
         self,
@@ -135,8 +288,10 @@ class JobStore:
         usage: Usage | None = None,
         error: JobError | None = None,
         model: str | None = None,
+        owner: str = "",
     ) -> bool:
-        """Put the job in terminal ``status`` unless it already is in one; True if applied."""
+        """Put the job in terminal ``status`` unless it already is in one (or, with ``owner``,
+        unless another worker has taken it over); True if applied."""
         assert status in TERMINAL_STATUSES
         fields: dict[str, Any] = {"status": status, "finished_at": time.time()}
         if answer is not None:
@@ -148,28 +303,59 @@ class JobStore:
         if model is not None:
             fields["model"] = model
         return self._apply(
+            job_id, (JobStatus.QUEUED, JobStatus.RUNNING), owner, terminal=True, fields=fields
+        )[1]
+
+    def cancel(self, job_id: str) -> str | None:
+        """Cancel a queued or running job; returns the status it had (None if it is gone)."""
+        error = JobError(code="cancelled", message="cancelled by its owner")
+        previous, _applied = self._apply(
             job_id,
-            allowed=(JobStatus.QUEUED, JobStatus.RUNNING),
-            count_attempt=False,
-            fields=fields,
+            (JobStatus.QUEUED, JobStatus.RUNNING),
+            "",
+            terminal=True,
+            fields={
+                "status": JobStatus.CANCELLED,
+                "finished_at": time.time(),
+                "error": error.model_dump_json(),
+            },
         )
+        return previous
 
     def _apply(
         self,
         job_id: str,
         allowed: Iterable[JobStatus],
-        count_attempt: bool,
+        owner: str,
+        terminal: bool,
         fields: dict[str, Any],
-    ) -> bool:
-        args: list[Any] = [self._ttl, "1" if count_attempt else "0", ",".join(allowed)]
+    ) -> tuple[str | None, bool]:
+        args: list[Any] = [self._ttl, ",".join(allowed), owner, job_id, "1" if terminal else "0"]
         for name, value in fields.items():
             args.extend([name, _encode(value)])
         with redis_errors(self._url):
-            _previous, applied = self._transition(keys=[self.job_key(job_id)], args=args)
-        return bool(applied)
+            previous, applied = self._transition(keys=self._keys(job_id), args=args)
+        return (str(previous) if previous else None), bool(applied)
+
+    def record_attempt(self, job_id: str, summary: AttemptSummary, attempt: AttemptTrace) -> None:
+        """Keep an attempt's summary on the job and its steps in the trace.
+
+        Only the job's current worker writes these, so read-modify-write is safe.
+        """
+        with redis_errors(self._url):
+            raw = self._redis.hget(self.job_key(job_id), "history")
+            history = [AttemptSummary.model_validate(h) for h in json.loads(raw or "[]")]
+            history = [h for h in history if h.attempt != summary.attempt] + [summary]
+            history.sort(key=lambda h: h.attempt)
+            encoded = json.dumps([h.model_dump(mode="json") for h in history])
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.hset(self.job_key(job_id), "history", encoded)
+            pipe.expire(self.job_key(job_id), self._ttl)
+            pipe.execute()
+        self.append_attempt(job_id, attempt)
 
     def append_attempt(self, job_id: str, attempt: AttemptTrace) -> Trace:
-        """Add one attempt's steps to the job's trace (only the job's current worker writes it)."""
+        """Add one attempt's steps to the job's trace."""
         trace = self.load_trace(job_id) or Trace(job_id=job_id)
         trace.attempts = [a for a in trace.attempts if a.attempt != attempt.attempt]
         trace.attempts.append(attempt)

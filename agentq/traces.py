@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 TRACE_VERSION = 1
 
-StepKind = Literal["prompt", "list_tools", "model_call", "tool_call", "final_output"]
+StepKind = Literal["prompt", "list_tools", "model_call", "tool_call", "http_error", "final_output"]
 
 
 class Step(BaseModel):
@@ -76,7 +76,7 @@ class AttemptTrace(BaseModel):
     attempt: int
     started_at: float
     finished_at: float
-    outcome: Literal["succeeded", "failed", "cancelled"]
+    outcome: Literal["succeeded", "failed", "retrying", "cancelled", "requeued"]
     error_code: str | None = None
     error_message: str | None = None
     steps: list[Step] = Field(default_factory=list)

@@ -1,5 +1,6 @@
-"""Producers: the Python API (``producer.Client``, ``submit``/``get``/``wait``) and the CLI."""
+"""Producers: the Python API (``producer.Client``; ``submit``, ``get``, ``wait``, ``cancel``)
+and the ``agentq`` CLI."""
 
-from producer.client import Client, get, submit, wait
+from producer.client import CancelResult, Client, cancel, get, submit, wait
 
-__all__ = ["Client", "get", "submit", "wait"]
+__all__ = ["CancelResult", "Client", "cancel", "get", "submit", "wait"]

@@ -128,13 +128,17 @@ def keygen() -> None:
 def submit(
     question: Annotated[str, typer.Argument(help="The question for the agent.")],
     token_file: TokenFile = None,
+    deadline: Annotated[
+        float | None,
+        typer.Option(help="Seconds one attempt may run (default AGENTQ_JOB_DEADLINE_SECONDS)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Enqueue a question; prints the job id at once."""
     token = read_token(token_file)
     client = make_client()
     with user_errors():
-        job_id = client.submit(question, token)
+        job_id = client.submit(question, token, deadline=deadline)
     if as_json:
         emit_json({"id": job_id, "status": JobStatus.QUEUED})
     else:
@@ -207,6 +211,25 @@ def wait(
         reason = f"{error.code}: {error.message}" if error else job.status
         err.print(f"[bold red]job {job.status}:[/] {reason}", highlight=False)
     exit_for(job)
+
+
+@app.command()
+def cancel(job_id: JobId, token_file: TokenFile = None, as_json: JsonFlag = False) -> None:
+    """Cancel a job: a queued job never runs, a running one stops within about a second."""
+    client, token, job = _read_job(job_id, token_file)
+    with user_errors():
+        outcome = client.cancel(job.id, token)
+    if as_json:
+        emit_json(
+            {"id": job.id, "previous_status": outcome.previous, "cancelled": outcome.cancelled}
+        )
+    elif outcome.cancelled:
+        out.print(f"job {job.id} cancelled (it was {outcome.previous})", highlight=False)
+    else:
+        err.print(
+            f"job {job.id} had already ended ({outcome.previous}): nothing to cancel",
+            highlight=False,
+        )
 
 
 @app.command()

@@ -14,19 +14,18 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery
 
-from agentq.celery_app import RUN_JOB_TASK, make_celery
+from agentq.celery_app import make_celery, send_job
 from agentq.errors import BadRequest, JobNotFound, ServiceUnavailable
-from agentq.jobs import Job
+from agentq.jobs import Job, JobStatus
 from agentq.sealing import TokenSealer
 from agentq.settings import Settings, get_settings
 from agentq.store import JobStore, connect, redact_url, redis_errors
 from agentq.traces import Trace
-
-SEALED_ARG_REPR = "'<sealed token>'"
 
 
 def check_token(token: str | None) -> str:
@@ -51,6 +50,28 @@ def check_question(question: str | None, max_bytes: int) -> str:
     return question
 
 
+def check_deadline(deadline: float | None, settings: Settings) -> float | None:
+    if deadline is None:
+        return None
+    limit = settings.visibility_timeout_seconds - 60
+    if not 1 <= deadline <= limit:
+        raise BadRequest(
+            f"the deadline must be between 1 and {limit} seconds "
+            "(below AGENTQ_VISIBILITY_TIMEOUT_SECONDS)"
+        )
+    return float(deadline)
+
+
+@dataclass
+class CancelResult:
+    """What cancelling did: ``previous`` is the status the job had, ``cancelled`` whether it
+    was cancelled now (False: it had already ended, as ``previous`` says)."""
+
+    job_id: str
+    previous: JobStatus
+    cancelled: bool
+
+
 class Client:
     """Submits jobs and reads them back, scoped to the token that submitted them."""
 
@@ -73,23 +94,30 @@ class Client:
         with redis_errors(self.settings.redis_url):
             self.redis.ping()
 
-    def submit(self, question: str, token: str, metadata: dict[str, Any] | None = None) -> str:
-        """Enqueue ``question`` to run with ``token``'s permissions; returns the job id at once."""
+    def submit(
+        self,
+        question: str,
+        token: str,
+        metadata: dict[str, Any] | None = None,
+        deadline: float | None = None,
+    ) -> str:
+        """Enqueue ``question`` to run with ``token``'s permissions; returns the job id at once.
+
+        ``deadline`` (seconds) bounds each attempt instead of AGENTQ_JOB_DEADLINE_SECONDS.
+        """
         question = check_question(question, self.settings.max_question_bytes)
         token = check_token(token)
-        job = Job.new(question, owner=self.sealer.fingerprint(token), metadata=metadata)
+        deadline = check_deadline(deadline, self.settings)
+        job = Job.new(
+            question,
+            owner=self.sealer.fingerprint(token),
+            metadata=metadata,
+            deadline_seconds=deadline,
+        )
         sealed = self.sealer.seal(token)
-        self.store.create(job)
+        self.store.create(job, sealed)
         try:
-            self.celery.send_task(
-                RUN_JOB_TASK,
-                args=[job.id, sealed],
-                task_id=job.id,
-                queue=self.settings.queue,
-                argsrepr=f"({job.id!r}, {SEALED_ARG_REPR})",
-                retry=True,
-                retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
-            )
+            send_job(self.celery, self.settings, job.id, sealed)
         except Exception as exc:
             self._forget(job.id)
             raise ServiceUnavailable(
@@ -107,6 +135,15 @@ class Client:
         """The job, if ``token`` submitted it; JobNotFound otherwise."""
         token = check_token(token)
         return self.store.load_owned(job_id.strip(), token, self.sealer)
+
+    def cancel(self, job_id: str, token: str) -> CancelResult:
+        """Cancel the job: a queued job never runs; a running one stops within about a second."""
+        job = self.get(job_id, token)
+        previous = self.store.cancel(job.id)
+        if previous is None:
+            raise JobNotFound(job_id)
+        status = JobStatus(previous)
+        return CancelResult(job.id, status, cancelled=not status.terminal)
 
     def trace(self, job_id: str, token: str) -> Trace:
         """The job's trace (empty until its first attempt ends)."""
@@ -159,4 +196,8 @@ def wait(job_id: str, token: str, timeout: float | None = None) -> Job:
     return default_client().wait(job_id, token, timeout)
 
 
-__all__ = ["Client", "JobNotFound", "get", "submit", "wait"]
+def cancel(job_id: str, token: str) -> CancelResult:
+    return default_client().cancel(job_id, token)
+
+
+__all__ = ["CancelResult", "Client", "JobNotFound", "cancel", "get", "submit", "wait"]

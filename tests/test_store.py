@@ -26,28 +26,36 @@ def new_job(question: str = "how many devices?") -> Job:
 
 def test_create_and_load_round_trip_with_ttl(store: JobStore, redis_client: redis.Redis) -> None:
     job = new_job()
-    store.create(job)
+    store.create(job, "sealed-xyz")
     loaded = store.load(job.id)
     assert loaded == job
     ttl = redis_client.ttl(JobStore.job_key(job.id))
     assert 0 < ttl <= TTL
 
 
-def test_transitions_are_guarded(store: JobStore) -> None:
+def test_transitions_are_guarded(store: JobStore, redis_client: redis.Redis) -> None:
     job = new_job()
-    store.create(job)
-    running = store.start_attempt(job.id)
+    store.create(job, "sealed-xyz")
+    assert store.claim(job.id, "w1", poison_after=3) == "claimed"
+    running = store.load(job.id)
     assert running is not None
     assert running.status == JobStatus.RUNNING
     assert running.attempts == 1
+    assert running.worker == "w1"
     assert running.started_at is not None
+    assert job.id in dict(store.running())
+    # Another worker may not finish a job it does not own.
+    assert not store.finish(job.id, JobStatus.SUCCEEDED, answer="x", owner="w2")
     usage = Usage(requests=2, input_tokens=10, output_tokens=5, total_tokens=15)
-    assert store.finish(job.id, JobStatus.SUCCEEDED, answer="42", usage=usage, model="m")
+    assert store.finish(job.id, JobStatus.SUCCEEDED, answer="42", usage=usage, owner="w1")
     # A late or redelivered message can neither restart nor re-finish the job.
-    assert store.start_attempt(job.id) is None
+    assert store.claim(job.id, "w2", poison_after=3) == "terminal"
     assert not store.finish(
         job.id, JobStatus.FAILED, error=JobError(code="internal", message="late")
     )
+    # Finished jobs leave the indexes and drop their sealed token.
+    assert job.id not in dict(store.running())
+    assert store.sealed_token(job.id) is None
     done = store.load(job.id)
     assert done is not None
     assert done.status == JobStatus.SUCCEEDED
@@ -60,14 +68,77 @@ def test_transitions_are_guarded(store: JobStore) -> None:
 
 def test_unknown_job(store: JobStore) -> None:
     assert store.load("nope") is None
-    assert store.start_attempt("nope") is None
+    assert store.claim("nope", "w1", poison_after=3) == "missing"
     assert not store.finish("nope", JobStatus.FAILED)
+    assert store.cancel("nope") is None
+
+
+def test_duplicate_delivery_of_a_job_running_on_a_live_worker_is_dropped(
+    store: JobStore, redis_client: redis.Redis
+) -> None:
+    job = new_job()
+    store.create(job, "sealed")
+    redis_client.set("agentq:worker:w1", "{}", ex=30)
+    assert store.claim(job.id, "w1", poison_after=3) == "claimed"
+    assert store.claim(job.id, "w2", poison_after=3) == "busy"
+    loaded = store.load(job.id)
+    assert loaded is not None and loaded.worker == "w1" and loaded.attempts == 1
+
+
+def test_a_dead_workers_job_is_taken_over_then_poisoned(store: JobStore) -> None:
+    job = new_job()
+    store.create(job, "sealed")
+    assert store.claim(job.id, "dead-1", poison_after=3) == "claimed"
+    assert store.claim(job.id, "dead-2", poison_after=3) == "claimed"  # lost run 1
+    assert store.claim(job.id, "dead-3", poison_after=3) == "claimed"  # lost run 2
+    assert store.claim(job.id, "w4", poison_after=3) == "poisoned"  # lost run 3
+    loaded = store.load(job.id)
+    assert loaded is not None
+    assert loaded.status == JobStatus.FAILED
+    assert loaded.error is not None and loaded.error.code == "poisoned"
+    assert loaded.lost_runs == 3
+    assert job.id not in dict(store.running())
+
+
+def test_retry_waits_in_the_delayed_set_until_due(store: JobStore) -> None:
+    job = new_job()
+    store.create(job, "sealed-retry")
+    assert store.claim(job.id, "w1", poison_after=3) == "claimed"
+    assert store.requeue(job.id, 60.0, owner="other") == "skipped"
+    assert store.requeue(job.id, 60.0, owner="w1") == "queued"
+    loaded = store.load(job.id)
+    assert loaded is not None and loaded.status == JobStatus.QUEUED
+    assert loaded.next_attempt_at is not None and loaded.next_attempt_at > job.created_at + 59
+    # A stale message cannot run it before it is due, and the due-set does not hand it out.
+    assert store.claim(job.id, "w2", poison_after=3) == "early"
+    assert job.id not in store.pop_due()
+    assert store.requeue(job.id, 0.0) == "skipped"  # not running any more
+    store.redis.zadd("agentq:delayed", {job.id: 0})
+    assert store.pop_due() == [job.id]
+    assert store.pop_due() == []  # handed out once
+    assert store.sealed_token(job.id) == "sealed-retry"
+
+
+def test_cancel(store: JobStore) -> None:
+    queued, running = new_job(), new_job()
+    for job in (queued, running):
+        store.create(job, "s")
+    store.claim(running.id, "w1", poison_after=3)
+    assert store.cancel(queued.id) == "queued"
+    assert store.cancel(running.id) == "running"
+    assert store.cancel(running.id) == "cancelled"  # says what it was; changes nothing
+    assert store.claim(queued.id, "w2", poison_after=3) == "terminal"
+    # The running job's worker can no longer record success.
+    assert not store.finish(running.id, JobStatus.SUCCEEDED, answer="late", owner="w1")
+    for job in (queued, running):
+        loaded = store.load(job.id)
+        assert loaded is not None and loaded.status == JobStatus.CANCELLED
 
 
 def test_load_owned_hides_other_owners_jobs(store: JobStore) -> None:
     sealer = TokenSealer(generate_key())
     job = Job.new("q", owner=sealer.fingerprint("token-a"))
-    store.create(job)
+    store.create(job, "sealed-xyz")
     assert store.load_owned(job.id, "token-a", sealer).id == job.id
     with pytest.raises(JobNotFound) as other:
         store.load_owned(job.id, "token-b", sealer)
@@ -78,7 +149,7 @@ def test_load_owned_hides_other_owners_jobs(store: JobStore) -> None:
 
 def test_trace_attempts_are_appended_in_order(store: JobStore, redis_client: redis.Redis) -> None:
     job = new_job()
-    store.create(job)
+    store.create(job, "sealed-xyz")
     for attempt in (2, 1):
         steps = [Step(kind="model_call", input_tokens=attempt, output_tokens=1)]
         store.append_attempt(

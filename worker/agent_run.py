@@ -7,19 +7,21 @@ so the caller can record them, whatever went wrong.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
 from agents import Agent, RunConfig, Runner
 from agents.tracing import gen_trace_id
 
-from agentq.errors import AgentqError
+from agentq.errors import AgentqError, ErrorCode
 from agentq.jobs import Job, Usage
 from agentq.logs import get_logger
 from agentq.settings import Settings
 from agentq.traces import AttemptTrace, Step, Totals
 from worker.clients import loop_clients
-from worker.failures import JobContext, classify
+from worker.failures import CURRENT_JOB, JobContext, classify
+from worker.inflight import inflight
 from worker.mcp_session import open_mcp_server
 from worker.tracing import install_span_collector, steps_from_spans
 
@@ -33,16 +35,22 @@ class AttemptOutcome:
     usage: Usage | None = None
     model: str | None = None
     error: AgentqError | None = None
+    stopped: str | None = None  # "cancelled" or "shutdown" when stopped from outside
 
     @property
     def succeeded(self) -> bool:
         return self.error is None
 
 
-async def run_attempt(job: Job, token: str, attempt: int, settings: Settings) -> AttemptOutcome:
+async def run_attempt(
+    job: Job, token: str, attempt: int, settings: Settings, deadline: float
+) -> AttemptOutcome:
+    """Run one attempt within ``deadline`` seconds; stoppable through ``worker.inflight``."""
     collector = install_span_collector()
     clients = loop_clients(settings)
     context = JobContext(job_id=job.id, attempt=attempt)
+    CURRENT_JOB.set(context)
+    inflight.add(context)
     trace_id = gen_trace_id()
     collector.collect(trace_id)
     started = time.time()
@@ -51,36 +59,37 @@ async def run_attempt(job: Job, token: str, attempt: int, settings: Settings) ->
     usage: Usage | None = None
     error: AgentqError | None = None
     try:
-        async with open_mcp_server(settings, token, context) as server:
-            prompt_started = time.time()
-            instructions, cached = await clients.prompts.get(server, settings.prompt_name)
-            prompt_step = Step(
-                kind="prompt",
-                name=settings.prompt_name,
-                server=server.name,
-                started_at=prompt_started,
-                duration_ms=(time.time() - prompt_started) * 1000,
-                result_bytes=len(instructions.encode()),
-                result_excerpt="(cached)" if cached else None,
-            )
-            agent = Agent[JobContext](
-                name="infrahub-agent",
-                instructions=instructions,
-                mcp_servers=[server],
-                model=clients.model,
-            )
-            result = await Runner.run(
-                agent,
-                job.question,
-                context=context,
-                max_turns=settings.max_turns,
-                run_config=RunConfig(
-                    workflow_name="agentq job",
-                    trace_id=trace_id,
-                    group_id=job.id,
-                    trace_metadata={"job_id": job.id, "attempt": str(attempt)},
-                ),
-            )
+        async with asyncio.timeout(deadline) as budget:
+            async with open_mcp_server(settings, token, context) as server:
+                prompt_started = time.time()
+                instructions, cached = await clients.prompts.get(server, settings.prompt_name)
+                prompt_step = Step(
+                    kind="prompt",
+                    name=settings.prompt_name,
+                    server=server.name,
+                    started_at=prompt_started,
+                    duration_ms=(time.time() - prompt_started) * 1000,
+                    result_bytes=len(instructions.encode()),
+                    result_excerpt="(cached)" if cached else None,
+                )
+                agent = Agent[JobContext](
+                    name="infrahub-agent",
+                    instructions=instructions,
+                    mcp_servers=[server],
+                    model=clients.model,
+                )
+                result = await Runner.run(
+                    agent,
+                    job.question,
+                    context=context,
+                    max_turns=settings.max_turns,
+                    run_config=RunConfig(
+                        workflow_name="agentq job",
+                        trace_id=trace_id,
+                        group_id=job.id,
+                        trace_metadata={"job_id": job.id, "attempt": str(attempt)},
+                    ),
+                )
         if context.failure is not None:
             raise context.failure
         answer = str(result.final_output)
@@ -91,8 +100,22 @@ async def run_attempt(job: Job, token: str, attempt: int, settings: Settings) ->
             output_tokens=run_usage.output_tokens,
             total_tokens=run_usage.total_tokens,
         )
+    except asyncio.CancelledError:
+        if context.stop_reason is None:
+            raise
+        current = asyncio.current_task()
+        if current is not None:
+            current.uncancel()
+        error = stopped_error(context.stop_reason)
     except Exception as exc:
-        error = classify(exc, context)
+        if budget.expired():
+            error = AgentqError(
+                f"the job ran past its deadline of {deadline:g}s",
+                code=ErrorCode.TIMEOUT,
+                transient=False,
+            )
+        else:
+            error = classify(exc, context)
         log.warning(
             "attempt failed",
             error_code=error.code,
@@ -100,8 +123,12 @@ async def run_attempt(job: Job, token: str, attempt: int, settings: Settings) ->
             transient=error.transient,
             cause=type(exc).__name__,
         )
+    finally:
+        inflight.remove(job.id)
     finished = time.time()
     steps = steps_from_spans(collector.pop(trace_id), settings.trace_excerpt_chars)
+    steps.extend(context.http_errors)
+    steps.sort(key=lambda step: step.started_at or 0.0)
     if prompt_step is not None:
         steps.insert(0, prompt_step)
     if answer is not None:
@@ -117,5 +144,19 @@ async def run_attempt(job: Job, token: str, attempt: int, settings: Settings) ->
         totals=Totals.of(steps, (finished - started) * 1000),
     )
     return AttemptOutcome(
-        trace=trace, answer=answer, usage=usage, model=clients.model_name, error=error
+        trace=trace,
+        answer=answer,
+        usage=usage,
+        model=clients.model_name,
+        error=error,
+        stopped=context.stop_reason if error is not None else None,
     )
+
+
+def stopped_error(reason: str) -> AgentqError:
+    if reason == "shutdown":
+        return AgentqError(
+            "the worker shut down before the job finished; it was requeued",
+            code=ErrorCode.INTERNAL,
+        )
+    return AgentqError("cancelled by its owner", code=ErrorCode.CANCELLED)

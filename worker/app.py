@@ -1,8 +1,12 @@
 """The worker's Celery application: ``celery -A worker.app worker`` (or ``agentq worker``).
 
 It runs Celery's threads pool with one slot per job in flight; each slot hands its job to the
-process's event loop (``worker.event_loop``). While it runs it keeps a heartbeat key in Redis, so
-tests, ``agentq`` and health checks can tell that a worker is up without asking Celery.
+process's event loop (``worker.event_loop``). While it runs it keeps a heartbeat key in Redis
+(other workers rerun the jobs of a worker whose heartbeat expired; tests and health checks use it
+to tell a worker is up) and a maintenance thread (``worker.maintenance``).
+
+On SIGTERM Celery stops taking messages and waits for running tasks; after
+``AGENTQ_SHUTDOWN_GRACE_SECONDS`` the jobs still running are stopped and requeued.
 """
 
 from __future__ import annotations
@@ -19,10 +23,9 @@ from celery import signals
 from agentq.celery_app import make_celery
 from agentq.logs import configure_logging, get_logger
 from agentq.settings import get_settings
-from agentq.store import KEY_PREFIX, connect
-
-HEARTBEAT_SECONDS = 10.0
-HEARTBEAT_TTL = 30
+from agentq.store import WORKER_PREFIX, JobStore, connect
+from worker.inflight import inflight
+from worker.maintenance import Maintenance
 
 settings = get_settings()
 app = make_celery(settings)
@@ -30,10 +33,11 @@ app.conf.imports = ["worker.tasks"]
 
 log = get_logger(__name__)
 _heartbeat_stop = threading.Event()
+_maintenance: list[Maintenance] = []
 
 
 def heartbeat_key(hostname: str) -> str:
-    return f"{KEY_PREFIX}:worker:{hostname}"
+    return WORKER_PREFIX + hostname
 
 
 @signals.setup_logging.connect
@@ -56,21 +60,44 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
         }
     )
 
+    ttl = settings.heartbeat_ttl_seconds
+
     def beat() -> None:
         while True:
             try:
-                client.set(key, info, ex=HEARTBEAT_TTL)
+                client.set(key, info, ex=ttl)
             except Exception as exc:  # Redis down: keep trying, the broker will say the rest
                 log.warning("heartbeat failed", error=str(exc))
-            if _heartbeat_stop.wait(HEARTBEAT_SECONDS):
+            if _heartbeat_stop.wait(ttl / 3):
                 break
         with contextlib.suppress(Exception):  # best effort on the way out
             client.delete(key)
 
     threading.Thread(target=beat, name="agentq-heartbeat", daemon=True).start()
+    maintenance = Maintenance(JobStore(client, settings.job_ttl_seconds), app, settings)
+    maintenance.start()
+    _maintenance.append(maintenance)
     log.info("worker ready", hostname=hostname, concurrency=settings.worker_concurrency)
+
+
+@signals.worker_shutting_down.connect
+def _start_grace_period(**_: Any) -> None:
+    """Let in-flight jobs finish for a while, then stop them; they are requeued, not lost."""
+    grace = settings.shutdown_grace_seconds
+    log.info("worker shutting down", grace_seconds=grace, in_flight=len(inflight.job_ids()))
+
+    def stop_the_rest() -> None:
+        stopped = inflight.stop_all("shutdown")
+        if stopped:
+            log.warning("grace period over; requeueing unfinished jobs", jobs=stopped)
+
+    timer = threading.Timer(grace, stop_the_rest)
+    timer.daemon = True
+    timer.start()
 
 
 @signals.worker_shutdown.connect
 def _stop_heartbeat(**_: Any) -> None:
+    for maintenance in _maintenance:
+        maintenance.stop()
     _heartbeat_stop.set()

@@ -22,6 +22,7 @@ from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
 from agentq.errors import ConfigError
 from agentq.settings import Settings
+from worker.failures import CURRENT_JOB
 from worker.prompts import PromptCache
 
 _ssl_lock = threading.Lock()
@@ -75,9 +76,18 @@ def loop_clients(settings: Settings) -> LoopClients:
     return clients
 
 
+async def _note_model_failure(response: httpx2.Response) -> None:
+    """Put a failed model request (retried or not by the OpenAI client) in the job's trace."""
+    if response.status_code >= 400:
+        job = CURRENT_JOB.get()
+        if job is not None:
+            job.http_error("model", response.request.url.path, f"HTTP {response.status_code}", True)
+
+
 def _make_clients(settings: Settings) -> LoopClients:
     check_model_settings(settings)
     http_client = DefaultAsyncHttpxClient(
+        event_hooks={"response": [_note_model_failure]},
         verify=shared_ssl_context(),
         timeout=httpx2.Timeout(settings.model_timeout_seconds, connect=10.0),
         limits=httpx2.Limits(

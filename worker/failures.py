@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +24,7 @@ from agents.exceptions import MaxTurnsExceeded, ModelBehaviorError, UserError
 
 from agentq.errors import AgentqError, ErrorCode
 from agentq.logs import scrub
+from agentq.traces import Step
 
 
 @dataclass
@@ -31,7 +34,23 @@ class JobContext:
     job_id: str
     attempt: int
     failure: AgentqError | None = None
+    last_http_failure: AgentqError | None = None
+    stop_reason: str | None = None
     tool_errors: list[str] = field(default_factory=list)
+    http_errors: list[Step] = field(default_factory=list)
+
+    def http_error(self, service: str, name: str | None, error: str, retried: bool) -> None:
+        """Note a failed HTTP exchange for the trace (it may have been retried successfully)."""
+        self.http_errors.append(
+            Step(
+                kind="http_error",
+                started_at=time.time(),
+                server=service,
+                name=name,
+                error=error,
+                is_error=not retried,
+            )
+        )
 
     def record(self, failure: AgentqError) -> AgentqError:
         """Keep the first run-ending failure: later ones are usually its consequences."""
@@ -131,14 +150,19 @@ def tool_failure_function(ctx: Any, error: Exception) -> str:
     return f"Tool error: {message}"
 
 
+CURRENT_JOB: ContextVar[JobContext | None] = ContextVar("agentq_current_job", default=None)
+
+
 def classify(error: BaseException, job: JobContext | None = None) -> AgentqError:
     """The taxonomy's view of whatever an attempt raised."""
     if job is not None and job.failure is not None:
         return job.failure
-    found = _find(error, AgentqError)
-    if found is not None:
-        return found
-    return _classify_foreign(error)
+    found = _find(error, AgentqError) or _classify_foreign(error)
+    vague = found.code in (ErrorCode.INTERNAL, ErrorCode.MCP_UNAVAILABLE)
+    if vague and job is not None and job.last_http_failure is not None:
+        # The SDK lost the HTTP status on the way; the response hook saw it.
+        return job.last_http_failure
+    return found
 
 
 def _classify_foreign(error: BaseException) -> AgentqError:
@@ -174,7 +198,7 @@ def _classify_foreign(error: BaseException) -> AgentqError:
         )
     if isinstance(error, ModelBehaviorError):
         return AgentqError(
-            "the model misbehaved: " + scrub(_first_line(str(error))), code=ErrorCode.INTERNAL
+            "the model misbehaved: " + scrub(_first_line(str(error))), code=ErrorCode.MODEL_ERROR
         )
     if isinstance(error, UserError):
         text = str(error)

@@ -14,6 +14,7 @@ from agents.mcp import MCPServerStreamableHttp
 from agents.mcp.util import MCPToolCustomDataContext
 from agents.tracing import SpanError, get_current_span
 
+from agentq.errors import ErrorCode
 from agentq.settings import Settings
 from worker.clients import shared_ssl_context
 from worker.failures import (
@@ -23,6 +24,7 @@ from worker.failures import (
     parse_retry_after,
     tool_failure_function,
 )
+from worker.mcp_transport import RetryingTransport
 from worker.tracing import tool_output_text
 
 SERVER_NAME = "infrahub"
@@ -32,26 +34,38 @@ def open_mcp_server(settings: Settings, token: str, job: JobContext) -> MCPServe
     """An (unconnected) MCP client for one job; use it as ``async with``."""
 
     async def record_http_failure(response: httpx2.Response) -> None:
+        """Keep the HTTP status the SDK would lose; a rejected token ends the run for sure."""
         failure = failure_for_http_status(
             response.status_code,
             parse_retry_after(response.headers.get("retry-after")),
             "MCP server",
         )
-        if failure is not None:
+        if failure is None:
+            return
+        if failure.code == ErrorCode.AUTH_ERROR:
             job.record(failure)
-            await response.aread()
-            response.raise_for_status()
+        else:
+            job.last_http_failure = failure
+        await response.aread()
+        response.raise_for_status()
+
+    def note_failure(method: str | None, error: str, retried: bool) -> None:
+        job.http_error("mcp", method, error, retried)
 
     def client_factory(
         headers: dict[str, str] | None = None, timeout: Any = None, auth: Any = None
     ) -> httpx2.AsyncClient:
+        transport = RetryingTransport(
+            httpx2.AsyncHTTPTransport(verify=shared_ssl_context()),
+            settings.mcp_request_retries,
+            note_failure,
+        )
         return httpx2.AsyncClient(
             headers=headers,
             timeout=timeout,
             auth=auth,
-            verify=shared_ssl_context(),
+            transport=transport,
             follow_redirects=False,
-            trust_env=True,
             event_hooks={"response": [record_http_failure]},
         )
 

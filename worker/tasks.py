@@ -1,28 +1,38 @@
 """The Celery task that runs one job: claim it, unseal the token, run the agent, record the end.
 
 The task's thread blocks while the job's coroutine runs on the process's shared event loop, so a
-worker with N thread slots keeps N jobs in flight on one loop.
+worker with N thread slots keeps N jobs in flight on one loop. The task never raises for a job's
+own failure: it records the outcome (success, a retry after backoff, or a final failure) and its
+message is acknowledged. Only a message whose job could not be recorded is left unacknowledged.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import structlog
 
 from agentq.celery_app import RUN_JOB_TASK
-from agentq.errors import AgentqError
-from agentq.jobs import JobError, JobStatus
+from agentq.errors import MAX_ATTEMPTS_BY_CODE, AgentqError, ErrorCode, ServiceUnavailable
+from agentq.jobs import AttemptSummary, Job, JobError, JobStatus
 from agentq.logs import get_logger, secret_scope
 from agentq.sealing import TokenSealer
 from agentq.settings import Settings
 from agentq.store import JobStore, connect
-from worker.agent_run import run_attempt
+from worker.agent_run import AttemptOutcome, run_attempt
 from worker.app import app, settings
+from worker.backoff import retry_delay
 from worker.event_loop import get_loop_thread
 
 log = get_logger(__name__)
+T = TypeVar("T")
+
+# How long recording an outcome keeps trying while Redis is away (e.g. restarting).
+PERSIST_SECONDS = 120.0
 
 
 @dataclass
@@ -49,43 +59,133 @@ def get_runtime() -> Runtime:
         return _runtime
 
 
-@app.task(name=RUN_JOB_TASK)
-def run_job(job_id: str, sealed_token: str) -> None:
-    runtime = get_runtime()
-    store = runtime.store
-    job = store.start_attempt(job_id)
-    if job is None:
-        log.info("job is gone or already finished; message dropped", job_id=job_id)
-        return
-    attempt = job.attempts
-    structlog.contextvars.bind_contextvars(job_id=job_id, attempt=attempt, tenant=job.owner[:12])
-    try:
+def persist(write: Callable[[], T]) -> T:
+    """Run a store write, waiting out a Redis outage for up to PERSIST_SECONDS."""
+    deadline = time.monotonic() + PERSIST_SECONDS
+    delay = 0.2
+    while True:
         try:
-            token = runtime.sealer.unseal(sealed_token)
-        except AgentqError as exc:
-            store.finish(job_id, JobStatus.FAILED, error=JobError(code=exc.code, message=str(exc)))
-            log.error("job failed", error_code=exc.code)
-            return
-        log.info("job started")
-        with secret_scope(token):
-            outcome = get_loop_thread().run(run_attempt(job, token, attempt, runtime.settings))
-        store.append_attempt(job_id, outcome.trace)
-        if outcome.error is None:
-            store.finish(
-                job_id,
+            return write()
+        except ServiceUnavailable as exc:
+            if time.monotonic() >= deadline:
+                raise
+            log.warning("redis unavailable; will retry the write", error=str(exc))
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+@app.task(name=RUN_JOB_TASK, bind=True)
+def run_job(self: Any, job_id: str, sealed_token: str) -> None:
+    runtime = get_runtime()
+    worker_name = str(self.request.hostname or "agentq@unknown")
+    claim = persist(lambda: runtime.store.claim(job_id, worker_name, runtime.settings.poison_after))
+    if claim != "claimed":
+        log.info("message not run", job_id=job_id, reason=claim)
+        return
+    job = persist(lambda: runtime.store.load(job_id))
+    if job is None:
+        return
+    structlog.contextvars.bind_contextvars(
+        job_id=job_id, attempt=job.attempts, tenant=job.owner[:12]
+    )
+    try:
+        execute(runtime, job, sealed_token, worker_name)
+    finally:
+        structlog.contextvars.clear_contextvars()
+
+
+def execute(runtime: Runtime, job: Job, sealed_token: str, worker_name: str) -> None:
+    store, config = runtime.store, runtime.settings
+    attempt = job.attempts
+    try:
+        token = runtime.sealer.unseal(sealed_token)
+    except AgentqError as exc:
+        failure = JobError(code=exc.code, message=str(exc))
+        persist(lambda: store.finish(job.id, JobStatus.FAILED, error=failure, owner=worker_name))
+        log.error("job failed", error_code=exc.code)
+        return
+    deadline = job.deadline_seconds or config.job_deadline_seconds
+    log.info("job started", deadline_seconds=deadline)
+    with secret_scope(token):
+        try:
+            outcome = get_loop_thread().run(
+                run_attempt(job, token, attempt, config, deadline), timeout=deadline + 60
+            )
+        except TimeoutError:
+            # The loop did not give the job back in time: it is wedged, not merely slow.
+            outcome = None
+    if outcome is None:
+        error = JobError(code=ErrorCode.TIMEOUT, message="the job did not stop at its deadline")
+        persist(lambda: store.finish(job.id, JobStatus.FAILED, error=error, owner=worker_name))
+        return
+    record_outcome(runtime, job, attempt, outcome, worker_name)
+
+
+def record_outcome(
+    runtime: Runtime, job: Job, attempt: int, outcome: AttemptOutcome, worker_name: str
+) -> None:
+    store, config = runtime.store, runtime.settings
+    error = outcome.error
+    trace = outcome.trace
+    summary = AttemptSummary(
+        attempt=attempt,
+        started_at=trace.started_at,
+        finished_at=trace.finished_at,
+        outcome="succeeded",
+    )
+    if error is None:
+        persist(lambda: store.record_attempt(job.id, summary, trace))
+        done = persist(
+            lambda: store.finish(
+                job.id,
                 JobStatus.SUCCEEDED,
                 answer=outcome.answer,
                 usage=outcome.usage,
                 model=outcome.model,
+                owner=worker_name,
             )
-            log.info("job succeeded", duration_ms=round(outcome.trace.totals.duration_ms))
-        else:
-            store.finish(
-                job_id,
-                JobStatus.FAILED,
-                error=JobError(code=outcome.error.code, message=outcome.error.message),
-                model=outcome.model,
-            )
-            log.warning("job failed", error_code=outcome.error.code)
-    finally:
-        structlog.contextvars.clear_contextvars()
+        )
+        log.info("job succeeded", recorded=done, duration_ms=round(trace.totals.duration_ms))
+        return
+
+    summary.error_code = str(error.code)
+    summary.error_message = error.message
+    if outcome.stopped == "cancelled":
+        summary.outcome = trace.outcome = "cancelled"
+        persist(lambda: store.record_attempt(job.id, summary, trace))
+        log.info("job cancelled while running")
+        return
+    if outcome.stopped == "shutdown":
+        summary.outcome = trace.outcome = "requeued"
+        persist(lambda: store.record_attempt(job.id, summary, trace))
+        requeued = persist(lambda: store.requeue(job.id, 0.0, owner=worker_name))
+        log.info("job requeued at shutdown", requeued=requeued)
+        return
+    max_attempts = min(config.retry_max_attempts, MAX_ATTEMPTS_BY_CODE.get(error.code, 10**6))
+    if error.transient and attempt < max_attempts:
+        delay = retry_delay(
+            attempt, config.retry_base_seconds, config.retry_cap_seconds, error.retry_after
+        )
+        summary.outcome = trace.outcome = "retrying"
+        summary.retry_in_seconds = delay
+        persist(lambda: store.record_attempt(job.id, summary, trace))
+        requeued = persist(lambda: store.requeue(job.id, delay, owner=worker_name))
+        log.info(
+            "job will be retried",
+            error_code=error.code,
+            retry_in_seconds=round(delay, 2),
+            requeued=requeued,
+        )
+        return
+    summary.outcome = "failed"
+    persist(lambda: store.record_attempt(job.id, summary, trace))
+    persist(
+        lambda: store.finish(
+            job.id,
+            JobStatus.FAILED,
+            error=JobError(code=error.code, message=error.message),
+            model=outcome.model,
+            owner=worker_name,
+        )
+    )
+    log.warning("job failed", error_code=error.code, attempts=attempt)

@@ -1,0 +1,59 @@
+"""The jobs a worker process is running right now, so they can be stopped from outside.
+
+The maintenance thread stops a job its owner cancelled, and shutdown stops what is left when the
+grace period ends; both reach the job's asyncio task through this registry. A stopped attempt
+learns why from its context and ends cleanly with its trace, instead of dying mid-write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass
+
+from worker.failures import JobContext
+
+
+@dataclass
+class InFlightJob:
+    context: JobContext
+    task: asyncio.Task[object]
+    loop: asyncio.AbstractEventLoop
+
+
+class InFlight:
+    """Thread-safe map of job id to the task running it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: dict[str, InFlightJob] = {}
+
+    def add(self, context: JobContext) -> None:
+        task = asyncio.current_task()
+        assert task is not None, "InFlight.add must run inside the job's task"
+        with self._lock:
+            self._jobs[context.job_id] = InFlightJob(context, task, asyncio.get_running_loop())
+
+    def remove(self, job_id: str) -> None:
+        with self._lock:
+            self._jobs.pop(job_id, None)
+
+    def job_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._jobs)
+
+    def stop(self, job_id: str, reason: str) -> bool:
+        """Ask the job's task to stop for ``reason`` ('cancelled' or 'shutdown'); any thread."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            return False
+        job.context.stop_reason = job.context.stop_reason or reason
+        job.loop.call_soon_threadsafe(job.task.cancel)
+        return True
+
+    def stop_all(self, reason: str) -> int:
+        return sum(self.stop(job_id, reason) for job_id in self.job_ids())
+
+
+inflight = InFlight()

@@ -1,0 +1,120 @@
+"""A worker's housekeeping thread: due retries, cancellations, and jobs lost by dead workers.
+
+Every worker runs one; they share the work through Redis, where each step is atomic, so any
+number of workers can run it at once and none is special.
+- Retries wait in a Redis sorted set (not in a Celery ETA message held in some worker's memory),
+  so a retry survives the death of the worker that scheduled it; when due, a message is sent.
+- A job its owner cancelled while it runs here is stopped (its status is polled, twice a second).
+- A job whose worker's heartbeat expired is requeued; one whose runs keep being lost is poisoned.
+- A job running far past its deadline on a live worker is failed, so nothing stays ``running``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from celery import Celery
+
+from agentq.celery_app import send_job
+from agentq.errors import ErrorCode
+from agentq.jobs import JobError, JobStatus
+from agentq.logs import get_logger
+from agentq.settings import Settings
+from agentq.store import JobStore
+from worker.inflight import inflight
+
+log = get_logger(__name__)
+
+TICK_SECONDS = 0.5
+REAP_EVERY_SECONDS = 5.0
+OVERRUN_GRACE_SECONDS = 120.0
+
+
+class Maintenance:
+    def __init__(self, store: JobStore, celery: Celery, settings: Settings) -> None:
+        self._store = store
+        self._celery = celery
+        self._settings = settings
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="agentq-maintenance", daemon=True)
+        self._last_reap = 0.0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(TICK_SECONDS):
+            try:
+                self.tick()
+            except Exception as exc:  # Redis away: try again next tick
+                log.warning("maintenance tick failed", error=str(exc))
+
+    def tick(self) -> None:
+        self.send_due_retries()
+        self.stop_cancelled_jobs()
+        if time.monotonic() - self._last_reap >= REAP_EVERY_SECONDS:
+            self._last_reap = time.monotonic()
+            self.reap()
+
+    def send_due_retries(self) -> None:
+        for job_id in self._store.pop_due():
+            sealed = self._store.sealed_token(job_id)
+            if sealed is None:
+                self._store.finish(
+                    job_id,
+                    JobStatus.FAILED,
+                    error=JobError(
+                        code=ErrorCode.INTERNAL, message="the job's sealed token has expired"
+                    ),
+                )
+                continue
+            try:
+                send_job(self._celery, self._settings, job_id, sealed)
+            except Exception:
+                self._store.requeue_due(job_id)
+                raise
+
+    def stop_cancelled_jobs(self) -> None:
+        running_here = inflight.job_ids()
+        if not running_here:
+            return
+        for job_id, status in self._store.statuses(running_here).items():
+            if status in (JobStatus.CANCELLED, None) and inflight.stop(job_id, "cancelled"):
+                log.info("stopping cancelled job", job_id=job_id)
+
+    def reap(self) -> None:
+        now = time.time()
+        mine = set(inflight.job_ids())
+        for job_id, started in self._store.running():
+            if job_id in mine:
+                continue
+            job = self._store.load(job_id)
+            if job is None or job.status != JobStatus.RUNNING or not job.worker:
+                continue
+            if not self._store.worker_alive(job.worker):
+                result = self._store.requeue(
+                    job_id,
+                    0.0,
+                    owner=job.worker,
+                    lost=True,
+                    poison_after=self._settings.poison_after,
+                )
+                log.warning("requeued a job whose worker died", job_id=job_id, result=result)
+                continue
+            deadline = job.deadline_seconds or self._settings.job_deadline_seconds
+            if now - started > deadline + OVERRUN_GRACE_SECONDS:
+                self._store.finish(
+                    job_id,
+                    JobStatus.FAILED,
+                    error=JobError(
+                        code=ErrorCode.TIMEOUT,
+                        message=f"the job ran past its deadline of {deadline:g}s",
+                    ),
+                    owner=job.worker,
+                )
+                log.warning("failed a job running far past its deadline", job_id=job_id)

@@ -1,0 +1,80 @@
+"""Retrying one MCP HTTP request that failed in a way worth retrying, inside an attempt.
+
+A gateway's 502/503/504, a 429, a refused or dropped connection: each is usually over in a moment,
+and retrying the single request is far cheaper than rerunning the whole agent. Requests that
+still fail after ``retries`` reach the SDK as usual and fail the attempt (which may be retried as
+a whole). Every failed exchange is noted for the job's trace.
+
+A dropped connection can mean the server did the work without answering; the tools agentq offers
+by default only read, so sending them again is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+
+import httpx2
+
+from worker.backoff import retry_delay
+from worker.failures import parse_retry_after
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+RETRY_ERRORS = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.RemoteProtocolError)
+BASE_SECONDS = 0.2
+CAP_SECONDS = 2.0
+# A Retry-After longer than this is left to the job-level retry, which does not hold a session.
+LONGEST_WAIT_SECONDS = 5.0
+
+OnFailure = Callable[[str | None, str, bool], None]
+
+
+class RetryingTransport(httpx2.AsyncBaseTransport):
+    """Wraps a transport; retries transient failures with jittered backoff."""
+
+    def __init__(
+        self, inner: httpx2.AsyncBaseTransport, retries: int, on_failure: OnFailure
+    ) -> None:
+        self._inner = inner
+        self._retries = retries
+        self._on_failure = on_failure
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        method = _jsonrpc_method(request)
+        attempt = 0
+        while True:
+            attempt += 1
+            can_retry = attempt <= self._retries
+            try:
+                response = await self._inner.handle_async_request(request)
+            except RETRY_ERRORS as exc:
+                self._on_failure(method, type(exc).__name__, can_retry)
+                if not can_retry:
+                    raise
+                await asyncio.sleep(retry_delay(attempt, BASE_SECONDS, CAP_SECONDS))
+                continue
+            if response.status_code not in RETRY_STATUSES:
+                return response
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            wait = retry_delay(attempt, BASE_SECONDS, CAP_SECONDS, retry_after)
+            can_retry = can_retry and wait <= LONGEST_WAIT_SECONDS
+            self._on_failure(method, f"HTTP {response.status_code}", can_retry)
+            if not can_retry:
+                return response
+            await response.aclose()
+            await asyncio.sleep(wait)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _jsonrpc_method(request: httpx2.Request) -> str | None:
+    if request.method != "POST":
+        return request.method
+    try:
+        payload = json.loads(request.content)
+    except (ValueError, httpx2.RequestNotRead):
+        return None
+    method = payload.get("method") if isinstance(payload, dict) else None
+    return method if isinstance(method, str) else None
