@@ -178,18 +178,6 @@ def test_rejected_token_fails_at_once_with_auth_error(stack: Stack, mcp_double: 
     assert any(c["auth"] == "bad" for c in mcp_double.calls())
 
 
-@pytest.mark.usefixtures("worker")
-def test_transport_failure_in_a_tool_call_is_not_a_success(
-    stack: Stack, mcp_double: Double
-) -> None:
-    mcp_double.configure(fault="drop", fault_methods=["tools/call"], fault_first_n=1)
-    client = stack.client()
-    job = client.wait(client.submit(QUESTION, TOKEN_A), TOKEN_A, timeout=60)
-    assert job.status == JobStatus.FAILED, job.answer
-    assert job.error is not None and job.error.code == "mcp_unavailable"
-    assert job.answer is None
-
-
 @pytest.fixture(scope="module")
 def passthrough_worker(stack: Stack, service_dir: Path) -> Iterator[tuple[Stack, Double]]:
     """A worker in front of an MCP double that checks tokens like the real server does."""

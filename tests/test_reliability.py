@@ -1,0 +1,293 @@
+"""Failure handling with real processes: flaky services, killed workers, a restarted Redis,
+cancellation, deadlines, max turns and graceful shutdown."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from agentq.jobs import JobStatus
+from doubles.processes import Service, start_redis, wait_until
+from tests.conftest import TOKEN_A, TOKEN_B, CliRunner, Double, Stack, start_worker
+
+QUESTION = "Which devices are in site atl1?"
+
+# Quick retries so the tests do not wait for production backoff.
+FAST_RETRIES = {
+    "AGENTQ_RETRY_BASE_SECONDS": "0.1",
+    "AGENTQ_RETRY_CAP_SECONDS": "0.5",
+    "AGENTQ_RETRY_MAX_ATTEMPTS": "8",
+}
+
+
+@pytest.fixture(autouse=True)
+def fresh_doubles(mcp_double: Double, model_double: Double) -> Iterator[None]:
+    mcp_double.reset()
+    model_double.reset()
+    yield
+    mcp_double.reset()
+    model_double.reset()
+
+
+def side(stack: Stack, queue: str, **env: str) -> Stack:
+    """The test stack with its own queue (so only its own workers take its jobs)."""
+    return Stack(
+        env={**stack.env, "AGENTQ_QUEUE": queue, **env}, redis_url=stack.redis_url, logs=stack.logs
+    )
+
+
+@pytest.fixture(scope="module")
+def fast_stack(stack: Stack, service_dir: Path) -> Iterator[Stack]:
+    fast = side(stack, "fast-retries", AGENTQ_WORKER_CONCURRENCY="20", **FAST_RETRIES)
+    worker = start_worker(fast, service_dir)
+    yield fast
+    worker.stop()
+
+
+def test_flaky_mcp_and_model_every_job_succeeds(
+    fast_stack: Stack, mcp_double: Double, model_double: Double
+) -> None:
+    mcp_double.configure(fault="http_503", fault_rate=0.3, seed=11)
+    model_double.configure(fault="http_500", fault_rate=0.2, seed=12)
+    client = fast_stack.client()
+    ids = [client.submit(f"{QUESTION} ({n})", TOKEN_A) for n in range(50)]
+    jobs = [client.wait(job_id, TOKEN_A, timeout=240) for job_id in ids]
+    assert [j.status for j in jobs] == [JobStatus.SUCCEEDED] * 50, [
+        (j.status, j.error) for j in jobs if j.status != JobStatus.SUCCEEDED
+    ]
+    traces = [client.trace(job_id, TOKEN_A) for job_id in ids]
+    retried_requests = [
+        s for t in traces for a in t.attempts for s in a.steps if s.kind == "http_error"
+    ]
+    retried_jobs = [t for t in traces if len(t.attempts) > 1]
+    # Faults were injected and the traces show where they were retried.
+    assert retried_requests
+    assert {s.server for s in retried_requests} == {"mcp", "model"}
+    for trace, job in zip(traces, jobs, strict=True):
+        assert len(trace.attempts) == job.attempts == len(job.history)
+        assert trace.attempts[-1].outcome == "succeeded"
+        assert all(a.outcome == "retrying" for a in trace.attempts[:-1])
+    print(
+        f"\n50 jobs: {len(retried_requests)} failed requests retried, "
+        f"{len(retried_jobs)} jobs needed more than one attempt"
+    )
+
+
+def test_transport_failure_in_a_tool_call_is_retried_not_answered(
+    fast_stack: Stack, mcp_double: Double
+) -> None:
+    mcp_double.configure(fault="drop", fault_methods=["tools/call"], fault_rate=1.0)
+    client = fast_stack.client()
+    failed = client.wait(client.submit(QUESTION, TOKEN_A), TOKEN_A, timeout=120)
+    assert failed.status == JobStatus.FAILED, failed.answer
+    assert failed.error is not None and failed.error.code == "mcp_unavailable"
+    assert failed.answer is None
+    assert failed.attempts == 8  # AGENTQ_RETRY_MAX_ATTEMPTS: every attempt was tried
+
+    mcp_double.configure(fault="drop", fault_methods=["tools/call"], fault_rate=0, fault_first_n=1)
+    job = client.wait(client.submit(QUESTION, TOKEN_A), TOKEN_A, timeout=60)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    steps = client.trace(job.id, TOKEN_A).attempts[-1].steps
+    assert any(s.kind == "http_error" and s.name == "tools/call" for s in steps)
+
+
+def test_max_turns_is_permanent(fast_stack: Stack, model_double: Double) -> None:
+    model_double.configure(policy="always_tool")
+    client = fast_stack.client()
+    job = client.wait(client.submit(QUESTION, TOKEN_A), TOKEN_A, timeout=60)
+    assert job.status == JobStatus.FAILED
+    assert job.error is not None and job.error.code == "max_turns"
+    assert job.attempts == 1
+
+
+def test_deadline_ends_the_run_with_timeout(fast_stack: Stack, model_double: Double) -> None:
+    model_double.configure(latency_ms=4000)
+    client = fast_stack.client()
+    started = time.monotonic()
+    job = client.wait(client.submit(QUESTION, TOKEN_A, deadline=1.5), TOKEN_A, timeout=60)
+    assert job.status == JobStatus.FAILED
+    assert job.error is not None and job.error.code == "timeout"
+    assert "deadline" in job.error.message
+    assert job.attempts == 1
+    assert time.monotonic() - started < 4
+
+
+def test_cancel_queued_and_running_and_finished(
+    stack: Stack, service_dir: Path, model_double: Double, cli: CliRunner
+) -> None:
+    idle = side(stack, "cancel-tests")
+    client = idle.client()
+    queued_id = client.submit(QUESTION, TOKEN_A)
+    # Only the owner can cancel; others are told the job does not exist.
+    other = cli("cancel", queued_id, token=TOKEN_B, AGENTQ_QUEUE="cancel-tests")
+    assert other.code == 2 and "not found" in other.stderr
+    result = cli("cancel", queued_id, "--json", token=TOKEN_A, AGENTQ_QUEUE="cancel-tests")
+    assert result.code == 0, result.stderr
+    assert result.json() == {"id": queued_id, "previous_status": "queued", "cancelled": True}
+
+    model_double.configure(latency_ms=30000)
+    worker = start_worker(idle, service_dir)
+    try:
+        running_id = client.submit(QUESTION, TOKEN_A)
+        wait_until(
+            lambda: client.get(running_id, TOKEN_A).status == JobStatus.RUNNING,
+            30,
+            what="the job to run",
+        )
+        asked = time.monotonic()
+        outcome = client.cancel(running_id, TOKEN_A)
+        assert outcome.cancelled and outcome.previous == JobStatus.RUNNING
+        # The worker stops the run and writes its trace within about 2 seconds.
+        wait_until(
+            lambda: bool(client.trace(running_id, TOKEN_A).attempts), 5, what="the stopped run"
+        )
+        assert time.monotonic() - asked < 2.5
+        trace = client.trace(running_id, TOKEN_A)
+        assert trace.attempts[0].outcome == "cancelled"
+        # The queued job never ran, even with a worker on its queue.
+        queued = client.get(queued_id, TOKEN_A)
+        assert queued.status == JobStatus.CANCELLED and queued.attempts == 0
+    finally:
+        worker.stop()
+    running = client.get(running_id, TOKEN_A)
+    assert running.status == JobStatus.CANCELLED
+    again = cli("cancel", running_id, token=TOKEN_A, AGENTQ_QUEUE="cancel-tests")
+    assert again.code == 0
+    assert "already ended (cancelled): nothing to cancel" in again.stderr
+    assert client.get(running_id, TOKEN_A).finished_at == running.finished_at
+
+
+def test_worker_killed_mid_run_loses_no_job(
+    stack: Stack, service_dir: Path, model_double: Double
+) -> None:
+    env = {
+        **FAST_RETRIES,
+        "AGENTQ_HEARTBEAT_TTL_SECONDS": "3",
+        "AGENTQ_WORKER_CONCURRENCY": "8",
+        "AGENTQ_JOB_DEADLINE_SECONDS": "20",
+        "AGENTQ_VISIBILITY_TIMEOUT_SECONDS": "30",
+    }
+    killed = side(stack, "kill-tests", **env)
+    client = killed.client()
+    model_double.configure(latency_ms=700)
+    first = start_worker(killed, service_dir)
+    ids = [client.submit(f"{QUESTION} #{n}", TOKEN_A) for n in range(20)]
+    wait_until(
+        lambda: sum(client.get(i, TOKEN_A).status == JobStatus.RUNNING for i in ids) >= 4,
+        30,
+        what="jobs to be running",
+    )
+    first.stop(signal.SIGKILL)
+    second = start_worker(killed, service_dir)
+    try:
+        jobs = [client.wait(job_id, TOKEN_A, timeout=120) for job_id in ids]
+    finally:
+        second.stop()
+    assert [j.status for j in jobs] == [JobStatus.SUCCEEDED] * 20
+    taken_over = [j for j in jobs if j.lost_runs > 0 or j.attempts > 1]
+    assert taken_over, "the killed worker's jobs should have been run again"
+    for job in jobs:
+        assert sum(h.outcome == "succeeded" for h in job.history) == 1
+
+
+def test_poison_job_that_keeps_killing_workers_is_stopped(
+    stack: Stack, service_dir: Path, model_double: Double
+) -> None:
+    env = {"AGENTQ_HEARTBEAT_TTL_SECONDS": "2", "AGENTQ_POISON_AFTER": "2"}
+    poison = side(stack, "poison-tests", **env)
+    client = poison.client()
+    model_double.configure(latency_ms=60000)
+    job_id = client.submit(QUESTION, TOKEN_A)
+
+    def running_on(worker: Service) -> bool:
+        job = client.get(job_id, TOKEN_A)
+        return job.status == JobStatus.RUNNING and f"agentq-{worker.pid}@" in (job.worker or "")
+
+    for _ in range(2):
+        worker = start_worker(poison, service_dir)
+        wait_until(partial(running_on, worker), 40, what="the job to run on the new worker")
+        worker.stop(signal.SIGKILL)
+    last = start_worker(poison, service_dir)
+    try:
+        job = client.wait(job_id, TOKEN_A, timeout=60)
+    finally:
+        last.stop()
+    assert job.status == JobStatus.FAILED
+    assert job.error is not None and job.error.code == "poisoned"
+
+
+def test_sigterm_lets_short_jobs_finish_and_requeues_long_ones(
+    stack: Stack, service_dir: Path, model_double: Double
+) -> None:
+    graceful = side(stack, "shutdown-tests", AGENTQ_SHUTDOWN_GRACE_SECONDS="3")
+    client = graceful.client()
+    model_double.configure(latency_ms=10000)
+    worker = start_worker(graceful, service_dir)
+    job_id = client.submit(QUESTION, TOKEN_A)
+    wait_until(
+        lambda: client.get(job_id, TOKEN_A).status == JobStatus.RUNNING, 30, what="the job to run"
+    )
+    stopped_at = time.monotonic()
+    code = worker.stop(signal.SIGTERM, timeout=30)
+    assert time.monotonic() - stopped_at < 15
+    assert code == 0
+    job = client.get(job_id, TOKEN_A)
+    assert job.status == JobStatus.QUEUED, job
+    assert [h.outcome for h in job.history] == ["requeued"]
+
+    model_double.configure(latency_ms=200)
+    second = start_worker(graceful, service_dir)
+    try:
+        finished = client.wait(job_id, TOKEN_A, timeout=60)
+        assert finished.status == JobStatus.SUCCEEDED, finished.error
+        # A job that fits in the grace period finishes on the worker being stopped.
+        model_double.configure(latency_ms=500)
+        quick_id = client.submit(QUESTION, TOKEN_A)
+        wait_until(
+            lambda: client.get(quick_id, TOKEN_A).status == JobStatus.RUNNING,
+            30,
+            what="the quick job to run",
+        )
+    finally:
+        second.stop(signal.SIGTERM, timeout=30)
+    quick = client.get(quick_id, TOKEN_A)
+    assert quick.status == JobStatus.SUCCEEDED, quick
+    assert quick.attempts == 1
+
+
+def test_redis_restart_with_queued_jobs_loses_nothing(
+    stack: Stack, service_dir: Path, model_double: Double, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "aof"
+    own_redis: Service = start_redis(service_dir, appendonly=True, data_dir=data_dir)
+    port = own_redis.port
+    url = own_redis.extra["url"]
+    durable = Stack(
+        env={**stack.env, "AGENTQ_REDIS_URL": url, "AGENTQ_WORKER_CONCURRENCY": "2"},
+        redis_url=url,
+        logs=stack.logs,
+    )
+    client = durable.client()
+    model_double.configure(latency_ms=300)
+    worker = start_worker(durable, service_dir)
+    try:
+        ids = [client.submit(f"{QUESTION} #{n}", TOKEN_A) for n in range(10)]
+        wait_until(
+            lambda: any(client.get(i, TOKEN_A).status.terminal for i in ids),
+            30,
+            what="a first job to finish",
+        )
+        own_redis.stop(signal.SIGTERM)  # flushes the append-only file
+        own_redis = start_redis(service_dir, appendonly=True, data_dir=data_dir, port=port)
+        jobs = [client.wait(job_id, TOKEN_A, timeout=180) for job_id in ids]
+    finally:
+        worker.stop()
+        own_redis.stop()
+    assert [j.status for j in jobs] == [JobStatus.SUCCEEDED] * 10, [
+        (j.status, j.error) for j in jobs
+    ]
