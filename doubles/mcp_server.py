@@ -42,7 +42,6 @@ Run it with ``python -m doubles.mcp_server --port 8001 --token T`` or build it i
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hmac
 import json
 import logging
@@ -73,6 +72,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
+from doubles.faults import drop_connection, hang
 from doubles.inventory import (
     GraphQLSyntaxError,
     Inventory,
@@ -1339,9 +1339,9 @@ class DoubleApp:
             return
         if fault == "drop":
             record.outcome = "error"
-            await _drop_connection(receive, send)
+            await drop_connection(receive, send)
             return
-        if fault == "hang" and not await _hang(receive, send, state.config.hang_s):
+        if fault == "hang" and not await hang(receive, send, state.config.hang_s):
             record.outcome = "error"
             return
         if fault == "jsonrpc_rate_limit" or (state.bucket is not None and not state.bucket.take()):
@@ -1425,47 +1425,6 @@ class DoubleApp:
                 failed, code = _reply_error(bytes(captured), content_type)
                 record.outcome = "error" if failed or record.http_status is None else "ok"
                 record.error_code = code
-
-
-async def _drop_connection(receive: Receive, send: Send) -> None:
-    """Close the TCP connection without any HTTP response (as a crashed upstream would).
-
-    Under uvicorn, ``send`` is bound to the connection's request cycle, whose transport we
-    abort (a reset, no bytes). Elsewhere, fall back to a truncated response: headers announcing
-    a body that never comes, which the server then has to cut off.
-    """
-    transport = getattr(getattr(send, "__self__", None), "transport", None)
-    if isinstance(transport, asyncio.Transport):
-        transport.abort()
-        with anyio.move_on_after(1):
-            while (await receive())["type"] != "http.disconnect":
-                pass
-        return
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")],
-        }
-    )
-    await send({"type": "http.response.body", "body": b'{"jsonrpc":', "more_body": True})
-
-
-async def _hang(receive: Receive, send: Send, seconds: float) -> bool:
-    """Say nothing for ``seconds``; False if the client gave up (disconnected) first.
-
-    If the double is stopped meanwhile (uvicorn cancels requests still open after its graceful
-    shutdown period), it hangs up instead of letting uvicorn log the cancellation as a crash.
-    """
-    try:
-        with anyio.move_on_after(seconds):
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            return False
-        return True
-    except asyncio.CancelledError:
-        await _drop_connection(receive, send)
-        return False
 
 
 def build_app(config: DoubleConfig | None = None) -> DoubleApp:

@@ -205,7 +205,7 @@ def wait(
     if as_json:
         emit_json(result_json(job))
     elif job.status == JobStatus.SUCCEEDED:
-        out.print(job.answer or "", highlight=False, markup=False)
+        sys.stdout.write((job.answer or "") + "\n")  # verbatim: no wrapping, pipes cleanly
     else:
         error = job.error
         reason = f"{error.code}: {error.message}" if error else job.status

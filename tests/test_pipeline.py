@@ -6,6 +6,7 @@ What the job's result and trace say is checked against what the doubles themselv
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -76,14 +77,19 @@ def test_cli_submit_wait_result_trace(
     assert trace["version"] == 1
     (attempt,) = trace["attempts"]
     kinds = [step["kind"] for step in attempt["steps"]]
+    # The SDK lists the tools before each turn (from its cache after the first time).
     assert kinds == [
         "prompt",
         "list_tools",
         "model_call",
         "tool_call",
+        "list_tools",
         "model_call",
         "final_output",
     ]
+    by_method = Counter(c["method"] for c in mcp_double.calls())
+    assert by_method["tools/call"] == 1
+    assert by_method["tools/list"] <= 2, by_method
 
     # The tool calls in the trace are the ones the MCP server received, arguments and all.
     seen = tool_calls_seen(mcp_double)

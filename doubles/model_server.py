@@ -1,0 +1,415 @@
+"""An OpenAI-compatible model server for tests, the demo ("offline demo model") and benchmarks.
+
+Serves Chat Completions and Responses (non-streaming, as ``Runner.run`` uses them) with answers
+from ``doubles.model_policy``, and can misbehave on purpose: latency, HTTP 429 (with Retry-After)
+/500/503, hung requests and dropped connections. It is a plain ASGI app (no framework) because it
+must stay cheap per request under benchmark load, and because dropping a connection needs the
+server's own ``send``.
+
+    python -m doubles.model_server --port 8002 [--latency-ms 200] [--policy default]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import uvicorn
+from starlette.types import Receive, Scope, Send
+
+from doubles.faults import drop_connection, hang
+from doubles.model_policy import (
+    Decision,
+    chat_conversation,
+    count_tokens,
+    decide,
+    responses_conversation,
+)
+
+FAULTS = ("none", "http_500", "http_503", "http_429", "hang", "drop")
+POLICIES = ("default", "always_tool", "echo", "script")
+MODEL_NAMES = ("offline-demo-model", "demo-model")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    latency_ms: float = 0.0
+    fault: str = "none"
+    fault_rate: float = 0.0
+    fault_first_n: int = 0
+    retry_after_s: float = 1.0
+    hang_s: float = 3600.0
+    policy: str = "default"
+    script: list[dict[str, Any]] = field(default_factory=list)
+    seed: int | None = None
+    api_key: str | None = None
+
+    def merged(self, knobs: dict[str, Any]) -> ModelConfig:
+        unknown = set(knobs) - {f for f in asdict(self) if f != "api_key"}
+        if unknown:
+            raise ValueError(f"unknown knob(s): {', '.join(sorted(unknown))}")
+        new = replace(self, **knobs)
+        if new.fault not in FAULTS:
+            raise ValueError(f"fault must be one of {', '.join(FAULTS)}")
+        if new.policy not in POLICIES:
+            raise ValueError(f"policy must be one of {', '.join(POLICIES)}")
+        if not 0.0 <= float(new.fault_rate) <= 1.0:
+            raise ValueError("fault_rate must be between 0 and 1")
+        return new
+
+
+class ModelState:
+    def __init__(self, config: ModelConfig) -> None:
+        self.initial = config
+        self.reset(config)
+
+    def reset(self, config: ModelConfig) -> None:
+        self.config = config
+        self.calls: list[dict[str, Any]] = []
+        self.first_n_left = config.fault_first_n
+        self.rng = random.Random(config.seed)
+
+    def configure(self, knobs: dict[str, Any]) -> None:
+        self.config = self.config.merged(knobs)
+        if "fault_first_n" in knobs:
+            self.first_n_left = int(knobs["fault_first_n"])
+        if "seed" in knobs:
+            self.rng = random.Random(self.config.seed)
+
+    def pick_fault(self) -> str | None:
+        config = self.config
+        if config.fault == "none":
+            return None
+        if self.first_n_left > 0:
+            self.first_n_left -= 1
+            return config.fault
+        if config.fault_rate > 0 and self.rng.random() < config.fault_rate:
+            return config.fault
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        ok = [c for c in self.calls if c["status"] == 200]
+        return {
+            "requests": len(self.calls),
+            "by_api": dict(Counter(c["api"] for c in self.calls)),
+            "by_fault": dict(Counter(c["fault"] for c in self.calls if c["fault"])),
+            "input_tokens": sum(c["input_tokens"] for c in ok),
+            "output_tokens": sum(c["output_tokens"] for c in ok),
+        }
+
+
+def _error(message: str, kind: str, code: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+class ModelApp:
+    """The ASGI app; ``state`` holds the knobs and what was asked."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.state = ModelState(config)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (message := await receive())["type"] != "lifespan.shutdown":
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["type"] != "http":
+            return
+        method, path = scope["method"], scope["path"]
+        if path == "/health":
+            return await _json(send, 200, {"status": "ok"})
+        if path == "/v1/models" and method == "GET":
+            data = [{"id": n, "object": "model", "owned_by": "agentq"} for n in MODEL_NAMES]
+            return await _json(send, 200, {"object": "list", "data": data})
+        if path.startswith("/_double/"):
+            return await self._admin(method, path, receive, send)
+        if method == "POST" and path in ("/v1/chat/completions", "/v1/responses"):
+            return await self._complete(scope, receive, send, path.endswith("responses"))
+        return await _json(send, 404, _error(f"no route {method} {path}", "invalid_request_error"))
+
+    async def _admin(self, method: str, path: str, receive: Receive, send: Send) -> None:
+        state = self.state
+        if path == "/_double/calls":
+            return await _json(send, 200, state.calls)
+        if path == "/_double/stats":
+            return await _json(send, 200, state.stats())
+        if path == "/_double/config" and method == "GET":
+            return await _json(send, 200, asdict(state.config))
+        body = await _body(receive)
+        try:
+            knobs = json.loads(body) if body.strip() else {}
+            if path == "/_double/config" and method == "POST":
+                state.configure(knobs)
+            elif path == "/_double/reset" and method == "POST":
+                state.reset(state.initial.merged({"policy": state.config.policy}))
+                state.configure(knobs)
+            else:
+                return await _json(send, 404, {"error": "unknown admin route"})
+        except (ValueError, TypeError) as exc:
+            return await _json(send, 400, {"error": str(exc)})
+        return await _json(send, 200, asdict(state.config))
+
+    async def _complete(self, scope: Scope, receive: Receive, send: Send, responses: bool) -> None:
+        state = self.state
+        config = state.config
+        if config.api_key is not None and _bearer(scope) != config.api_key:
+            return await _json(
+                send,
+                401,
+                _error("Incorrect API key provided", "invalid_request_error", "invalid_api_key"),
+            )
+        raw = await _body(receive)
+        try:
+            body = json.loads(raw)
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+        except ValueError as exc:
+            return await _json(
+                send, 400, _error(f"invalid JSON body: {exc}", "invalid_request_error")
+            )
+        if body.get("stream"):
+            return await _json(
+                send,
+                400,
+                _error("streaming is not supported by this double", "invalid_request_error"),
+            )
+        if config.latency_ms > 0:
+            await asyncio.sleep(config.latency_ms / 1000)
+        api = "responses" if responses else "chat"
+        record: dict[str, Any] = {
+            "t": time.time(),
+            "api": api,
+            "model": body.get("model"),
+            "n_messages": len(body.get("messages") or body.get("input") or []),
+            "tools_offered": [
+                (t.get("function") or t).get("name") for t in body.get("tools") or []
+            ],
+            "tool_calls": [],
+            "text": None,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "fault": None,
+            "status": 200,
+        }
+        state.calls.append(record)
+        fault = state.pick_fault()
+        if fault is not None:
+            record["fault"] = fault
+            return await self._fail(fault, record, receive, send)
+        conversation = responses_conversation(body) if responses else chat_conversation(body)
+        decision = decide(conversation, config.policy, config.script)
+        payload = _responses_payload(body, decision) if responses else _chat_payload(body, decision)
+        input_tokens = count_tokens(
+            body.get("messages") or body.get("input") or "",
+            body.get("instructions") or "",
+            body.get("tools") or [],
+        )
+        output_tokens = count_tokens(payload["output"] if responses else payload["choices"])
+        payload["usage"] = _usage(input_tokens, output_tokens, responses)
+        record.update(
+            tool_calls=[{"name": c.name, "arguments": c.arguments} for c in decision.tool_calls],
+            text=decision.text,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+        )
+        await _json(send, 200, payload)
+
+    async def _fail(self, fault: str, record: dict[str, Any], receive: Receive, send: Send) -> None:
+        if fault == "drop":
+            record["status"] = 0
+            return await drop_connection(receive, send)
+        if fault == "hang":
+            record["status"] = 0
+            if await hang(receive, send, self.state.config.hang_s):
+                await _json(send, 504, _error("hung request released", "server_error"))
+            return None
+        if fault == "http_429":
+            record["status"] = 429
+            retry_after = self.state.config.retry_after_s
+            headers = [
+                (b"retry-after", f"{retry_after:g}".encode()),
+                (b"retry-after-ms", f"{retry_after * 1000:.0f}".encode()),
+            ]
+            error = _error("Rate limit reached", "rate_limit_exceeded", "rate_limit_exceeded")
+            return await _json(send, 429, error, headers)
+        status = 503 if fault == "http_503" else 500
+        record["status"] = status
+        return await _json(send, status, _error("The server had an error", "server_error"))
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:24]}"
+
+
+def _chat_payload(body: dict[str, Any], decision: Decision) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": decision.text}
+    if decision.tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": _new_id("call_"),
+                "type": "function",
+                "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+            }
+            for call in decision.tool_calls
+        ]
+    return {
+        "id": _new_id("chatcmpl-"),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model") or MODEL_NAMES[0],
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": "tool_calls" if decision.tool_calls else "stop",
+                "logprobs": None,
+            }
+        ],
+    }
+
+
+def _responses_payload(body: dict[str, Any], decision: Decision) -> dict[str, Any]:
+    output: list[dict[str, Any]] = [
+        {
+            "type": "function_call",
+            "id": _new_id("fc_"),
+            "call_id": _new_id("call_"),
+            "name": call.name,
+            "arguments": json.dumps(call.arguments),
+            "status": "completed",
+        }
+        for call in decision.tool_calls
+    ]
+    if decision.text is not None:
+        output.append(
+            {
+                "type": "message",
+                "id": _new_id("msg_"),
+                "role": "assistant",
+                "status": "completed",
+                "content": [{"type": "output_text", "text": decision.text, "annotations": []}],
+            }
+        )
+    return {
+        "id": _new_id("resp_"),
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": "completed",
+        "model": body.get("model") or MODEL_NAMES[0],
+        "output": output,
+        "parallel_tool_calls": bool(body.get("parallel_tool_calls", True)),
+        "tool_choice": body.get("tool_choice") or "auto",
+        "tools": body.get("tools") or [],
+        "error": None,
+        "incomplete_details": None,
+        "instructions": body.get("instructions"),
+        "metadata": {},
+        "temperature": None,
+        "top_p": None,
+        "text": {"format": {"type": "text"}},
+        "truncation": "disabled",
+    }
+
+
+def _usage(input_tokens: int, output_tokens: int, responses: bool) -> dict[str, Any]:
+    if responses:
+        return {
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "total_tokens": input_tokens + output_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 0},
+        }
+    return {
+        "prompt_tokens": input_tokens,
+        "completion_tokens": output_tokens,
+        "total_tokens": input_tokens + output_tokens,
+    }
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            text = value.decode("latin-1")
+            return text[7:] if text.lower().startswith("bearer ") else None
+    return None
+
+
+async def _body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _json(
+    send: Send, status: int, data: Any, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    body = json.dumps(data).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def build_app(config: ModelConfig | None = None) -> ModelApp:
+    return ModelApp(config or ModelConfig())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m doubles.model_server",
+        description="An OpenAI-compatible model double (the offline demo model).",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8002)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--policy", choices=POLICIES, default="default")
+    parser.add_argument("--script", help="JSON file with a list of steps (policy 'script')")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--api-key", help="accept only this key (default: any)")
+    args = parser.parse_args(argv)
+    script: list[dict[str, Any]] = []
+    if args.script:
+        with open(args.script) as handle:
+            script = json.load(handle)
+    config = ModelConfig(
+        latency_ms=args.latency_ms,
+        policy="script" if args.script else args.policy,
+        script=script,
+        seed=args.seed,
+        api_key=args.api_key,
+    )
+    uvicorn.run(
+        build_app(config),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
