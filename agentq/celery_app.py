@@ -6,7 +6,8 @@ Why each setting:
 - ``worker_prefetch_multiplier=1``: a worker reserves no more messages than it has slots, so
   queued jobs stay available to other workers.
 - ``visibility_timeout``: the Redis transport redelivers an unacknowledged message after this long;
-  it must exceed the longest job so a slow job is not run twice.
+  it must exceed the longest job so a slow job is not run twice (a duplicate would be dropped by
+  the claim check, but it costs a delivery). Workers sweep for such messages every 10 s.
 - results live in agentq's own job store, not in a Celery result backend.
 - task events off by default; when on, ``argsrepr`` keeps even the sealed token out of them.
 """
@@ -32,7 +33,12 @@ def make_celery(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_seconds},
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout_seconds,
+            # Look for messages due for redelivery every 10 s (kombu's default is ~100 s).
+            "unacked_restore_interval": 10,
+            "unacked_restore_throttle": 1,
+        },
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         worker_hijack_root_logger=False,
@@ -44,12 +50,12 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
-def send_job(app: Celery, settings: Settings, job_id: str, sealed_token: str) -> None:
+def send_job(app: Celery, queue: str, job_id: str, sealed_token: str) -> None:
     """Send the message that runs a job; its arguments' repr never shows the sealed token."""
     app.send_task(
         RUN_JOB_TASK,
         args=[job_id, sealed_token],
-        queue=settings.queue,
+        queue=queue,
         argsrepr=f"({job_id!r}, {SEALED_ARG_REPR})",
         retry=True,
         retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},

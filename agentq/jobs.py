@@ -72,6 +72,7 @@ class Job(BaseModel):
     model: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     deadline_seconds: float | None = None
+    queue: str | None = None  # the Celery queue its messages go to (retries go back there)
     worker: str | None = None
     next_attempt_at: float | None = None
     lost_runs: int = 0
@@ -84,6 +85,7 @@ class Job(BaseModel):
         owner: str,
         metadata: dict[str, Any] | None = None,
         deadline_seconds: float | None = None,
+        queue: str | None = None,
     ) -> Job:
         return cls(
             id=uuid.uuid4().hex,
@@ -93,6 +95,7 @@ class Job(BaseModel):
             created_at=time.time(),
             metadata=metadata or {},
             deadline_seconds=deadline_seconds,
+            queue=queue,
         )
 
     @property
@@ -107,7 +110,7 @@ class Job(BaseModel):
 
     def public(self) -> dict[str, Any]:
         """What a reader of the job sees (no owner fingerprint)."""
-        data = self.model_dump(mode="json", exclude={"owner", "worker"})
+        data = self.model_dump(mode="json", exclude={"owner", "worker", "queue"})
         data["timings"] = {
             "queued_seconds": self.queued_seconds,
             "run_seconds": self.run_seconds,

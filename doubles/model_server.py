@@ -43,8 +43,8 @@ MODEL_NAMES = ("offline-demo-model", "demo-model")
 class ModelConfig:
     latency_ms: float = 0.0
     fault: str = "none"
-    fault_rate: float = 0.0
-    fault_first_n: int = 0
+    fault_rate: float = 1.0  # chance per request that ``fault`` happens
+    fault_first_n: int | None = None  # when set, at most this many more requests fail
     retry_after_s: float = 1.0
     hang_s: float = 3600.0
     policy: str = "default"
@@ -80,20 +80,22 @@ class ModelState:
     def configure(self, knobs: dict[str, Any]) -> None:
         self.config = self.config.merged(knobs)
         if "fault_first_n" in knobs:
-            self.first_n_left = int(knobs["fault_first_n"])
+            self.first_n_left = self.config.fault_first_n
         if "seed" in knobs:
             self.rng = random.Random(self.config.seed)
 
     def pick_fault(self) -> str | None:
+        """Same rules as the MCP double: the rate is a chance, ``fault_first_n`` a countdown."""
         config = self.config
         if config.fault == "none":
             return None
-        if self.first_n_left > 0:
+        if self.first_n_left is not None and self.first_n_left <= 0:
+            return None
+        if config.fault_rate < 1.0 and self.rng.random() >= config.fault_rate:
+            return None
+        if self.first_n_left is not None:
             self.first_n_left -= 1
-            return config.fault
-        if config.fault_rate > 0 and self.rng.random() < config.fault_rate:
-            return config.fault
-        return None
+        return config.fault
 
     def stats(self) -> dict[str, Any]:
         ok = [c for c in self.calls if c["status"] == 200]
@@ -151,7 +153,7 @@ class ModelApp:
             if path == "/_double/config" and method == "POST":
                 state.configure(knobs)
             elif path == "/_double/reset" and method == "POST":
-                state.reset(state.initial.merged({"policy": state.config.policy}))
+                state.reset(state.initial)  # everything as started, like the MCP double
                 state.configure(knobs)
             else:
                 return await _json(send, 404, {"error": "unknown admin route"})

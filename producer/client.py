@@ -113,11 +113,12 @@ class Client:
             owner=self.sealer.fingerprint(token),
             metadata=metadata,
             deadline_seconds=deadline,
+            queue=self.settings.queue,
         )
         sealed = self.sealer.seal(token)
         self.store.create(job, sealed)
         try:
-            send_job(self.celery, self.settings, job.id, sealed)
+            send_job(self.celery, self.settings.queue, job.id, sealed)
         except Exception as exc:
             self._forget(job.id)
             raise ServiceUnavailable(

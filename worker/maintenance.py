@@ -3,7 +3,8 @@
 Every worker runs one; they share the work through Redis, where each step is atomic, so any
 number of workers can run it at once and none is special.
 - Retries wait in a Redis sorted set (not in a Celery ETA message held in some worker's memory),
-  so a retry survives the death of the worker that scheduled it; when due, a message is sent.
+  so a retry survives the death of the worker that scheduled it; when due, a message is sent to
+  the job's own queue (whichever worker noticed it is due).
 - A job its owner cancelled while it runs here is stopped (its status is polled, twice a second).
 - A job whose worker's heartbeat expired is requeued; one whose runs keep being lost is poisoned.
 - A job running far past its deadline on a live worker is failed, so nothing stays ``running``.
@@ -64,6 +65,9 @@ class Maintenance:
     def send_due_retries(self) -> None:
         for job_id in self._store.pop_due():
             sealed = self._store.sealed_token(job_id)
+            job = self._store.load(job_id)
+            if job is None or job.status.terminal:
+                continue
             if sealed is None:
                 self._store.finish(
                     job_id,
@@ -74,7 +78,7 @@ class Maintenance:
                 )
                 continue
             try:
-                send_job(self._celery, self._settings, job_id, sealed)
+                send_job(self._celery, job.queue or self._settings.queue, job_id, sealed)
             except Exception:
                 self._store.requeue_due(job_id)
                 raise
