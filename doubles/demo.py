@@ -67,7 +67,12 @@ def main() -> int:
                     spawn(
                         "mcp-double",
                         python_module(
-                            "doubles.mcp_server", "--port", str(port), "--token", DEMO_TOKEN
+                            "doubles.mcp_server",
+                            "--port",
+                            str(port),
+                            "--token",
+                            DEMO_TOKEN,
+                            "--read-only",  # as the recommended deployment runs it
                         ),
                         port,
                         RUN_DIR,

@@ -103,7 +103,7 @@ def _attempt_table(attempt: AttemptTrace) -> Table:
         table.add_row(
             str(index),
             step.kind,
-            _step_detail(step),
+            Text(_step_detail(step)),  # model and tool text is data, never rich markup
             tokens,
             "" if step.duration_ms is None else f"{step.duration_ms:.0f}",
             style=style,
