@@ -60,7 +60,6 @@ from typing import Any, Literal, get_args
 
 import anyio
 import mcp_types as types
-import uvicorn
 from jsonschema import Draft202012Validator
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel import Server
@@ -72,7 +71,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from doubles.faults import drop_connection, hang
+from doubles.asgi import drop_connection, hang, serve
 from doubles.inventory import (
     GraphQLSyntaxError,
     Inventory,
@@ -1497,19 +1496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if config.auth_mode == "gateway" and not config.tokens:
         logger.warning("gateway auth with no --token: every /mcp request will get HTTP 401")
-    server = uvicorn.Server(
-        uvicorn.Config(
-            build_app(config),
-            host=args.host,
-            port=args.port,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-            # Hanging requests and open SSE streams must not keep a stopping double alive.
-            timeout_graceful_shutdown=2,
-        )
-    )
-    server.run()
+    serve(build_app(config), args.host, args.port)
     return 0
 
 

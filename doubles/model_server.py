@@ -22,10 +22,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from doubles.faults import drop_connection, hang
+from doubles.asgi import drop_connection, hang, serve
 from doubles.model_policy import (
     Decision,
     chat_conversation,
@@ -402,14 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         api_key=args.api_key,
     )
-    uvicorn.run(
-        build_app(config),
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-    )
+    serve(build_app(config), args.host, args.port)
     return 0
 
 

@@ -1,7 +1,8 @@
-"""Faults both doubles inject at the ASGI level: a dropped connection and a hung request.
+"""ASGI plumbing both doubles share: serving them, and the faults they inject at that level.
 
-They need the server's own ``send`` (under uvicorn it is bound to the connection, whose transport
-can be aborted), so the doubles are plain ASGI apps rather than framework endpoints.
+A dropped connection and a hung request need the server's own ``send`` (under uvicorn it is bound
+to the connection, whose transport can be aborted), so the doubles are plain ASGI apps rather than
+framework endpoints.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 import asyncio
 
 import anyio
-from starlette.types import Receive, Send
+import uvicorn
+from starlette.types import ASGIApp, Receive, Send
 
 
 async def drop_connection(receive: Receive, send: Send) -> None:
@@ -51,3 +53,20 @@ async def hang(receive: Receive, send: Send, seconds: float) -> bool:
     except asyncio.CancelledError:
         await drop_connection(receive, send)
         return False
+
+
+def serve(app: ASGIApp, host: str, port: int) -> None:
+    """Run ``app`` under uvicorn until stopped, quietly and cheaply per request."""
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            # Hanging requests and open streams must not keep a stopping double alive.
+            timeout_graceful_shutdown=2,
+        )
+    )
+    server.run()
