@@ -91,8 +91,10 @@ class Double:
         return result
 
 
-def start_mcp_double(service_dir: Path, *extra: str, name: str = "mcp-double") -> Double:
-    port = free_port()
+def start_mcp_double(
+    service_dir: Path, *extra: str, name: str = "mcp-double", port: int | None = None
+) -> Double:
+    port = port or free_port()
     argv = python_module(
         "doubles.mcp_server",
         "--host", "127.0.0.1", "--port", str(port),

@@ -230,3 +230,29 @@ def test_responses_api(responses_worker: Stack, model_double: Double) -> None:
     assert apis == {"responses"}
     assert job.usage is not None
     assert job.usage.input_tokens == model_stats(model_double)["input_tokens"] > 0
+
+
+@pytest.mark.usefixtures("worker")
+@pytest.mark.parametrize("style", ["jsonrpc", "isError"])
+def test_tool_errors_go_to_the_model_and_are_flagged_in_the_trace(
+    stack: Stack, mcp_double: Double, model_double: Double, style: str
+) -> None:
+    """A bad kind is the model's to fix: the run goes on, and the trace marks the failed call."""
+    mcp_double.configure(error_style=style)
+    model_double.configure(
+        policy="script",
+        script=[
+            {"tool": "get_nodes", "arguments": {"kind": "DcimDevise"}},
+            {"tool": "get_nodes", "arguments": {"kind": "DcimDevice"}},
+            {"text": "found them after fixing the kind"},
+        ],
+    )
+    client = stack.client()
+    job = client.wait(client.submit("Which devices?", TOKEN_A), TOKEN_A, timeout=60)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.answer == "found them after fixing the kind"
+    steps = [s for s in client.trace(job.id, TOKEN_A).attempts[0].steps if s.kind == "tool_call"]
+    assert [s.arguments["kind"] for s in steps] == ["DcimDevise", "DcimDevice"]
+    assert [s.is_error for s in steps] == [True, False]
+    assert "DcimDevise" in (steps[0].error or "") + (steps[0].result_excerpt or "")
+    assert client.trace(job.id, TOKEN_A).totals.tool_errors == 1

@@ -13,7 +13,15 @@ import pytest
 
 from agentq.jobs import JobStatus
 from doubles.processes import Service, start_redis, wait_until
-from tests.conftest import TOKEN_A, TOKEN_B, CliRunner, Double, Stack, start_worker
+from tests.conftest import (
+    TOKEN_A,
+    TOKEN_B,
+    CliRunner,
+    Double,
+    Stack,
+    start_mcp_double,
+    start_worker,
+)
 
 QUESTION = "Which devices are in site atl1?"
 
@@ -292,3 +300,26 @@ def test_redis_restart_with_queued_jobs_loses_nothing(
     assert [j.status for j in jobs] == [JobStatus.SUCCEEDED] * 10, [
         (j.status, j.error) for j in jobs
     ]
+
+
+def test_mcp_server_restart_mid_job(stack: Stack, service_dir: Path, model_double: Double) -> None:
+    own_mcp = start_mcp_double(service_dir, name="mcp-restarting")
+    port = own_mcp.service.port
+    restarting = side(stack, "mcp-restart", AGENTQ_MCP_URL=f"{own_mcp.url}/mcp", **FAST_RETRIES)
+    worker = start_worker(restarting, service_dir)
+    client = restarting.client()
+    model_double.configure(latency_ms=1500)
+    try:
+        job_id = client.submit(QUESTION, TOKEN_A)
+        wait_until(
+            lambda: bool(own_mcp.calls()) and client.get(job_id, TOKEN_A).status == "running",
+            30,
+            what="the job to talk to the MCP server",
+        )
+        own_mcp.service.stop()
+        own_mcp = start_mcp_double(service_dir, name="mcp-restarted", port=port)
+        job = client.wait(job_id, TOKEN_A, timeout=60)
+    finally:
+        worker.stop()
+        own_mcp.service.stop()
+    assert job.status == JobStatus.SUCCEEDED, job.error
