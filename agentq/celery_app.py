@@ -55,6 +55,7 @@ def send_job(app: Celery, queue: str, job_id: str, sealed_token: str) -> None:
     app.send_task(
         RUN_JOB_TASK,
         args=[job_id, sealed_token],
+        task_id=job_id,  # lets the maintenance thread find the job's message in the broker
         queue=queue,
         argsrepr=f"({job_id!r}, {SEALED_ARG_REPR})",
         retry=True,

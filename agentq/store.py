@@ -25,11 +25,14 @@ from agentq.traces import AttemptTrace, Trace
 KEY_PREFIX = "agentq"
 RUNNING_KEY = f"{KEY_PREFIX}:running"  # zset: job id -> when its current attempt started
 DELAYED_KEY = f"{KEY_PREFIX}:delayed"  # zset: job id -> when its next attempt is due
+SENT_KEY = f"{KEY_PREFIX}:sent"  # zset: queued job id -> when its message was last sent
+# kombu's Redis transport keeps messages a worker took but has not acknowledged here.
+KOMBU_UNACKED_KEY = "unacked"
 WORKER_PREFIX = f"{KEY_PREFIX}:worker:"  # + worker name: heartbeat, expires when it dies
 TERMINAL = ",".join(TERMINAL_STATUSES)
 
 # Change a job's status if it is in an allowed one (and, if given, owned by a worker).
-# KEYS: job, running, delayed, sealed. ARGV: ttl, allowed (csv), owner or '', job id,
+# KEYS: job, running, delayed, sealed, sent. ARGV: ttl, allowed (csv), owner or '', job id,
 # '1' if the new status is terminal (drop the job from the indexes and its sealed token),
 # then field/value pairs. Returns {previous status or false, 1 if applied else 0}.
 _TRANSITION = """
@@ -47,14 +50,15 @@ if #ARGV > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 6)) end
 if ARGV[5] == '1' then
   redis.call('ZREM', KEYS[2], ARGV[4])
   redis.call('ZREM', KEYS[3], ARGV[4])
+  redis.call('ZREM', KEYS[5], ARGV[4])
   redis.call('DEL', KEYS[4])
 end
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
 return {current, 1}
 """
 
-# Take a job for a run. KEYS: job, running, delayed. ARGV: ttl, worker, worker key prefix, now,
-# poison_after, job id, error JSON for a poisoned job. A running job whose worker is alive is
+# Take a job for a run. KEYS: job, running, delayed, sent. ARGV: ttl, worker, worker key prefix,
+# now, poison_after, job id, error JSON for a poisoned job. A running job whose worker is alive is
 # 'busy' (a duplicate delivery); one whose worker died is taken over, unless its runs were lost
 # too often. A queued job whose retry is not yet due is 'early' (its delayed entry will send it).
 _CLAIM = """
@@ -84,6 +88,7 @@ redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSETNX', KEYS[1], 'started_at', ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[6])
 redis.call('ZREM', KEYS[3], ARGV[6])
+redis.call('ZREM', KEYS[4], ARGV[6])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
 return 'claimed'
 """
@@ -187,7 +192,7 @@ class JobStore:
         return f"{KEY_PREFIX}:sealed:{job_id}"
 
     def _keys(self, job_id: str) -> list[str]:
-        return [self.job_key(job_id), RUNNING_KEY, DELAYED_KEY, self.sealed_key(job_id)]
+        return [self.job_key(job_id), RUNNING_KEY, DELAYED_KEY, self.sealed_key(job_id), SENT_KEY]
 
     # Writing -----------------------------------------------------------------------------
 
@@ -198,6 +203,7 @@ class JobStore:
             pipe.hset(self.job_key(job.id), mapping=_to_hash(job))  # type: ignore[arg-type]
             pipe.expire(self.job_key(job.id), self._ttl)
             pipe.set(self.sealed_key(job.id), sealed_token, ex=self._ttl)
+            pipe.zadd(SENT_KEY, {job.id: time.time()})
             pipe.execute()
 
     def delete(self, job_id: str) -> None:
@@ -216,7 +222,7 @@ class JobStore:
         'early', 'poisoned')."""
         with redis_errors(self._url):
             result = self._claim(
-                keys=self._keys(job_id)[:3],
+                keys=[self.job_key(job_id), RUNNING_KEY, DELAYED_KEY, SENT_KEY],
                 args=[
                     self._ttl, worker, WORKER_PREFIX, repr(time.time()), poison_after, job_id,
                     POISONED_ERROR.model_dump_json(),
@@ -252,6 +258,33 @@ class JobStore:
         with redis_errors(self._url):
             due = self._pop_due(keys=[DELAYED_KEY], args=[repr(time.time()), limit])
         return [str(job_id) for job_id in due]
+
+    def mark_sent(self, job_id: str) -> None:
+        """Note that a message for this queued job was just sent (see ``unclaimed``)."""
+        with redis_errors(self._url):
+            self._redis.zadd(SENT_KEY, {job_id: time.time()})
+
+    def unclaimed(self, older_than: float) -> list[str]:
+        """Queued jobs whose last message was sent more than ``older_than`` seconds ago and
+        that no worker has claimed since."""
+        with redis_errors(self._url):
+            ids = self._redis.zrangebyscore(SENT_KEY, "-inf", time.time() - older_than)
+        return [str(job_id) for job_id in ids]
+
+    def message_pending(self, queue: str, job_id: str) -> bool:
+        """Whether the broker may still hold a message for the job: its queue is not empty, or
+        a worker took one and has not acknowledged it (kombu keeps those in its unacked hash)."""
+        with redis_errors(self._url):
+            if self._redis.llen(queue) > 0:
+                return True
+            for raw in self._redis.hvals(KOMBU_UNACKED_KEY):
+                try:
+                    message = json.loads(raw)[0]
+                except (ValueError, IndexError, TypeError):
+                    continue
+                if isinstance(message, dict) and message.get("headers", {}).get("id") == job_id:
+                    return True
+        return False
 
     def requeue_due(self, job_id: str) -> None:
         """Put a job taken by ``pop_due`` back, when its message could not be sent."""

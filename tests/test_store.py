@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import redis
 
@@ -185,3 +187,26 @@ def test_unreachable_redis_is_one_clear_error() -> None:
 def test_redact_url_keeps_urls_without_password() -> None:
     assert redact_url("redis://localhost:6379/0") == "redis://localhost:6379/0"
     assert redact_url("redis://user:pw@h:1/2") == "redis://user:***@h:1/2"
+
+
+def test_a_queued_job_whose_message_was_lost_is_found(
+    store: JobStore, redis_client: redis.Redis
+) -> None:
+    job = new_job()
+    store.create(job, "sealed")
+    assert job.id in store.unclaimed(older_than=-1)
+    assert job.id not in store.unclaimed(older_than=60)
+    queue = f"lost-{job.id}"
+    assert not store.message_pending(queue, job.id)
+    # A worker holding its message unacknowledged (kombu's format) means it is not lost.
+    message = {"headers": {"id": job.id}, "body": "..."}
+    redis_client.hset("unacked", "tag-1", json.dumps([message, "", queue]))
+    try:
+        assert store.message_pending(queue, job.id)
+    finally:
+        redis_client.hdel("unacked", "tag-1")
+    redis_client.rpush(queue, "{}")
+    assert store.message_pending(queue, job.id)  # the queue still has messages to hand out
+    redis_client.delete(queue)
+    assert store.claim(job.id, "w1", poison_after=3) == "claimed"
+    assert job.id not in store.unclaimed(older_than=-1)

@@ -8,6 +8,7 @@ number of workers can run it at once and none is special.
 - A job its owner cancelled while it runs here is stopped (its status is polled, twice a second).
 - A job whose worker's heartbeat expired is requeued; one whose runs keep being lost is poisoned.
 - A job running far past its deadline on a live worker is failed, so nothing stays ``running``.
+- A queued job whose message was lost (see ``resend_lost_messages``) gets a new one.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class Maintenance:
             except Exception:
                 self._store.requeue_due(job_id)
                 raise
+            self._store.mark_sent(job_id)
 
     def stop_cancelled_jobs(self) -> None:
         running_here = inflight.job_ids()
@@ -91,7 +93,29 @@ class Maintenance:
             if status in (JobStatus.CANCELLED, None) and inflight.stop(job_id, "cancelled"):
                 log.info("stopping cancelled job", job_id=job_id)
 
+    def resend_lost_messages(self) -> None:
+        """Send again the message of a queued job that no worker ever claimed.
+
+        kombu's Redis transport pops a message and then records it as unacknowledged; a worker
+        killed between the two loses the message for good. A job whose message is older than
+        the visibility timeout, whose queue is empty and whose message no worker holds, has
+        lost it. (A duplicate, should one still exist, is dropped when claimed.)
+        """
+        lease = self._settings.visibility_timeout_seconds + 10
+        for job_id in self._store.unclaimed(older_than=lease):
+            job = self._store.load(job_id)
+            sealed = self._store.sealed_token(job_id)
+            if job is None or job.status != JobStatus.QUEUED or sealed is None:
+                continue
+            queue = job.queue or self._settings.queue
+            if self._store.message_pending(queue, job_id):
+                continue
+            send_job(self._celery, queue, job_id, sealed)
+            self._store.mark_sent(job_id)
+            log.warning("resent the lost message of a queued job", job_id=job_id)
+
     def reap(self) -> None:
+        self.resend_lost_messages()
         now = time.time()
         mine = set(inflight.job_ids())
         for job_id, started in self._store.running():
