@@ -323,3 +323,27 @@ def test_mcp_server_restart_mid_job(stack: Stack, service_dir: Path, model_doubl
         worker.stop()
         own_mcp.service.stop()
     assert job.status == JobStatus.SUCCEEDED, job.error
+
+
+def test_a_hung_tool_call_times_out_and_the_job_is_retried(
+    stack: Stack, service_dir: Path, mcp_double: Double
+) -> None:
+    quick = side(
+        stack,
+        "tool-timeout",
+        AGENTQ_TOOL_TIMEOUT_SECONDS="1",
+        AGENTQ_RETRY_MAX_ATTEMPTS="2",
+        AGENTQ_RETRY_BASE_SECONDS="0.1",
+    )
+    worker = start_worker(quick, service_dir)
+    try:
+        mcp_double.configure(fault="hang", fault_methods=["tools/call"], fault_first_n=1)
+        client = quick.client()
+        job = client.wait(client.submit(QUESTION, TOKEN_A), TOKEN_A, timeout=60)
+    finally:
+        worker.stop()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    first, second = client.trace(job.id, TOKEN_A).attempts
+    assert (first.outcome, first.error_code) == ("retrying", "timeout")
+    assert second.outcome == "succeeded"
+    assert 1.0 <= first.totals.duration_ms / 1000 < 10
