@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
@@ -125,7 +125,3 @@ def trace_view(trace: Trace) -> Group:
         )
     )
     return Group(*parts)
-
-
-def print_json(console: Console, data: Any) -> None:
-    console.print_json(json.dumps(data, default=str))

@@ -53,9 +53,8 @@ def check_model_settings(settings: Settings) -> None:
 
 @dataclass
 class LoopClients:
-    """Everything a job borrows from its loop: the model client, the model, the prompt cache."""
+    """Everything a job borrows from its loop: the model (with its client) and the prompt cache."""
 
-    openai: AsyncOpenAI
     model: Model
     model_name: str
     prompts: PromptCache
@@ -114,7 +113,6 @@ def _make_clients(settings: Settings) -> LoopClients:
     else:
         model = OpenAIResponsesModel(model=name, openai_client=client)
     return LoopClients(
-        openai=client,
         model=model,
         model_name=name,
         prompts=PromptCache(settings.prompt_cache_seconds),
