@@ -155,6 +155,7 @@ def start_redis(
 ) -> Service:
     """A private redis-server on a free loopback port, keeping its data in ``data_dir``."""
     port = port or free_port()
+    log_dir.mkdir(parents=True, exist_ok=True)
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="agentq-redis-", dir=log_dir))
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
