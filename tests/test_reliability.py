@@ -207,8 +207,19 @@ def test_worker_killed_mid_run_loses_no_job(
 def test_poison_job_that_keeps_killing_workers_is_stopped(
     stack: Stack, service_dir: Path, model_double: Double
 ) -> None:
-    env = {"AGENTQ_HEARTBEAT_TTL_SECONDS": "2", "AGENTQ_POISON_AFTER": "2"}
-    poison = side(stack, "poison-tests", **env)
+    # Its own Redis database: the reaper of whichever worker notices a dead one applies its own
+    # AGENTQ_POISON_AFTER, so workers with other settings must not see this job.
+    own_db = stack.redis_url.rsplit("/", 1)[0] + "/3"
+    env = {
+        "AGENTQ_HEARTBEAT_TTL_SECONDS": "2",
+        "AGENTQ_POISON_AFTER": "2",
+        "AGENTQ_REDIS_URL": own_db,
+    }
+    poison = Stack(
+        env={**stack.env, "AGENTQ_QUEUE": "poison-tests", **env},
+        redis_url=own_db,
+        logs=stack.logs,
+    )
     client = poison.client()
     model_double.configure(latency_ms=60000)
     job_id = client.submit(QUESTION, TOKEN_A)

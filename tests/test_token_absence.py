@@ -34,9 +34,13 @@ def redis_dump(client: redis.Redis) -> str:
 
 @pytest.mark.last
 def test_no_plaintext_token_in_redis_logs_or_output(
-    redis_client: redis.Redis, service_dir: Path
+    redis_client: redis.Redis, redis_url: str, service_dir: Path
 ) -> None:
-    dump = redis_dump(redis_client)
+    databases = [int(name[2:]) for name in redis_client.info("keyspace")]  # "db0", "db3", ...
+    base = redis_url.rsplit("/", 1)[0]
+    dump = "\n".join(
+        redis_dump(redis.Redis.from_url(f"{base}/{db}", decode_responses=True)) for db in databases
+    )
     assert "agentq:job:" in dump  # the scan saw the jobs the other tests made
     logs = {path: path.read_text(errors="replace") for path in service_dir.rglob("*.log")}
     assert any("worker" in path.name for path in logs)  # ... and the workers' logs
