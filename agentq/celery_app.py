@@ -9,7 +9,8 @@ Why each setting:
   it must exceed the longest job so a slow job is not run twice (a duplicate would be dropped by
   the claim check, but it costs a delivery). Workers sweep for such messages every 10 s.
 - results live in agentq's own job store, not in a Celery result backend.
-- task events off by default; when on, ``argsrepr`` keeps even the sealed token out of them.
+- a message carries only the job id: the sealed token stays in the job store, so a message
+  copied out of the broker (or shown in a task event) holds nothing of the user's.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from celery import Celery
 from agentq.settings import Settings
 
 RUN_JOB_TASK = "agentq.run_job"
-SEALED_ARG_REPR = "'<sealed token>'"
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -50,14 +50,13 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
-def send_job(app: Celery, queue: str, job_id: str, sealed_token: str) -> None:
-    """Send the message that runs a job; its arguments' repr never shows the sealed token."""
+def send_job(app: Celery, queue: str, job_id: str) -> None:
+    """Send the message that runs a job (see ``agentq.dispatch`` for when it may be sent)."""
     app.send_task(
         RUN_JOB_TASK,
-        args=[job_id, sealed_token],
+        args=[job_id],
         task_id=job_id,  # lets the maintenance thread find the job's message in the broker
         queue=queue,
-        argsrepr=f"({job_id!r}, {SEALED_ARG_REPR})",
         retry=True,
         retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
     )

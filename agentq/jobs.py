@@ -77,6 +77,10 @@ class Job(BaseModel):
     next_attempt_at: float | None = None
     lost_runs: int = 0
     history: list[AttemptSummary] = Field(default_factory=list)
+    # Admission (see ``agentq.dispatch``): the lane it waits in, and its batch if it has one.
+    lane: str | None = None
+    batch_id: str | None = None
+    allow_writes: bool = False
 
     @classmethod
     def new(
@@ -86,6 +90,8 @@ class Job(BaseModel):
         metadata: dict[str, Any] | None = None,
         deadline_seconds: float | None = None,
         queue: str | None = None,
+        batch_id: str | None = None,
+        allow_writes: bool = False,
     ) -> Job:
         return cls(
             id=uuid.uuid4().hex,
@@ -96,6 +102,9 @@ class Job(BaseModel):
             metadata=metadata or {},
             deadline_seconds=deadline_seconds,
             queue=queue,
+            lane=owner if batch_id is None else f"{owner}:{batch_id}",
+            batch_id=batch_id,
+            allow_writes=allow_writes,
         )
 
     @property
@@ -110,7 +119,7 @@ class Job(BaseModel):
 
     def public(self) -> dict[str, Any]:
         """What a reader of the job sees (no owner fingerprint)."""
-        data = self.model_dump(mode="json", exclude={"owner", "worker", "queue"})
+        data = self.model_dump(mode="json", exclude={"owner", "worker", "queue", "lane"})
         data["timings"] = {
             "queued_seconds": self.queued_seconds,
             "run_seconds": self.run_seconds,

@@ -6,17 +6,23 @@ HMAC of the token: reading a job needs the same token, yet Redis never holds any
 the token could be recovered or even brute-forced without the secret key.
 
 ``AGENTQ_SECRET_KEY`` may list several keys, newest first: the newest seals, all of them unseal
-and all of them are tried when matching a fingerprint, so keys can be rotated without losing jobs.
+and all of them are tried when matching a fingerprint, so keys can be rotated without losing jobs;
+``agentq reseal`` re-encrypts waiting tokens under the newest key so the old one can be dropped.
+
+A sealed token carries the time it was sealed, and no longer opens after
+``AGENTQ_SEALED_TOKEN_TTL_SECONDS``: a copy taken from Redis (a backup, a dump) is useless later
+even to someone who also has the key. Resealing keeps the original time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from agentq.errors import ConfigError
+from agentq.errors import AgentqError, ConfigError, ErrorCode
 
 _FINGERPRINT_CONTEXT = b"agentq owner fingerprint v1"
 
@@ -44,6 +50,7 @@ class TokenSealer:
                     f"AGENTQ_SECRET_KEY key #{position} is not a valid Fernet key "
                     "(32 url-safe base64-encoded bytes; run `agentq keygen`)"
                 ) from None
+        self._fernets = fernets
         self._fernet = MultiFernet(fernets)
         self._fingerprint_keys = [
             hmac.new(raw.encode(), _FINGERPRINT_CONTEXT, hashlib.sha256).digest()
@@ -53,15 +60,40 @@ class TokenSealer:
     def seal(self, token: str) -> str:
         return self._fernet.encrypt(token.encode()).decode()
 
-    def unseal(self, sealed: str) -> str:
-        """The token inside ``sealed``; ConfigError if no configured key opens it."""
+    def unseal(self, sealed: str, ttl: int | None = None) -> str:
+        """The token inside ``sealed``: AgentqError ``auth_error`` if it is older than ``ttl``
+        seconds, ConfigError if no configured key opens it."""
         try:
-            return self._fernet.decrypt(sealed.encode()).decode()
+            opened = self._fernet.decrypt(sealed.encode())
         except (InvalidToken, ValueError):
             raise ConfigError(
                 "the job's sealed token cannot be opened with AGENTQ_SECRET_KEY "
                 "(was the key changed without keeping the old one?)"
             ) from None
+        if ttl is not None and time.time() - self.sealed_at(sealed) > ttl:
+            raise AgentqError(
+                "the job's sealed token has expired (older than "
+                "AGENTQ_SEALED_TOKEN_TTL_SECONDS); submit the question again",
+                code=ErrorCode.AUTH_ERROR,
+                transient=False,
+            )
+        return opened.decode()
+
+    def sealed_at(self, sealed: str) -> float:
+        """When ``sealed`` was made (only call on a token that opens)."""
+        for fernet in self._fernets:
+            try:
+                return float(fernet.extract_timestamp(sealed.encode()))
+            except InvalidToken:
+                continue
+        raise ConfigError("the sealed token cannot be opened with AGENTQ_SECRET_KEY")
+
+    def reseal(self, sealed: str) -> str:
+        """``sealed`` encrypted under the newest key, keeping the time it was first sealed."""
+        try:
+            return self._fernet.rotate(sealed.encode()).decode()
+        except (InvalidToken, ValueError):
+            raise ConfigError("a sealed token cannot be opened with AGENTQ_SECRET_KEY") from None
 
     def fingerprint(self, token: str) -> str:
         """The owner fingerprint stored on new jobs (made with the newest key)."""

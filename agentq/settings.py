@@ -39,6 +39,42 @@ class Settings(BaseSettings):
     max_question_bytes: int = Field(
         16 * 1024, ge=1, description="Largest question accepted (UTF-8 bytes)."
     )
+    max_metadata_bytes: int = Field(
+        4 * 1024, ge=2, description="Largest metadata accepted per job (bytes of its JSON)."
+    )
+    sealed_token_ttl_seconds: int = Field(
+        2 * DAY,
+        ge=60,
+        description="A sealed token older than this no longer opens: its job fails "
+        "`auth_error` (a copied Redis dump is useless later). Keep it above the longest wait "
+        "in the queue.",
+    )
+
+    # Admission and tenant limits (see agentq/dispatch.py).
+    tenant_max_inflight: int = Field(
+        50,
+        ge=1,
+        description="Most jobs of one tenant (token) dispatched and not yet ended; the rest wait "
+        "their turn.",
+    )
+    dispatch_headroom: int = Field(
+        8,
+        ge=0,
+        description="Spare messages kept in the broker beyond the live workers' free slots "
+        "(small keeps scheduling fair across tenants).",
+    )
+    mcp_max_requests_per_second: float = Field(
+        0.0,
+        ge=0,
+        description="All workers together send at most this many requests per second to the MCP "
+        "server (0: no limit). Keep it below the server's INFRAHUB_MCP_RATE_LIMIT_RPS.",
+    )
+    model_max_concurrency: int = Field(
+        64,
+        ge=0,
+        description="All workers together keep at most this many model requests open (0: no "
+        "limit).",
+    )
 
     # The MCP server.
     mcp_url: str = Field("http://localhost:8001/mcp", description="Infrahub MCP endpoint.")
@@ -59,6 +95,19 @@ class Settings(BaseSettings):
     )
     prompt_cache_seconds: float = Field(
         300.0, ge=0, description="How long a worker process reuses a fetched prompt."
+    )
+    tools_cache_seconds: float = Field(
+        300.0, ge=0, description="How long a worker process reuses the server's tool list."
+    )
+    allow_write_tools: bool = Field(
+        False,
+        description="Whether a job may ask for the server's write tools (`allow_writes`); "
+        "without it every job gets only the read tools.",
+    )
+    read_tools: str | None = Field(
+        None,
+        description="Comma-separated tool names that jobs may use by default, instead of the "
+        "tools the server marks `readOnlyHint`.",
     )
 
     # The model.

@@ -1,7 +1,8 @@
 """The job store: job records and traces in Redis, with a retention TTL.
 
-A job is a Redis hash written as ``queued`` *before* its Celery message is sent, so a job a worker
-takes always exists, and a job that could not be sent is deleted again. Status changes go through
+A job is a Redis hash written as ``queued``, in the same transaction that puts it in its dispatch
+lane (``agentq.dispatch``), so a job a worker takes always exists and no job is written without
+being queued. Status changes go through
 one Lua script that only applies a change from an allowed status: a redelivered or late message
 can never move a finished job back to ``running`` or finish it twice.
 """
@@ -10,14 +11,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+from redis.client import Pipeline
 
-from agentq.errors import JobNotFound, ServiceUnavailable
+from agentq.errors import AgentqError, JobNotFound, ServiceUnavailable
 from agentq.jobs import TERMINAL_STATUSES, AttemptSummary, Job, JobError, JobStatus, Usage
 from agentq.sealing import TokenSealer
 from agentq.traces import AttemptTrace, Trace
@@ -28,14 +30,46 @@ DELAYED_KEY = f"{KEY_PREFIX}:delayed"  # zset: job id -> when its next attempt i
 SENT_KEY = f"{KEY_PREFIX}:sent"  # zset: queued job id -> when its message was last sent
 # kombu's Redis transport keeps messages a worker took but has not acknowledged here.
 KOMBU_UNACKED_KEY = "unacked"
+OWNER_PREFIX = f"{KEY_PREFIX}:owner:"  # + owner fingerprint: zset of its job ids by creation
+OWNER_INDEX_SIZE = 10_000  # newest job ids kept in an owner's index
 WORKER_PREFIX = f"{KEY_PREFIX}:worker:"  # + worker name: heartbeat, expires when it dies
 TERMINAL = ",".join(TERMINAL_STATUSES)
 
+# Shared by the status scripts below: what every status change must also do, atomically with it.
+# A job that ends gives back its dispatch slots (see ``agentq.dispatch``); a job in a batch moves
+# the batch's per-status counters, and the batch's last job to end marks the batch ended.
+_ON_MOVE = """
+local function job_moved(jkey, id, old, new, now)
+  local f = redis.call('HMGET', jkey, 'owner', 'lane', 'batch_id')
+  local ended = (new == 'succeeded' or new == 'failed' or new == 'cancelled')
+  if ended then
+    if f[1] then redis.call('ZREM', 'agentq:inflight:t:' .. f[1], id) end
+    if f[2] then redis.call('ZREM', 'agentq:inflight:l:' .. f[2], id) end
+  end
+  if f[3] and old ~= new then
+    local bkey = 'agentq:batch:' .. f[3]
+    if redis.call('EXISTS', bkey) == 1 then
+      redis.call('HINCRBY', bkey, old, -1)
+      redis.call('HINCRBY', bkey, new, 1)
+      if ended then
+        local done = redis.call('HINCRBY', bkey, 'ended', 1)
+        if done == tonumber(redis.call('HGET', bkey, 'total') or '-1') then
+          redis.call('HSET', bkey, 'finished_at', now)
+          redis.call('ZADD', 'agentq:batches:ended', now, f[3])
+        end
+      end
+    end
+  end
+end
+"""
+
 # Change a job's status if it is in an allowed one (and, if given, owned by a worker).
 # KEYS: job, running, delayed, sealed, sent. ARGV: ttl, allowed (csv), owner or '', job id,
-# '1' if the new status is terminal (drop the job from the indexes and its sealed token),
-# then field/value pairs. Returns {previous status or false, 1 if applied else 0}.
-_TRANSITION = """
+# '1' if the new status is terminal (drop the job from the indexes and its sealed token), the new
+# status, now, then field/value pairs. Returns {previous status or false, 1 if applied else 0}.
+_TRANSITION = (
+    _ON_MOVE
+    + """
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then return {false, 0} end
 local allowed = false
@@ -46,22 +80,26 @@ if not allowed then return {current, 0} end
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'worker') ~= ARGV[3] then
   return {current, 0}
 end
-if #ARGV > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 6)) end
+if #ARGV > 7 then redis.call('HSET', KEYS[1], unpack(ARGV, 8)) end
 if ARGV[5] == '1' then
   redis.call('ZREM', KEYS[2], ARGV[4])
   redis.call('ZREM', KEYS[3], ARGV[4])
   redis.call('ZREM', KEYS[5], ARGV[4])
   redis.call('DEL', KEYS[4])
 end
+job_moved(KEYS[1], ARGV[4], current, ARGV[6], ARGV[7])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
 return {current, 1}
 """
+)
 
 # Take a job for a run. KEYS: job, running, delayed, sent. ARGV: ttl, worker, worker key prefix,
 # now, poison_after, job id, error JSON for a poisoned job. A running job whose worker is alive is
 # 'busy' (a duplicate delivery); one whose worker died is taken over, unless its runs were lost
 # too often. A queued job whose retry is not yet due is 'early' (its delayed entry will send it).
-_CLAIM = """
+_CLAIM = (
+    _ON_MOVE
+    + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
 if status == 'succeeded' or status == 'failed' or status == 'cancelled' then
@@ -75,6 +113,7 @@ if status == 'running' then
     redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[4], 'error', ARGV[7])
     redis.call('ZREM', KEYS[2], ARGV[6])
     redis.call('ZREM', KEYS[3], ARGV[6])
+    job_moved(KEYS[1], ARGV[6], 'running', 'failed', ARGV[4])
     redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
     return 'poisoned'
   end
@@ -83,6 +122,7 @@ else
   if due and tonumber(due) > tonumber(ARGV[4]) + 0.5 then return 'early' end
 end
 redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[2], 'attempt_started_at', ARGV[4])
+job_moved(KEYS[1], ARGV[6], status, 'running', ARGV[4])
 redis.call('HDEL', KEYS[1], 'next_attempt_at')
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSETNX', KEYS[1], 'started_at', ARGV[4])
@@ -92,11 +132,14 @@ redis.call('ZREM', KEYS[4], ARGV[6])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
 return 'claimed'
 """
+)
 
 # Put a running job back in the queue for a later attempt. KEYS: job, running, delayed.
 # ARGV: ttl, owner ('' = whoever), due time, job id, '1' to count a lost run, poison_after,
 # now, error JSON if poisoned. Returns 'queued', 'poisoned' or 'skipped'.
-_REQUEUE = """
+_REQUEUE = (
+    _ON_MOVE
+    + """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 'skipped' end
 if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'worker') ~= ARGV[2] then return 'skipped' end
 redis.call('ZREM', KEYS[2], ARGV[4])
@@ -104,16 +147,19 @@ if ARGV[5] == '1' then
   local lost = redis.call('HINCRBY', KEYS[1], 'lost_runs', 1)
   if lost >= tonumber(ARGV[6]) then
     redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[7], 'error', ARGV[8])
+    job_moved(KEYS[1], ARGV[4], 'running', 'failed', ARGV[7])
     redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
     return 'poisoned'
   end
 end
 redis.call('HSET', KEYS[1], 'status', 'queued', 'next_attempt_at', ARGV[3])
+job_moved(KEYS[1], ARGV[4], 'running', 'queued', ARGV[7])
 redis.call('HDEL', KEYS[1], 'worker')
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
 return 'queued'
 """
+)
 
 # Take up to ARGV[2] job ids whose next attempt is due at ARGV[1]; each is taken once.
 _POP_DUE = """
@@ -196,15 +242,43 @@ class JobStore:
 
     # Writing -----------------------------------------------------------------------------
 
-    def create(self, job: Job, sealed_token: str) -> None:
-        """Write a new job and its sealed token (kept so a lost or retried run can be resent)."""
+    def create(
+        self,
+        jobs: Sequence[Job],
+        sealed_token: str,
+        enqueue: Callable[[Pipeline], None] | None = None,
+    ) -> None:
+        """Write new jobs of one owner, each with the sealed token (kept so a lost or retried
+        run can be resent), in one transaction with ``enqueue`` (which queues them for dispatch):
+        either all of it is written or none of it."""
         with redis_errors(self._url):
             pipe = self._redis.pipeline(transaction=True)
-            pipe.hset(self.job_key(job.id), mapping=_to_hash(job))  # type: ignore[arg-type]
-            pipe.expire(self.job_key(job.id), self._ttl)
-            pipe.set(self.sealed_key(job.id), sealed_token, ex=self._ttl)
-            pipe.zadd(SENT_KEY, {job.id: time.time()})
+            for job in jobs:
+                pipe.hset(self.job_key(job.id), mapping=_to_hash(job))  # type: ignore[arg-type]
+                pipe.expire(self.job_key(job.id), self._ttl)
+                pipe.set(self.sealed_key(job.id), sealed_token, ex=self._ttl)
+            if jobs:
+                owner_key = OWNER_PREFIX + jobs[0].owner
+                pipe.zadd(owner_key, {job.id: job.created_at for job in jobs})
+                pipe.zremrangebyrank(owner_key, 0, -OWNER_INDEX_SIZE - 1)
+                pipe.expire(owner_key, self._ttl)
+            if enqueue is not None:
+                enqueue(pipe)
             pipe.execute()
+
+    def owned_ids(self, owner: str, limit: int) -> list[str]:
+        """The newest ``limit`` job ids of an owner fingerprint, newest first."""
+        with redis_errors(self._url):
+            ids = self._redis.zrevrange(OWNER_PREFIX + owner, 0, max(0, limit - 1))
+        return [str(job_id) for job_id in ids]
+
+    def load_many(self, job_ids: Sequence[str]) -> list[Job | None]:
+        with redis_errors(self._url):
+            pipe = self._redis.pipeline(transaction=False)
+            for job_id in job_ids:
+                pipe.hgetall(self.job_key(job_id))
+            raws = pipe.execute()
+        return [_from_hash(raw) if raw else None for raw in raws]
 
     def delete(self, job_id: str) -> None:
         with redis_errors(self._url):
@@ -216,6 +290,25 @@ class JobStore:
         with redis_errors(self._url):
             value = self._redis.get(self.sealed_key(job_id))
         return str(value) if value is not None else None
+
+    def reseal_all(self, reseal: Callable[[str], str]) -> tuple[int, int]:
+        """Replace every stored sealed token by ``reseal(token)``, keeping its expiry; returns
+        (resealed, failed). A token ``reseal`` cannot open (ConfigError) is left as it is."""
+        done = failed = 0
+        with redis_errors(self._url):
+            for key in self._redis.scan_iter(match=self.sealed_key("*"), count=500):
+                value = self._redis.get(key)
+                if value is None:
+                    continue
+                try:
+                    fresh = reseal(str(value))
+                except AgentqError:
+                    failed += 1
+                    continue
+                # Only if unchanged meanwhile (a job that ended deletes its token).
+                if self._redis.set(key, fresh, xx=True, keepttl=True):
+                    done += 1
+        return done, failed
 
     def claim(self, job_id: str, worker: str, poison_after: int) -> str:
         """Take the job for a run: 'claimed', or why not ('missing', 'terminal', 'busy',
@@ -363,7 +456,10 @@ class JobStore:
         terminal: bool,
         fields: dict[str, Any],
     ) -> tuple[str | None, bool]:
-        args: list[Any] = [self._ttl, ",".join(allowed), owner, job_id, "1" if terminal else "0"]
+        args: list[Any] = [
+            self._ttl, ",".join(allowed), owner, job_id, "1" if terminal else "0",
+            fields["status"], repr(time.time()),
+        ]  # fmt: skip
         for name, value in fields.items():
             args.extend([name, _encode(value)])
         with redis_errors(self._url):

@@ -22,6 +22,7 @@ from rich.console import Console
 
 from agentq.errors import AgentqError, ErrorCode, ServiceUnavailable
 from agentq.jobs import Job, JobStatus
+from agentq.logs import configure_logging
 from agentq.sealing import generate_key
 from agentq.settings import Settings, get_settings
 from producer.client import Client
@@ -66,7 +67,10 @@ def user_errors() -> Iterator[None]:
 
 def load_settings() -> Settings:
     with user_errors():
-        return get_settings()
+        settings = get_settings()
+        # Log lines go to stderr, and only warnings: stdout holds results (and --json).
+        configure_logging("WARNING", settings.log_format)
+        return settings
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -118,10 +122,41 @@ def exit_for(job: Job) -> None:
         raise typer.Exit(EXIT_JOB_FAILED)
 
 
+def parse_meta(pairs: list[str]) -> dict[str, Any] | None:
+    """``--meta KEY=VALUE`` options as a dict (None when there are none)."""
+    if not pairs:
+        return None
+    meta: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            fail(f"--meta expects KEY=VALUE, got {pair!r}")
+        meta[key.strip()] = value
+    return meta
+
+
 @app.command()
 def keygen() -> None:
     """Print a new key for AGENTQ_SECRET_KEY."""
     sys.stdout.write(generate_key() + "\n")
+
+
+@app.command()
+def reseal(as_json: JsonFlag = False) -> None:
+    """Re-encrypt every waiting job's sealed token under the newest AGENTQ_SECRET_KEY key.
+
+    Rotate keys by putting a new key first in AGENTQ_SECRET_KEY (keeping the old after it),
+    restarting workers and producers, running this, and then dropping the old key.
+    """
+    client = make_client()
+    with user_errors():
+        done, failed = client.store.reseal_all(client.sealer.reseal)
+    if as_json:
+        emit_json({"resealed": done, "unreadable": failed})
+    else:
+        out.print(f"resealed {done} token(s); {failed} could not be opened with any key")
+    if failed:
+        raise typer.Exit(EXIT_JOB_FAILED)
 
 
 @app.command()
@@ -132,13 +167,30 @@ def submit(
         float | None,
         typer.Option(help="Seconds one attempt may run (default AGENTQ_JOB_DEADLINE_SECONDS)."),
     ] = None,
+    metadata: Annotated[
+        list[str] | None,
+        typer.Option("--meta", help="KEY=VALUE kept with the job (repeatable)."),
+    ] = None,
+    allow_writes: Annotated[
+        bool,
+        typer.Option(
+            "--allow-writes",
+            help="Offer the agent the server's write tools too (needs AGENTQ_ALLOW_WRITE_TOOLS).",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Enqueue a question; prints the job id at once."""
     token = read_token(token_file)
     client = make_client()
     with user_errors():
-        job_id = client.submit(question, token, deadline=deadline)
+        job_id = client.submit(
+            question,
+            token,
+            metadata=parse_meta(metadata or []),
+            deadline=deadline,
+            allow_writes=allow_writes,
+        )
     if as_json:
         emit_json({"id": job_id, "status": JobStatus.QUEUED})
     else:

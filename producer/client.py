@@ -5,13 +5,14 @@
     job_id = client.submit("Which devices are in atl1?", token)
     job = client.wait(job_id, token, timeout=120)
 
-Everything is checked before anything is written, and a job whose message cannot be sent is
-removed again, so a failed submit leaves nothing behind.
+Everything is checked before anything is written, and a job is written in one transaction with
+its place in the dispatch queue (``agentq.dispatch``), so a failed submit leaves nothing behind
+and a written job is never stranded. Every submit, read and cancel goes to the audit log.
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,13 +20,18 @@ from typing import Any
 
 from celery import Celery
 
-from agentq.celery_app import make_celery, send_job
-from agentq.errors import BadRequest, JobNotFound, ServiceUnavailable
+from agentq.audit import audit
+from agentq.celery_app import make_celery
+from agentq.dispatch import Dispatcher
+from agentq.errors import BadRequest, JobNotFound
 from agentq.jobs import Job, JobStatus
+from agentq.logs import get_logger
 from agentq.sealing import TokenSealer
 from agentq.settings import Settings, get_settings
-from agentq.store import JobStore, connect, redact_url, redis_errors
+from agentq.store import JobStore, connect, redis_errors
 from agentq.traces import Trace
+
+log = get_logger(__name__)
 
 
 def check_token(token: str | None) -> str:
@@ -48,6 +54,32 @@ def check_question(question: str | None, max_bytes: int) -> str:
             f"the question is {size} bytes; the limit is {max_bytes} (AGENTQ_MAX_QUESTION_BYTES)"
         )
     return question
+
+
+def check_metadata(metadata: dict[str, Any] | None, max_bytes: int) -> dict[str, Any]:
+    """The metadata if it is a JSON object within the size limit; BadRequest otherwise."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
+        raise BadRequest("metadata must be a JSON object with string keys")
+    try:
+        size = len(json.dumps(metadata, separators=(",", ":")).encode())
+    except (TypeError, ValueError):
+        raise BadRequest("metadata must hold only JSON values") from None
+    if size > max_bytes:
+        raise BadRequest(
+            f"the metadata is {size} bytes of JSON; the limit is {max_bytes} "
+            "(AGENTQ_MAX_METADATA_BYTES)"
+        )
+    return metadata
+
+
+def check_allow_writes(allow_writes: bool, settings: Settings) -> bool:
+    if allow_writes and not settings.allow_write_tools:
+        raise BadRequest(
+            "write tools are not allowed in this deployment (AGENTQ_ALLOW_WRITE_TOOLS is off)"
+        )
+    return allow_writes
 
 
 def check_deadline(deadline: float | None, settings: Settings) -> float | None:
@@ -81,6 +113,7 @@ class Client:
         self.sealer = TokenSealer(secret.get_secret_value() if secret else None)
         self.redis = connect(self.settings.redis_url)
         self.store = JobStore(self.redis, self.settings.job_ttl_seconds, self.settings.redis_url)
+        self.dispatcher = Dispatcher.for_settings(self.redis, self.settings)
         self._celery: Celery | None = None
 
     @property
@@ -100,46 +133,75 @@ class Client:
         token: str,
         metadata: dict[str, Any] | None = None,
         deadline: float | None = None,
+        *,
+        allow_writes: bool = False,
     ) -> str:
         """Enqueue ``question`` to run with ``token``'s permissions; returns the job id at once.
 
         ``deadline`` (seconds) bounds each attempt instead of AGENTQ_JOB_DEADLINE_SECONDS.
+        ``allow_writes`` offers the agent the server's write tools too, where the deployment
+        allows it (AGENTQ_ALLOW_WRITE_TOOLS); by default a job may only read.
         """
         question = check_question(question, self.settings.max_question_bytes)
         token = check_token(token)
+        metadata = check_metadata(metadata, self.settings.max_metadata_bytes)
         deadline = check_deadline(deadline, self.settings)
+        allow_writes = check_allow_writes(allow_writes, self.settings)
         job = Job.new(
             question,
             owner=self.sealer.fingerprint(token),
             metadata=metadata,
             deadline_seconds=deadline,
             queue=self.settings.queue,
+            allow_writes=allow_writes,
         )
-        sealed = self.sealer.seal(token)
-        self.store.create(job, sealed)
-        try:
-            send_job(self.celery, self.settings.queue, job.id, sealed)
-        except Exception as exc:
-            self._forget(job.id)
-            raise ServiceUnavailable(
-                f"cannot send the job to the broker at {redact_url(self.settings.redis_url)}: "
-                f"{type(exc).__name__}"
-            ) from None
+        lane = job.lane or job.owner
+
+        def enqueue(pipe: Any) -> None:
+            self.dispatcher.enqueue(pipe, lane, job.owner, [job.id])
+
+        self.store.create([job], self.sealer.seal(token), enqueue)
+        audit("job.submit", job.owner, job_id=job.id, allow_writes=allow_writes)
+        self.dispatch()
         return job.id
 
-    def _forget(self, job_id: str) -> None:
-        # If Redis is gone the record expires with its TTL, and no message refers to it.
-        with contextlib.suppress(ServiceUnavailable):
-            self.store.delete(job_id)
+    def dispatch(self) -> None:
+        """Send the messages of the jobs that may start now (a lone job starts at once).
+
+        Best effort: a job that cannot be sent now stays queued and a worker dispatches it.
+        """
+        try:
+            self.dispatcher.dispatch(self.celery)
+        except Exception as exc:
+            log.warning("could not dispatch now; workers will", error=type(exc).__name__)
+
+    def list_jobs(self, token: str, limit: int = 50) -> list[Job]:
+        """The newest ``limit`` jobs ``token`` submitted, newest first."""
+        token = check_token(token)
+        owner = self.sealer.fingerprint(token)
+        ids = self.store.owned_ids(owner, max(1, min(limit, 1000)))
+        jobs = [job for job in self.store.load_many(ids) if job is not None]
+        audit("job.list", owner, count=len(jobs))
+        return [job for job in jobs if self.sealer.owns(job.owner, token)]
 
     def get(self, job_id: str, token: str) -> Job:
         """The job, if ``token`` submitted it; JobNotFound otherwise."""
+        return self._owned(job_id, token, "job.read")
+
+    def _owned(self, job_id: str, token: str, action: str | None) -> Job:
         token = check_token(token)
-        return self.store.load_owned(job_id.strip(), token, self.sealer)
+        try:
+            job = self.store.load_owned(job_id.strip(), token, self.sealer)
+        except JobNotFound:
+            audit(f"{action or 'job.read'}.refused", self.sealer.fingerprint(token), job_id=job_id)
+            raise
+        if action is not None:
+            audit(action, job.owner, job_id=job.id)
+        return job
 
     def cancel(self, job_id: str, token: str) -> CancelResult:
         """Cancel the job: a queued job never runs; a running one stops within about a second."""
-        job = self.get(job_id, token)
+        job = self._owned(job_id, token, "job.cancel")
         previous = self.store.cancel(job.id)
         if previous is None:
             raise JobNotFound(job_id)
@@ -148,7 +210,7 @@ class Client:
 
     def trace(self, job_id: str, token: str) -> Trace:
         """The job's trace (empty until its first attempt ends)."""
-        job = self.get(job_id, token)
+        job = self._owned(job_id, token, "job.trace")
         return self.store.load_trace(job.id) or Trace(job_id=job.id)
 
     def wait(
@@ -162,8 +224,10 @@ class Client:
         """Block until the job is terminal (TimeoutError after ``timeout`` seconds)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         interval = min(poll_interval, 0.05)
+        action: str | None = "job.read"  # audited once, not on every poll
         while True:
-            job = self.get(job_id, token)
+            job = self._owned(job_id, token, action)
+            action = None
             if on_poll is not None:
                 on_poll(job)
             if job.status.terminal:

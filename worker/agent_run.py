@@ -23,6 +23,7 @@ from worker.clients import loop_clients
 from worker.failures import CURRENT_JOB, JobContext, classify
 from worker.inflight import inflight
 from worker.mcp_session import open_mcp_server
+from worker.tool_policy import tool_filter
 from worker.tracing import install_span_collector, steps_from_spans
 
 log = get_logger(__name__)
@@ -60,7 +61,15 @@ async def run_attempt(
     error: AgentqError | None = None
     try:
         async with asyncio.timeout(deadline) as budget:
-            async with open_mcp_server(settings, token, context) as server:
+            server = open_mcp_server(
+                settings,
+                token,
+                context,
+                tool_filter=tool_filter(settings, job.allow_writes),
+                limiter=clients.mcp_limiter,
+            )
+            async with server:
+                clients.tools.seed(server, settings.mcp_url)
                 prompt_started = time.time()
                 instructions, cached = await clients.prompts.get(server, settings.prompt_name)
                 prompt_step = Step(
@@ -90,6 +99,7 @@ async def run_attempt(
                         trace_metadata={"job_id": job.id, "attempt": str(attempt)},
                     ),
                 )
+                clients.tools.remember(server, settings.mcp_url)
         if context.failure is not None:
             raise context.failure
         answer = str(result.final_output)

@@ -21,6 +21,7 @@ from typing import Any
 from celery import signals
 
 from agentq.celery_app import make_celery
+from agentq.dispatch import Dispatcher
 from agentq.logs import configure_logging, get_logger
 from agentq.settings import get_settings
 from agentq.store import WORKER_PREFIX, JobStore, connect
@@ -33,6 +34,8 @@ app.conf.imports = ["worker.tasks"]
 
 log = get_logger(__name__)
 _heartbeat_stop = threading.Event()
+_draining = threading.Event()  # set at SIGTERM: this worker's slots leave the dispatch window
+_hostnames: list[str] = []
 _maintenance: list[Maintenance] = []
 
 
@@ -61,20 +64,27 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     )
 
     ttl = settings.heartbeat_ttl_seconds
+    dispatcher = Dispatcher.for_settings(client, settings)
 
     def beat() -> None:
         while True:
             try:
                 client.set(key, info, ex=ttl)
+                if not _draining.is_set():
+                    dispatcher.register_worker(hostname, settings.worker_concurrency)
             except Exception as exc:  # Redis down: keep trying, the broker will say the rest
                 log.warning("heartbeat failed", error=str(exc))
             if _heartbeat_stop.wait(ttl / 3):
                 break
         with contextlib.suppress(Exception):  # best effort on the way out
             client.delete(key)
+            dispatcher.unregister_worker(hostname)
 
+    _hostnames.append(hostname)
     threading.Thread(target=beat, name="agentq-heartbeat", daemon=True).start()
-    maintenance = Maintenance(JobStore(client, settings.job_ttl_seconds), app, settings)
+    maintenance = Maintenance(
+        JobStore(client, settings.job_ttl_seconds, settings.redis_url), dispatcher, app, settings
+    )
     maintenance.start()
     _maintenance.append(maintenance)
     log.info("worker ready", hostname=hostname, concurrency=settings.worker_concurrency)
@@ -85,6 +95,11 @@ def _start_grace_period(**_: Any) -> None:
     """Let in-flight jobs finish for a while, then stop them; they are requeued, not lost."""
     grace = settings.shutdown_grace_seconds
     log.info("worker shutting down", grace_seconds=grace, in_flight=len(inflight.job_ids()))
+    _draining.set()
+    with contextlib.suppress(Exception):
+        dispatcher = Dispatcher.for_settings(connect(settings.redis_url), settings)
+        for hostname in _hostnames:
+            dispatcher.unregister_worker(hostname)
 
     def stop_the_rest() -> None:
         stopped = inflight.stop_all("shutdown")

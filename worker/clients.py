@@ -16,14 +16,18 @@ from dataclasses import dataclass
 
 import certifi
 import httpx2
+import redis.asyncio as aioredis
 from agents import Model, OpenAIChatCompletionsModel, OpenAIResponsesModel
 from agents.models import get_default_model
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
 from agentq.errors import ConfigError
+from agentq.ratelimit import MCP_RATE_KEY, MODEL_SLOTS_KEY, RateLimiter, Semaphore
 from agentq.settings import Settings
 from worker.failures import CURRENT_JOB
+from worker.limited_transport import SlotTransport
 from worker.prompts import PromptCache
+from worker.tool_policy import ToolsCache
 
 _ssl_lock = threading.Lock()
 _ssl_context: ssl.SSLContext | None = None
@@ -53,11 +57,14 @@ def check_model_settings(settings: Settings) -> None:
 
 @dataclass
 class LoopClients:
-    """Everything a job borrows from its loop: the model (with its client) and the prompt cache."""
+    """Everything a job borrows from its loop: the model (with its client), the prompt and
+    tool-list caches, and the shared MCP rate limiter."""
 
     model: Model
     model_name: str
     prompts: PromptCache
+    tools: ToolsCache
+    mcp_limiter: RateLimiter | None
 
 
 _per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopClients] = (
@@ -85,14 +92,28 @@ async def _note_model_failure(response: httpx2.Response) -> None:
 
 def _make_clients(settings: Settings) -> LoopClients:
     check_model_settings(settings)
-    http_client = DefaultAsyncHttpxClient(
-        event_hooks={"response": [_note_model_failure]},
+    limits_redis = aioredis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=5, socket_timeout=5
+    )
+    transport: httpx2.AsyncBaseTransport = httpx2.AsyncHTTPTransport(
         verify=shared_ssl_context(),
-        timeout=httpx2.Timeout(settings.model_timeout_seconds, connect=10.0),
         limits=httpx2.Limits(
             max_connections=max(100, settings.worker_concurrency * 2),
             max_keepalive_connections=max(20, settings.worker_concurrency),
         ),
+    )
+    if settings.model_max_concurrency > 0:
+        slots = Semaphore(
+            limits_redis,
+            MODEL_SLOTS_KEY,
+            settings.model_max_concurrency,
+            lease_seconds=settings.model_timeout_seconds + 30,
+        )
+        transport = SlotTransport(transport, slots)
+    http_client = DefaultAsyncHttpxClient(
+        event_hooks={"response": [_note_model_failure]},
+        timeout=httpx2.Timeout(settings.model_timeout_seconds, connect=10.0),
+        transport=transport,
     )
     api_key = (
         settings.openai_api_key.get_secret_value()
@@ -116,4 +137,10 @@ def _make_clients(settings: Settings) -> LoopClients:
         model=model,
         model_name=name,
         prompts=PromptCache(settings.prompt_cache_seconds),
+        tools=ToolsCache(settings.tools_cache_seconds),
+        mcp_limiter=(
+            RateLimiter(limits_redis, MCP_RATE_KEY, settings.mcp_max_requests_per_second)
+            if settings.mcp_max_requests_per_second > 0
+            else None
+        ),
     )

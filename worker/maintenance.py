@@ -9,6 +9,8 @@ number of workers can run it at once and none is special.
 - A job whose worker's heartbeat expired is requeued; one whose runs keep being lost is poisoned.
 - A job running far past its deadline on a live worker is failed, so nothing stays ``running``.
 - A queued job whose message was lost (see ``resend_lost_messages``) gets a new one.
+- Jobs waiting in their lanes are dispatched as slots free up (``agentq.dispatch``), and slots
+  held by jobs whose records expired are freed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 from celery import Celery
 
 from agentq.celery_app import send_job
+from agentq.dispatch import Dispatcher
 from agentq.errors import ErrorCode
 from agentq.jobs import JobError, JobStatus
 from agentq.logs import get_logger
@@ -34,8 +37,11 @@ OVERRUN_GRACE_SECONDS = 120.0
 
 
 class Maintenance:
-    def __init__(self, store: JobStore, celery: Celery, settings: Settings) -> None:
+    def __init__(
+        self, store: JobStore, dispatcher: Dispatcher, celery: Celery, settings: Settings
+    ) -> None:
         self._store = store
+        self._dispatcher = dispatcher
         self._celery = celery
         self._settings = settings
         self._stop = threading.Event()
@@ -58,6 +64,7 @@ class Maintenance:
 
     def tick(self) -> None:
         self.send_due_retries()
+        self._dispatcher.dispatch(self._celery)
         self.stop_cancelled_jobs()
         if time.monotonic() - self._last_reap >= REAP_EVERY_SECONDS:
             self._last_reap = time.monotonic()
@@ -79,7 +86,7 @@ class Maintenance:
                 )
                 continue
             try:
-                send_job(self._celery, job.queue or self._settings.queue, job_id, sealed)
+                send_job(self._celery, job.queue or self._settings.queue, job_id)
             except Exception:
                 self._store.requeue_due(job_id)
                 raise
@@ -110,12 +117,15 @@ class Maintenance:
             queue = job.queue or self._settings.queue
             if self._store.message_pending(queue, job_id):
                 continue
-            send_job(self._celery, queue, job_id, sealed)
+            send_job(self._celery, queue, job_id)
             self._store.mark_sent(job_id)
             log.warning("resent the lost message of a queued job", job_id=job_id)
 
     def reap(self) -> None:
         self.resend_lost_messages()
+        freed = self._dispatcher.repair(self._store)
+        if freed:
+            log.warning("freed dispatch slots of jobs that expired in flight", count=freed)
         now = time.time()
         mine = set(inflight.job_ids())
         for job_id, started in self._store.running():

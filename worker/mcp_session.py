@@ -15,6 +15,7 @@ from agents.mcp.util import MCPToolCustomDataContext
 from agents.tracing import SpanError, get_current_span
 
 from agentq.errors import ErrorCode
+from agentq.ratelimit import RateLimiter
 from agentq.settings import Settings
 from worker.clients import shared_ssl_context
 from worker.failures import (
@@ -25,13 +26,25 @@ from worker.failures import (
     tool_failure_function,
 )
 from worker.mcp_transport import RetryingTransport
+from worker.tool_policy import ToolFilter
 from worker.tracing import tool_output_text
 
 SERVER_NAME = "infrahub"
 
 
-def open_mcp_server(settings: Settings, token: str, job: JobContext) -> MCPServerStreamableHttp:
-    """An (unconnected) MCP client for one job; use it as ``async with``."""
+def open_mcp_server(
+    settings: Settings,
+    token: str,
+    job: JobContext,
+    *,
+    tool_filter: ToolFilter | None = None,
+    limiter: RateLimiter | None = None,
+) -> MCPServerStreamableHttp:
+    """An (unconnected) MCP client for one job; use it as ``async with``.
+
+    ``tool_filter`` decides which tools the agent is offered (see ``worker.tool_policy``);
+    ``limiter`` paces every request under the MCP rate limit shared by all workers.
+    """
 
     async def record_http_failure(response: httpx2.Response) -> None:
         """Keep the HTTP status the SDK would lose; a rejected token ends the run for sure."""
@@ -59,6 +72,7 @@ def open_mcp_server(settings: Settings, token: str, job: JobContext) -> MCPServe
             httpx2.AsyncHTTPTransport(verify=shared_ssl_context()),
             settings.mcp_request_retries,
             note_failure,
+            limiter,
         )
         return httpx2.AsyncClient(
             headers=headers,
@@ -92,6 +106,7 @@ def open_mcp_server(settings: Settings, token: str, job: JobContext) -> MCPServe
         },
         name=SERVER_NAME,
         cache_tools_list=True,
+        tool_filter=tool_filter,
         client_session_timeout_seconds=settings.tool_timeout_seconds,
         failure_error_function=tool_failure_function,
         custom_data_extractor=inspect_tool_result,

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import httpx2
 
+from agentq.ratelimit import RateLimiter
 from worker.backoff import retry_delay
 from worker.failures import parse_retry_after
 
@@ -31,14 +32,23 @@ OnFailure = Callable[[str | None, str, bool], None]
 
 
 class RetryingTransport(httpx2.AsyncBaseTransport):
-    """Wraps a transport; retries transient failures with jittered backoff."""
+    """Wraps a transport; retries transient failures with jittered backoff.
+
+    Every request sent, retries included, first waits for its turn under the shared MCP rate
+    limit (``limiter``), when one is set.
+    """
 
     def __init__(
-        self, inner: httpx2.AsyncBaseTransport, retries: int, on_failure: OnFailure
+        self,
+        inner: httpx2.AsyncBaseTransport,
+        retries: int,
+        on_failure: OnFailure,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self._inner = inner
         self._retries = retries
         self._on_failure = on_failure
+        self._limiter = limiter
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         method = _jsonrpc_method(request)
@@ -46,6 +56,8 @@ class RetryingTransport(httpx2.AsyncBaseTransport):
         while True:
             attempt += 1
             can_retry = attempt <= self._retries
+            if self._limiter is not None:
+                await self._limiter.wait()
             try:
                 response = await self._inner.handle_async_request(request)
             except RETRY_ERRORS as exc:

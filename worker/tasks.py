@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import structlog
 
 from agentq.celery_app import RUN_JOB_TASK
+from agentq.dispatch import Dispatcher
 from agentq.errors import MAX_ATTEMPTS_BY_CODE, AgentqError, ErrorCode, ServiceUnavailable
 from agentq.jobs import AttemptSummary, Job, JobError, JobStatus
 from agentq.logs import get_logger, secret_scope
@@ -40,6 +41,7 @@ class Runtime:
     settings: Settings
     store: JobStore
     sealer: TokenSealer
+    dispatcher: Dispatcher
 
 
 _runtime: Runtime | None = None
@@ -51,10 +53,12 @@ def get_runtime() -> Runtime:
     with _runtime_lock:
         if _runtime is None:
             secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+            client = connect(settings.redis_url)
             _runtime = Runtime(
                 settings=settings,
-                store=JobStore(connect(settings.redis_url), settings.job_ttl_seconds),
+                store=JobStore(client, settings.job_ttl_seconds, settings.redis_url),
                 sealer=TokenSealer(secret),
+                dispatcher=Dispatcher.for_settings(client, settings),
             )
         return _runtime
 
@@ -75,9 +79,22 @@ def persist(write: Callable[[], T]) -> T:
 
 
 @app.task(name=RUN_JOB_TASK, bind=True)
-def run_job(self: Any, job_id: str, sealed_token: str) -> None:
+def run_job(self: Any, job_id: str, *_legacy: Any) -> None:
+    """Run one attempt of a job. (Messages from before 0.2 also carried the sealed token;
+    it is ignored: the job store's copy is the one kept current by ``agentq reseal``.)"""
     runtime = get_runtime()
     worker_name = str(self.request.hostname or "agentq@unknown")
+    try:
+        run_claimed(runtime, job_id, worker_name)
+    finally:
+        # This slot is free again: let the next job in turn have a message.
+        try:
+            runtime.dispatcher.dispatch(app)
+        except Exception as exc:  # the maintenance tick dispatches too
+            log.warning("dispatch after a job failed", error=str(exc))
+
+
+def run_claimed(runtime: Runtime, job_id: str, worker_name: str) -> None:
     claim = persist(lambda: runtime.store.claim(job_id, worker_name, runtime.settings.poison_after))
     if claim != "claimed":
         log.info("message not run", job_id=job_id, reason=claim)
@@ -89,16 +106,23 @@ def run_job(self: Any, job_id: str, sealed_token: str) -> None:
         job_id=job_id, attempt=job.attempts, tenant=job.owner[:12]
     )
     try:
-        execute(runtime, job, sealed_token, worker_name)
+        execute(runtime, job, worker_name)
     finally:
         structlog.contextvars.clear_contextvars()
 
 
-def execute(runtime: Runtime, job: Job, sealed_token: str, worker_name: str) -> None:
+def execute(runtime: Runtime, job: Job, worker_name: str) -> None:
     store, config = runtime.store, runtime.settings
     attempt = job.attempts
     try:
-        token = runtime.sealer.unseal(sealed_token)
+        sealed_token = persist(lambda: store.sealed_token(job.id))
+        if sealed_token is None:
+            raise AgentqError(
+                "the job's sealed token has expired; submit the question again",
+                code=ErrorCode.AUTH_ERROR,
+                transient=False,
+            )
+        token = runtime.sealer.unseal(sealed_token, ttl=config.sealed_token_ttl_seconds)
     except AgentqError as exc:
         failure = JobError(code=exc.code, message=str(exc))
         persist(lambda: store.finish(job.id, JobStatus.FAILED, error=failure, owner=worker_name))

@@ -1,0 +1,82 @@
+"""Which MCP tools a job's agent is offered, and the per-process cache of the server's tool list.
+
+Read-only by default: whatever mode the server runs in, a job is offered only the tools the
+server marks ``readOnlyHint: true`` (or the names in ``AGENTQ_READ_TOOLS``). A tool with no
+annotation counts as a write tool. Write tools are offered only when the job asked for them
+(``allow_writes``) *and* the deployment allows it (``AGENTQ_ALLOW_WRITE_TOOLS``); the producer
+already refuses the first without the second, and the worker checks both again.
+
+The SDK lists tools before every model turn, but caches per server object, and agentq makes one
+server object per job (each carries its user's token). The list is the same for every user of a
+server, so a process keeps it for ``AGENTQ_TOOLS_CACHE_SECONDS`` and seeds each job's server with
+it: a job then sends no ``tools/list`` at all.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from agents.mcp import MCPServerStreamableHttp, ToolFilterContext
+from mcp.types import Tool
+
+from agentq.settings import Settings
+
+ToolFilter = Callable[[ToolFilterContext, Tool], bool]
+
+
+def is_read_only(tool: Tool) -> bool:
+    annotations = tool.annotations
+    return bool(annotations is not None and annotations.read_only_hint is True)
+
+
+def read_tool_names(settings: Settings) -> frozenset[str] | None:
+    """The configured read tools, or None to go by the server's annotations."""
+    if not settings.read_tools:
+        return None
+    return frozenset(name.strip() for name in settings.read_tools.split(",") if name.strip())
+
+
+def tool_filter(settings: Settings, allow_writes: bool) -> ToolFilter:
+    """The filter that decides, per tool, whether this job's agent sees it."""
+    writes = allow_writes and settings.allow_write_tools
+    configured = read_tool_names(settings)
+
+    def offered(_context: ToolFilterContext, tool: Tool) -> bool:
+        if writes:
+            return True
+        if configured is not None:
+            return tool.name in configured
+        return is_read_only(tool)
+
+    return offered
+
+
+class ToolsCache:
+    """The server's full tool list (before filtering), kept ``ttl`` seconds per process."""
+
+    def __init__(self, ttl: float) -> None:
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[float, list[Tool]]] = {}
+
+    def seed(self, server: MCPServerStreamableHttp, url: str) -> bool:
+        """Give a freshly connected server the cached list; True if there was one."""
+        with self._lock:
+            entry = self._entries.get(url)
+        if entry is None or entry[0] <= time.monotonic():
+            return False
+        server._tools_list = list(entry[1])
+        server._cache_dirty = False
+        return True
+
+    def remember(self, server: MCPServerStreamableHttp, url: str) -> None:
+        """Keep the list a server fetched, for the jobs after it."""
+        tools = server._tools_list
+        if self._ttl <= 0 or not tools or server._cache_dirty:
+            return
+        with self._lock:
+            entry = self._entries.get(url)
+            if entry is None or entry[0] <= time.monotonic():
+                self._entries[url] = (time.monotonic() + self._ttl, list(tools))
