@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from agentq.sealing import TokenSealer
 from doubles.processes import free_port
 from tests.conftest import TOKEN_A, TOKEN_B, CliResult, run_cli
 
@@ -119,3 +120,42 @@ def test_keygen_prints_a_usable_key(env: dict[str, str]) -> None:
     env["AGENTQ_SECRET_KEY"] = key
     # A usable key gets past key checking: the unknown job is the error now.
     assert_one_line_error(run_cli(env, "status", "x", token=TOKEN_B), 2, "not found")
+
+
+@pytest.mark.usefixtures("untouched")
+def test_write_tools_refused_where_not_allowed(env: dict[str, str]) -> None:
+    result = run_cli(env, "submit", "Delete atl1?", "--allow-writes", token=TOKEN_A)
+    assert_one_line_error(result, 2, "write tools are not allowed in this deployment")
+
+
+@pytest.mark.usefixtures("untouched")
+def test_bad_metadata_option(env: dict[str, str]) -> None:
+    result = run_cli(env, "submit", "q?", "--meta", "no-equals-sign", token=TOKEN_A)
+    assert_one_line_error(result, 2, "--meta expects KEY=VALUE")
+
+
+@pytest.mark.usefixtures("untouched")
+def test_metadata_over_the_limit(env: dict[str, str]) -> None:
+    env["AGENTQ_MAX_METADATA_BYTES"] = "64"
+    result = run_cli(env, "submit", "q?", "--meta", f"note={'x' * 100}", token=TOKEN_A)
+    assert_one_line_error(result, 2, "the limit is 64 (AGENTQ_MAX_METADATA_BYTES)")
+
+
+def test_reseal_rotates_waiting_tokens(
+    env: dict[str, str], secret_key: str, redis_client: redis.Redis
+) -> None:
+    submitted = run_cli(env, "submit", "Which sites?", "--json", token=TOKEN_A)
+    job_id = submitted.json()["id"]
+    before = redis_client.get(f"agentq:sealed:{job_id}")
+    newest = run_cli({}, "keygen").stdout.strip()
+    env["AGENTQ_SECRET_KEY"] = f"{newest},{secret_key}"
+    result = run_cli(env, "reseal", "--json")
+    assert result.code == 0, result.stderr
+    assert result.json()["resealed"] >= 1
+    after = redis_client.get(f"agentq:sealed:{job_id}")
+    assert after is not None and after != before
+    # Only the newest key is needed now; the owner still reads the job.
+    env["AGENTQ_SECRET_KEY"] = newest + "," + secret_key
+    assert run_cli(env, "status", job_id, token=TOKEN_A).code == 0
+    assert TokenSealer(newest).unseal(after) == TOKEN_A
+    run_cli(env, "cancel", job_id, token=TOKEN_A)

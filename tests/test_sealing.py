@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import time
 
-from agentq.errors import ConfigError
+import pytest
+from cryptography.fernet import Fernet
+
+from agentq.errors import AgentqError, ConfigError, ErrorCode
 from agentq.sealing import TokenSealer, generate_key
 
 TOKEN = "ihtoken-sealing-test-123456"
@@ -58,3 +61,25 @@ def test_invalid_key_names_its_position_and_not_its_value() -> None:
         TokenSealer(f"{generate_key()},not-a-valid-key-value")
     assert "key #2" in str(caught.value)
     assert "not-a-valid-key-value" not in str(caught.value)
+
+
+def test_a_sealed_token_expires_after_its_ttl() -> None:
+    key = generate_key()
+    sealer = TokenSealer(key)
+    old = Fernet(key.encode()).encrypt_at_time(TOKEN.encode(), int(time.time()) - 3600).decode()
+    assert sealer.unseal(old, ttl=7200) == TOKEN
+    with pytest.raises(AgentqError, match="expired") as caught:
+        sealer.unseal(old, ttl=600)
+    assert caught.value.code == ErrorCode.AUTH_ERROR
+    assert TOKEN not in str(caught.value)
+
+
+def test_reseal_moves_to_the_newest_key_and_keeps_the_seal_time() -> None:
+    old, new = generate_key(), generate_key()
+    sealed = Fernet(old.encode()).encrypt_at_time(TOKEN.encode(), int(time.time()) - 3600).decode()
+    rotated = TokenSealer(f"{new},{old}").reseal(sealed)
+    only_new = TokenSealer(new)
+    assert only_new.unseal(rotated) == TOKEN
+    assert abs(only_new.sealed_at(rotated) - (time.time() - 3600)) < 5
+    with pytest.raises(ConfigError):
+        TokenSealer(generate_key()).reseal(sealed)
