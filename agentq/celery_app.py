@@ -20,6 +20,7 @@ from celery import Celery
 from agentq.settings import Settings
 
 RUN_JOB_TASK = "agentq.run_job"
+DELIVER_WEBHOOK_TASK = "agentq.deliver_webhook"
 
 
 def make_celery(settings: Settings) -> Celery:

@@ -91,8 +91,8 @@ class JobNotFound(AgentqError):
 
     code = ErrorCode.NOT_FOUND
 
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"job {job_id!r} not found")
+    def __init__(self, job_id: str, kind: str = "job") -> None:
+        super().__init__(f"{kind} {job_id!r} not found")
 
 
 class ServiceUnavailable(AgentqError):

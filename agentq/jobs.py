@@ -76,11 +76,13 @@ class Job(BaseModel):
     worker: str | None = None
     next_attempt_at: float | None = None
     lost_runs: int = 0
+    tool_calls: int = 0  # over all attempts
     history: list[AttemptSummary] = Field(default_factory=list)
     # Admission (see ``agentq.dispatch``): the lane it waits in, and its batch if it has one.
     lane: str | None = None
     batch_id: str | None = None
     allow_writes: bool = False
+    webhook_url: str | None = None  # gets a signed POST when the job ends
 
     @classmethod
     def new(
@@ -92,6 +94,7 @@ class Job(BaseModel):
         queue: str | None = None,
         batch_id: str | None = None,
         allow_writes: bool = False,
+        webhook_url: str | None = None,
     ) -> Job:
         return cls(
             id=uuid.uuid4().hex,
@@ -105,6 +108,7 @@ class Job(BaseModel):
             lane=owner if batch_id is None else f"{owner}:{batch_id}",
             batch_id=batch_id,
             allow_writes=allow_writes,
+            webhook_url=webhook_url,
         )
 
     @property

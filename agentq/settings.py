@@ -57,6 +57,13 @@ class Settings(BaseSettings):
         description="Most jobs of one tenant (token) dispatched and not yet ended; the rest wait "
         "their turn.",
     )
+    batch_max_inflight: int = Field(
+        20,
+        ge=1,
+        description="Default for how many jobs of one batch run at once (a batch may ask for "
+        "another number, up to AGENTQ_TENANT_MAX_INFLIGHT).",
+    )
+    max_batch_questions: int = Field(10_000, ge=1, description="Most questions in one batch.")
     dispatch_headroom: int = Field(
         8,
         ge=0,
@@ -166,6 +173,21 @@ class Settings(BaseSettings):
     )
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, description="On SIGTERM, in-flight jobs get this long; the rest are requeued."
+    )
+
+    # Webhooks and scheduled reports.
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="Signs completion webhooks (Standard Webhooks, `whsec_...`); required to "
+        "submit with a webhook URL.",
+    )
+    webhook_allow_private: bool = Field(
+        False,
+        description="Allow webhook URLs on loopback or private addresses (for local setups).",
+    )
+    webhook_attempts: int = Field(5, ge=1, description="Delivery attempts per webhook.")
+    schedules_file: str | None = Field(
+        None, description="YAML or TOML file of scheduled reports, read by `agentq beat`."
     )
 
     # The worker.

@@ -27,6 +27,7 @@ from agentq.traces import AttemptTrace, Trace
 KEY_PREFIX = "agentq"
 RUNNING_KEY = f"{KEY_PREFIX}:running"  # zset: job id -> when its current attempt started
 DELAYED_KEY = f"{KEY_PREFIX}:delayed"  # zset: job id -> when its next attempt is due
+NOTIFY_KEY = f"{KEY_PREFIX}:notify"  # zset: ended job id with a webhook -> when it ended
 SENT_KEY = f"{KEY_PREFIX}:sent"  # zset: queued job id -> when its message was last sent
 # kombu's Redis transport keeps messages a worker took but has not acknowledged here.
 KOMBU_UNACKED_KEY = "unacked"
@@ -36,8 +37,9 @@ WORKER_PREFIX = f"{KEY_PREFIX}:worker:"  # + worker name: heartbeat, expires whe
 TERMINAL = ",".join(TERMINAL_STATUSES)
 
 # Shared by the status scripts below: what every status change must also do, atomically with it.
-# A job that ends gives back its dispatch slots (see ``agentq.dispatch``); a job in a batch moves
-# the batch's per-status counters, and the batch's last job to end marks the batch ended.
+# A job that ends gives back its dispatch slots (see ``agentq.dispatch``) and, if it has a webhook,
+# is noted in NOTIFY_KEY; a job in a batch moves the batch's per-status counters, and the batch's
+# last job to end marks the batch ended.
 _ON_MOVE = """
 local function job_moved(jkey, id, old, new, now)
   local f = redis.call('HMGET', jkey, 'owner', 'lane', 'batch_id')
@@ -45,6 +47,9 @@ local function job_moved(jkey, id, old, new, now)
   if ended then
     if f[1] then redis.call('ZREM', 'agentq:inflight:t:' .. f[1], id) end
     if f[2] then redis.call('ZREM', 'agentq:inflight:l:' .. f[2], id) end
+    if redis.call('HEXISTS', jkey, 'webhook_url') == 1 then
+      redis.call('ZADD', 'agentq:notify', now, id)
+    end
   end
   if f[3] and old ~= new then
     local bkey = 'agentq:batch:' .. f[3]
@@ -384,6 +389,12 @@ class JobStore:
         with redis_errors(self._url):
             self._redis.zadd(DELAYED_KEY, {job_id: time.time()})
 
+    def take_notifications(self, limit: int = 50) -> list[str]:
+        """Ended jobs whose webhook is to be sent, each handed out once."""
+        with redis_errors(self._url):
+            ids = [str(i) for i in self._redis.zrange(NOTIFY_KEY, 0, limit - 1)]
+            return [i for i in ids if self._redis.zrem(NOTIFY_KEY, i)]
+
     def running(self) -> list[tuple[str, float]]:
         """(job id, when its current attempt started) of every running job."""
         with redis_errors(self._url):
@@ -434,19 +445,32 @@ class JobStore:
 
     def cancel(self, job_id: str) -> str | None:
         """Cancel a queued or running job; returns the status it had (None if it is gone)."""
-        error = JobError(code="cancelled", message="cancelled by its owner")
-        previous, _applied = self._apply(
-            job_id,
-            (JobStatus.QUEUED, JobStatus.RUNNING),
-            "",
-            terminal=True,
-            fields={
-                "status": JobStatus.CANCELLED,
-                "finished_at": time.time(),
-                "error": error.model_dump_json(),
-            },
-        )
+        previous, _applied = self._apply(job_id, *self._cancel_change())
         return previous
+
+    def cancel_many(self, job_ids: Sequence[str]) -> int:
+        """Cancel every queued or running job of ``job_ids`` (pipelined); returns how many."""
+        change = self._cancel_change()
+        with redis_errors(self._url):
+            pipe = self._redis.pipeline(transaction=False)
+            for job_id in job_ids:
+                self._transition(
+                    keys=self._keys(job_id),
+                    args=self._transition_args(job_id, *change),
+                    client=pipe,
+                )
+            results = pipe.execute()
+        return sum(1 for _previous, applied in results if applied)
+
+    @staticmethod
+    def _cancel_change() -> tuple[tuple[JobStatus, ...], str, bool, dict[str, Any]]:
+        error = JobError(code="cancelled", message="cancelled by its owner")
+        fields = {
+            "status": JobStatus.CANCELLED,
+            "finished_at": time.time(),
+            "error": error.model_dump_json(),
+        }
+        return (JobStatus.QUEUED, JobStatus.RUNNING), "", True, fields
 
     def _apply(
         self,
@@ -456,15 +480,26 @@ class JobStore:
         terminal: bool,
         fields: dict[str, Any],
     ) -> tuple[str | None, bool]:
+        args = self._transition_args(job_id, allowed, owner, terminal, fields)
+        with redis_errors(self._url):
+            previous, applied = self._transition(keys=self._keys(job_id), args=args)
+        return (str(previous) if previous else None), bool(applied)
+
+    def _transition_args(
+        self,
+        job_id: str,
+        allowed: Iterable[JobStatus],
+        owner: str,
+        terminal: bool,
+        fields: dict[str, Any],
+    ) -> list[Any]:
         args: list[Any] = [
             self._ttl, ",".join(allowed), owner, job_id, "1" if terminal else "0",
             fields["status"], repr(time.time()),
         ]  # fmt: skip
         for name, value in fields.items():
             args.extend([name, _encode(value)])
-        with redis_errors(self._url):
-            previous, applied = self._transition(keys=self._keys(job_id), args=args)
-        return (str(previous) if previous else None), bool(applied)
+        return args
 
     def record_attempt(self, job_id: str, summary: AttemptSummary, attempt: AttemptTrace) -> None:
         """Keep an attempt's summary on the job and its steps in the trace.
@@ -479,6 +514,8 @@ class JobStore:
             encoded = json.dumps([h.model_dump(mode="json") for h in history])
             pipe = self._redis.pipeline(transaction=False)
             pipe.hset(self.job_key(job_id), "history", encoded)
+            if attempt.totals.tool_calls:
+                pipe.hincrby(self.job_key(job_id), "tool_calls", attempt.totals.tool_calls)
             pipe.expire(self.job_key(job_id), self._ttl)
             pipe.execute()
         self.append_attempt(job_id, attempt)

@@ -8,31 +8,40 @@ command-line argument, which other users of the machine could read from the proc
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 
-from agentq.errors import AgentqError, ErrorCode, ServiceUnavailable
+from agentq.errors import ErrorCode
 from agentq.jobs import Job, JobStatus
-from agentq.logs import configure_logging
 from agentq.sealing import generate_key
-from agentq.settings import Settings, get_settings
+from agentq.settings import get_settings
+from producer.batch_cli import batch_app
+from producer.cli_support import (
+    EXIT_JOB_FAILED,
+    EXIT_TIMEOUT,
+    JobId,
+    JsonFlag,
+    TokenFile,
+    emit_json,
+    err,
+    exit_for,
+    fail,
+    load_settings,
+    make_client,
+    out,
+    parse_meta,
+    read_token,
+    result_json,
+    user_errors,
+)
 from producer.client import Client
 from producer.render import result_view, status_table, trace_view
-
-EXIT_JOB_FAILED = 1
-EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 3
-EXIT_TIMEOUT = 4
-TOKEN_ENV = "INFRAHUB_API_TOKEN"  # noqa: S105 - the variable's name, not a secret
+from scheduler.cli import beat, reports_app
 
 app = typer.Typer(
     name="agentq",
@@ -41,98 +50,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True, soft_wrap=True)  # one-line messages stay one line
-
-
-def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn every expected failure into one line on stderr and its exit code."""
-    try:
-        yield
-    except ServiceUnavailable as exc:
-        fail(str(exc), EXIT_UNAVAILABLE)
-    except AgentqError as exc:
-        fail(str(exc), EXIT_USAGE)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = str(first["loc"][0]).upper() if first.get("loc") else "?"
-        fail(f"invalid setting AGENTQ_{name}: {first['msg']}", EXIT_USAGE)
-
-
-def load_settings() -> Settings:
-    with user_errors():
-        settings = get_settings()
-        # Log lines go to stderr, and only warnings: stdout holds results (and --json).
-        configure_logging("WARNING", settings.log_format)
-        return settings
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def read_token(token_file: Path | None) -> str:
-    if token_file is not None:
-        try:
-            text = sys.stdin.read() if str(token_file) == "-" else token_file.read_text()
-        except OSError as exc:
-            fail(f"cannot read the token file {token_file}: {exc.strerror}")
-        return text.strip()
-    return os.environ.get(TOKEN_ENV, "")
-
-
-TokenFile = Annotated[
-    Path | None,
-    typer.Option(
-        "--token-file",
-        help=f"File holding the Infrahub token ('-' for stdin); default: ${TOKEN_ENV}.",
-    ),
-]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-JobId = Annotated[str, typer.Argument(help="The job id printed by `agentq submit`.")]
-
-
-def make_client() -> Client:
-    settings = load_settings()
-    with user_errors():
-        return Client(settings)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-
-
-def result_json(job: Job) -> dict[str, Any]:
-    data = job.public()
-    return {
-        key: data[key]
-        for key in (
-            "id", "status", "answer", "usage", "error", "attempts", "model",
-            "created_at", "started_at", "finished_at", "timings",
-        )
-    }  # fmt: skip
-
-
-def exit_for(job: Job) -> None:
-    if job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
-        raise typer.Exit(EXIT_JOB_FAILED)
-
-
-def parse_meta(pairs: list[str]) -> dict[str, Any] | None:
-    """``--meta KEY=VALUE`` options as a dict (None when there are none)."""
-    if not pairs:
-        return None
-    meta: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            fail(f"--meta expects KEY=VALUE, got {pair!r}")
-        meta[key.strip()] = value
-    return meta
+app.add_typer(batch_app, name="batch")
+app.add_typer(reports_app, name="reports")
+app.command("beat")(beat)
 
 
 @app.command()
@@ -316,6 +236,9 @@ def worker(
     from worker.app import app as celery_app
 
     slots = concurrency or settings.worker_concurrency
+    # The worker registers its slots for dispatch from its settings: make them agree.
+    os.environ["AGENTQ_WORKER_CONCURRENCY"] = str(slots)
+    get_settings.cache_clear()
     celery_app.worker_main(
         [
             "worker",

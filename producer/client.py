@@ -14,22 +14,25 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery
 
 from agentq.audit import audit
+from agentq.batches import Batch, BatchItem, BatchStore, build_report
 from agentq.celery_app import make_celery
 from agentq.dispatch import Dispatcher
 from agentq.errors import BadRequest, JobNotFound
 from agentq.jobs import Job, JobStatus
 from agentq.logs import get_logger
+from agentq.reports import BatchReport
 from agentq.sealing import TokenSealer
 from agentq.settings import Settings, get_settings
 from agentq.store import JobStore, connect, redis_errors
 from agentq.traces import Trace
+from agentq.webhooks import check_webhook_url
 
 log = get_logger(__name__)
 
@@ -114,6 +117,9 @@ class Client:
         self.redis = connect(self.settings.redis_url)
         self.store = JobStore(self.redis, self.settings.job_ttl_seconds, self.settings.redis_url)
         self.dispatcher = Dispatcher.for_settings(self.redis, self.settings)
+        self.batches = BatchStore(
+            self.redis, self.settings.job_ttl_seconds, self.settings.redis_url
+        )
         self._celery: Celery | None = None
 
     @property
@@ -135,18 +141,22 @@ class Client:
         deadline: float | None = None,
         *,
         allow_writes: bool = False,
+        webhook_url: str | None = None,
     ) -> str:
         """Enqueue ``question`` to run with ``token``'s permissions; returns the job id at once.
 
         ``deadline`` (seconds) bounds each attempt instead of AGENTQ_JOB_DEADLINE_SECONDS.
         ``allow_writes`` offers the agent the server's write tools too, where the deployment
-        allows it (AGENTQ_ALLOW_WRITE_TOOLS); by default a job may only read.
+        allows it (AGENTQ_ALLOW_WRITE_TOOLS); by default a job may only read. ``webhook_url``
+        gets a signed POST when the job ends.
         """
         question = check_question(question, self.settings.max_question_bytes)
         token = check_token(token)
         metadata = check_metadata(metadata, self.settings.max_metadata_bytes)
         deadline = check_deadline(deadline, self.settings)
         allow_writes = check_allow_writes(allow_writes, self.settings)
+        if webhook_url is not None:
+            webhook_url = self.check_webhook(webhook_url)
         job = Job.new(
             question,
             owner=self.sealer.fingerprint(token),
@@ -154,6 +164,7 @@ class Client:
             deadline_seconds=deadline,
             queue=self.settings.queue,
             allow_writes=allow_writes,
+            webhook_url=webhook_url,
         )
         lane = job.lane or job.owner
 
@@ -164,6 +175,164 @@ class Client:
         audit("job.submit", job.owner, job_id=job.id, allow_writes=allow_writes)
         self.dispatch()
         return job.id
+
+    def submit_batch(
+        self,
+        items: Sequence[str | BatchItem],
+        token: str,
+        *,
+        name: str | None = None,
+        max_inflight: int | None = None,
+        webhook_url: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        deadline: float | None = None,
+        allow_writes: bool = False,
+        schedule: str | None = None,
+    ) -> str:
+        """Enqueue every question of a batch with ``token``; returns the batch id at once.
+
+        All of it is checked first and written in one transaction: a bad question anywhere
+        enqueues nothing. At most ``max_inflight`` (default AGENTQ_BATCH_MAX_INFLIGHT) of its
+        jobs run at once; ``webhook_url`` gets a signed POST when the batch ends.
+        """
+        settings = self.settings
+        token = check_token(token)
+        questions = [BatchItem.of(item) for item in items]
+        if not questions:
+            raise BadRequest("the batch has no questions")
+        if len(questions) > settings.max_batch_questions:
+            raise BadRequest(
+                f"the batch has {len(questions):,} questions; the limit is "
+                f"{settings.max_batch_questions:,} (AGENTQ_MAX_BATCH_QUESTIONS)"
+            )
+        checked: list[tuple[str, dict[str, Any]]] = []
+        for number, item in enumerate(questions, start=1):
+            try:
+                checked.append(
+                    (
+                        check_question(item.question, settings.max_question_bytes),
+                        check_metadata(item.metadata, settings.max_metadata_bytes),
+                    )
+                )
+            except BadRequest as exc:
+                raise BadRequest(f"question {number}: {exc}") from None
+        cap = settings.batch_max_inflight if max_inflight is None else max_inflight
+        if not 1 <= cap <= settings.tenant_max_inflight:
+            raise BadRequest(
+                f"max_inflight must be between 1 and {settings.tenant_max_inflight} "
+                "(AGENTQ_TENANT_MAX_INFLIGHT)"
+            )
+        if name is not None and (not name.strip() or len(name) > 200):
+            raise BadRequest("the batch name must be 1 to 200 characters")
+        if webhook_url is not None:
+            webhook_url = self.check_webhook(webhook_url)
+        batch_meta = check_metadata(metadata, settings.max_metadata_bytes)
+        deadline = check_deadline(deadline, settings)
+        allow_writes = check_allow_writes(allow_writes, settings)
+        owner = self.sealer.fingerprint(token)
+        batch = Batch(
+            id=Batch.new_id(),
+            owner=owner,
+            name=name.strip() if name else None,
+            total=len(checked),
+            created_at=time.time(),
+            max_inflight=cap,
+            webhook_url=webhook_url,
+            schedule=schedule,
+            metadata=batch_meta,
+        )
+        jobs = [
+            Job.new(
+                question,
+                owner=owner,
+                metadata=meta,
+                deadline_seconds=deadline,
+                queue=settings.queue,
+                batch_id=batch.id,
+                allow_writes=allow_writes,
+            )
+            for question, meta in checked
+        ]
+        ids = [job.id for job in jobs]
+        lane = jobs[0].lane or owner
+
+        def enqueue(pipe: Any) -> None:
+            self.batches.add_to(pipe, batch, ids)
+            self.dispatcher.enqueue(pipe, lane, owner, ids, cap=cap)
+
+        self.store.create(jobs, self.sealer.seal(token), enqueue)
+        audit("batch.submit", owner, batch_id=batch.id, total=batch.total)
+        self.dispatch()
+        return batch.id
+
+    def check_webhook(self, url: str) -> str:
+        if self.settings.webhook_secret is None:
+            raise BadRequest("webhooks need AGENTQ_WEBHOOK_SECRET to sign them; it is not set")
+        return check_webhook_url(url, allow_private=self.settings.webhook_allow_private)
+
+    def batch(self, batch_id: str, token: str) -> Batch:
+        """The batch with its counts by status, if ``token`` submitted it; JobNotFound else."""
+        return self._owned_batch(batch_id, token, "batch.read")
+
+    def _owned_batch(self, batch_id: str, token: str, action: str | None) -> Batch:
+        token = check_token(token)
+        batch = self.batches.load(batch_id.strip())
+        if batch is None or not self.sealer.owns(batch.owner, token):
+            audit(
+                f"{action or 'batch.read'}.refused",
+                self.sealer.fingerprint(token),
+                batch_id=batch_id,
+            )
+            raise JobNotFound(batch_id, kind="batch")
+        if action is not None:
+            audit(action, batch.owner, batch_id=batch.id)
+        return batch
+
+    def list_batches(self, token: str, limit: int = 50) -> list[Batch]:
+        """The newest ``limit`` batches ``token`` submitted, newest first."""
+        token = check_token(token)
+        owner = self.sealer.fingerprint(token)
+        found = [self.batches.load(i) for i in self.batches.owned(owner, max(1, min(limit, 1000)))]
+        audit("batch.list", owner)
+        return [b for b in found if b is not None and self.sealer.owns(b.owner, token)]
+
+    def cancel_batch(self, batch_id: str, token: str) -> int:
+        """Cancel every queued and running job of the batch; returns how many were cancelled."""
+        batch = self._owned_batch(batch_id, token, "batch.cancel")
+        self.batches.mark_cancelled(batch.id)
+        return sum(self.store.cancel_many(ids) for ids in self.batches.job_ids(batch.id))
+
+    def batch_report(self, batch_id: str, token: str) -> BatchReport:
+        """The batch's report: the one written when it ended, or a live one while it runs."""
+        batch = self._owned_batch(batch_id, token, "batch.report")
+        saved = self.batches.load_report(batch.id)
+        if saved is not None:
+            return BatchReport.model_validate_json(saved)
+        return build_report(batch, self.store, self.batches)
+
+    def wait_batch(
+        self,
+        batch_id: str,
+        token: str,
+        timeout: float | None = None,
+        poll_interval: float = 0.5,
+        on_poll: Callable[[Batch], None] | None = None,
+    ) -> Batch:
+        """Block until every job of the batch has ended (TimeoutError after ``timeout``)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        action: str | None = "batch.read"
+        while True:
+            batch = self._owned_batch(batch_id, token, action)
+            action = None
+            if on_poll is not None:
+                on_poll(batch)
+            if batch.ended >= batch.total:
+                return batch
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"batch {batch_id}: {batch.ended}/{batch.total} jobs ended after {timeout:g}s"
+                )
+            time.sleep(poll_interval)
 
     def dispatch(self) -> None:
         """Send the messages of the jobs that may start now (a lone job starts at once).

@@ -30,7 +30,7 @@ from worker.maintenance import Maintenance
 
 settings = get_settings()
 app = make_celery(settings)
-app.conf.imports = ["worker.tasks"]
+app.conf.imports = ["worker.tasks", "worker.webhook_task"]
 
 log = get_logger(__name__)
 _heartbeat_stop = threading.Event()

@@ -11,6 +11,8 @@ number of workers can run it at once and none is special.
 - A queued job whose message was lost (see ``resend_lost_messages``) gets a new one.
 - Jobs waiting in their lanes are dispatched as slots free up (``agentq.dispatch``), and slots
   held by jobs whose records expired are freed.
+- A batch whose last job ended gets its report written (one worker does it) and its webhook sent;
+  so does a job with a webhook.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import time
 
 from celery import Celery
 
-from agentq.celery_app import send_job
+from agentq.batches import BatchStore, build_report
+from agentq.celery_app import DELIVER_WEBHOOK_TASK, send_job
 from agentq.dispatch import Dispatcher
 from agentq.errors import ErrorCode
 from agentq.jobs import JobError, JobStatus
@@ -41,6 +44,7 @@ class Maintenance:
         self, store: JobStore, dispatcher: Dispatcher, celery: Celery, settings: Settings
     ) -> None:
         self._store = store
+        self._batches = BatchStore(store.redis, settings.job_ttl_seconds, settings.redis_url)
         self._dispatcher = dispatcher
         self._celery = celery
         self._settings = settings
@@ -66,6 +70,9 @@ class Maintenance:
         self.send_due_retries()
         self._dispatcher.dispatch(self._celery)
         self.stop_cancelled_jobs()
+        self.finish_ended_batches()
+        for job_id in self._store.take_notifications():
+            self.send_webhook("job", job_id)
         if time.monotonic() - self._last_reap >= REAP_EVERY_SECONDS:
             self._last_reap = time.monotonic()
             self.reap()
@@ -91,6 +98,26 @@ class Maintenance:
                 self._store.requeue_due(job_id)
                 raise
             self._store.mark_sent(job_id)
+
+    def finish_ended_batches(self) -> None:
+        """Write the report of each batch whose last job ended, then send its webhook."""
+        for batch_id in self._batches.ended():
+            if not self._batches.lock_report(batch_id):
+                continue  # another worker is writing it
+            batch = self._batches.load(batch_id)
+            if batch is None:
+                self._batches.forget_ended(batch_id)
+                continue
+            report = build_report(batch, self._store, self._batches)
+            self._batches.save_report(batch_id, report.model_dump_json())
+            log.info("batch ended", batch_id=batch_id, status=str(batch.status), total=batch.total)
+            if batch.webhook_url:
+                self.send_webhook("batch", batch_id)
+
+    def send_webhook(self, kind: str, object_id: str) -> None:
+        self._celery.send_task(
+            DELIVER_WEBHOOK_TASK, args=[kind, object_id], queue=self._settings.queue
+        )
 
     def stop_cancelled_jobs(self) -> None:
         running_here = inflight.job_ids()

@@ -1,0 +1,232 @@
+"""Batches: many questions submitted at once, counted as they run, reported as one.
+
+A batch is a Redis hash holding its description and one counter per job status. The counters move
+inside the same Lua scripts that move each job's status (``agentq.store``), so reading a batch's
+progress costs one HGETALL whatever its size, and the counters can never drift from the jobs.
+The job that ends last puts the batch in ``agentq:batches:ended``; a worker's maintenance tick then
+writes the batch's report (kept after the job records expire) and sends its webhook.
+
+A batch's jobs wait in the batch's own lane, so ``max_inflight`` caps how many of them run at once
+while the rest wait their turn (``agentq.dispatch``).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import redis
+from pydantic import BaseModel, Field
+from redis.client import Pipeline
+
+from agentq.jobs import JobStatus
+from agentq.reports import BatchReport, ReportRow
+from agentq.store import KEY_PREFIX, JobStore, redis_errors
+
+ENDED_KEY = f"{KEY_PREFIX}:batches:ended"  # zset: batch id -> when its last job ended
+STATUS_FIELDS = tuple(str(s) for s in JobStatus)
+
+
+def batch_key(batch_id: str) -> str:
+    return f"{KEY_PREFIX}:batch:{batch_id}"
+
+
+def batch_jobs_key(batch_id: str) -> str:
+    return f"{KEY_PREFIX}:batch:{batch_id}:jobs"
+
+
+def report_key(batch_id: str) -> str:
+    return f"{KEY_PREFIX}:report:{batch_id}"
+
+
+def owner_batches_key(owner: str) -> str:
+    return f"{KEY_PREFIX}:owner:{owner}:batches"
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One question of a batch, with its own metadata."""
+
+    question: str
+    metadata: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, item: str | BatchItem) -> BatchItem:
+        return item if isinstance(item, BatchItem) else cls(question=item)
+
+
+class BatchStatus(StrEnum):
+    RUNNING = "running"  # some jobs have not ended
+    SUCCEEDED = "succeeded"  # every job succeeded
+    COMPLETED_WITH_FAILURES = "completed_with_failures"  # ended; some failed
+    FAILED = "failed"  # ended; none succeeded
+    CANCELLED = "cancelled"  # its owner cancelled it
+
+
+class Batch(BaseModel):
+    """A batch as its owner sees it (``owner`` is the fingerprint, never the token)."""
+
+    id: str
+    owner: str
+    name: str | None = None
+    total: int
+    counts: dict[str, int] = Field(default_factory=dict)
+    created_at: float
+    finished_at: float | None = None
+    cancelled: bool = False
+    max_inflight: int
+    webhook_url: str | None = None
+    schedule: str | None = None  # the scheduled report that made it, if any
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def ended(self) -> int:
+        return sum(self.counts.get(s, 0) for s in ("succeeded", "failed", "cancelled"))
+
+    @property
+    def status(self) -> BatchStatus:
+        if self.cancelled:
+            return BatchStatus.CANCELLED
+        if self.ended < self.total:
+            return BatchStatus.RUNNING
+        succeeded = self.counts.get("succeeded", 0)
+        if succeeded == self.total:
+            return BatchStatus.SUCCEEDED
+        return BatchStatus.FAILED if succeeded == 0 else BatchStatus.COMPLETED_WITH_FAILURES
+
+    def public(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json", exclude={"owner"})
+        data["status"] = str(self.status)
+        data["counts"] = {s: self.counts.get(s, 0) for s in STATUS_FIELDS}
+        return data
+
+    @staticmethod
+    def new_id() -> str:
+        return "b" + uuid.uuid4().hex
+
+
+class BatchStore:
+    """Batch records, their job lists and their reports; every key expires after ``ttl``."""
+
+    def __init__(self, client: redis.Redis, ttl: int, url: str = "redis") -> None:
+        self._redis = client
+        self._ttl = ttl
+        self._url = url
+
+    def add_to(self, pipe: Pipeline, batch: Batch, job_ids: Sequence[str]) -> None:
+        """Write ``batch`` (all of its jobs queued) as part of the transaction creating them."""
+        fields: dict[str, Any] = {
+            "id": batch.id,
+            "owner": batch.owner,
+            "total": batch.total,
+            "created_at": repr(batch.created_at),
+            "max_inflight": batch.max_inflight,
+            "queued": batch.total,
+            "metadata": json.dumps(batch.metadata),
+        }
+        for name in ("name", "webhook_url", "schedule"):
+            value = getattr(batch, name)
+            if value is not None:
+                fields[name] = value
+        pipe.hset(batch_key(batch.id), mapping=fields)  # type: ignore[arg-type]
+        pipe.expire(batch_key(batch.id), self._ttl)
+        for start in range(0, len(job_ids), 5000):
+            pipe.rpush(batch_jobs_key(batch.id), *job_ids[start : start + 5000])
+        pipe.expire(batch_jobs_key(batch.id), self._ttl)
+        owned = owner_batches_key(batch.owner)
+        pipe.zadd(owned, {batch.id: batch.created_at})
+        pipe.expire(owned, self._ttl)
+
+    def load(self, batch_id: str) -> Batch | None:
+        with redis_errors(self._url):
+            raw = self._redis.hgetall(batch_key(batch_id))
+        if not raw:
+            return None
+        data: dict[str, Any] = {str(k): v for k, v in raw.items()}
+        return Batch(
+            id=data["id"],
+            owner=data["owner"],
+            name=data.get("name"),
+            total=int(data["total"]),
+            counts={s: int(data.get(s, 0)) for s in STATUS_FIELDS},
+            created_at=float(data["created_at"]),
+            finished_at=float(data["finished_at"]) if data.get("finished_at") else None,
+            cancelled=data.get("cancel_requested") == "1",
+            max_inflight=int(data["max_inflight"]),
+            webhook_url=data.get("webhook_url"),
+            schedule=data.get("schedule"),
+            metadata=json.loads(data.get("metadata") or "{}"),
+        )
+
+    def job_ids(self, batch_id: str, chunk: int = 1000) -> Iterator[list[str]]:
+        """The batch's job ids in submission order, ``chunk`` at a time."""
+        start = 0
+        while True:
+            with redis_errors(self._url):
+                ids = self._redis.lrange(batch_jobs_key(batch_id), start, start + chunk - 1)
+            if not ids:
+                return
+            yield [str(i) for i in ids]
+            start += chunk
+
+    def mark_cancelled(self, batch_id: str) -> None:
+        with redis_errors(self._url):
+            self._redis.hset(batch_key(batch_id), "cancel_requested", "1")
+
+    def owned(self, owner: str, limit: int) -> list[str]:
+        with redis_errors(self._url):
+            ids = self._redis.zrevrange(owner_batches_key(owner), 0, max(0, limit - 1))
+        return [str(i) for i in ids]
+
+    # Ended batches and their reports ------------------------------------------------------
+
+    def ended(self, limit: int = 10) -> list[str]:
+        with redis_errors(self._url):
+            ids = self._redis.zrange(ENDED_KEY, 0, limit - 1)
+        return [str(i) for i in ids]
+
+    def lock_report(self, batch_id: str, seconds: int = 300) -> bool:
+        """Take the right to write a batch's report (one worker does it, again if it died)."""
+        with redis_errors(self._url):
+            taken = self._redis.set(f"{KEY_PREFIX}:reporting:{batch_id}", "1", nx=True, ex=seconds)
+        return bool(taken)
+
+    def save_report(self, batch_id: str, report_json: str) -> None:
+        with redis_errors(self._url):
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.set(report_key(batch_id), report_json, ex=self._ttl)
+            pipe.zrem(ENDED_KEY, batch_id)
+            pipe.execute()
+
+    def load_report(self, batch_id: str) -> str | None:
+        with redis_errors(self._url):
+            raw = self._redis.get(report_key(batch_id))
+        return str(raw) if raw is not None else None
+
+    def forget_ended(self, batch_id: str) -> None:
+        with redis_errors(self._url):
+            self._redis.zrem(ENDED_KEY, batch_id)
+
+
+def build_report(batch: Batch, store: JobStore, batches: BatchStore) -> BatchReport:
+    """The batch's report from its job records (final once every job has ended)."""
+    rows: list[ReportRow] = []
+    for ids in batches.job_ids(batch.id):
+        for job_id, job in zip(ids, store.load_many(ids), strict=True):
+            rows.append(ReportRow.of(len(rows) + 1, job_id, job))
+    return BatchReport(
+        batch_id=batch.id,
+        name=batch.name,
+        schedule=batch.schedule,
+        status=str(batch.status),
+        created_at=batch.created_at,
+        finished_at=batch.finished_at,
+        total=batch.total,
+        counts={s: batch.counts.get(s, 0) for s in STATUS_FIELDS},
+        final=batch.ended >= batch.total,
+        rows=rows,
+    )

@@ -1,0 +1,1 @@
+"""Scheduled reports: ``agentq beat`` runs each report of the schedules file as a batch."""

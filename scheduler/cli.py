@@ -1,0 +1,155 @@
+"""``agentq beat`` and ``agentq reports ...``: run the schedules, read their reports."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from agentq.batches import Batch
+from agentq.errors import JobNotFound
+from agentq.reports import FORMATS, render
+from producer.cli_support import (
+    JsonFlag,
+    TokenFile,
+    emit_json,
+    err,
+    fail,
+    load_settings,
+    make_client,
+    out,
+    read_token,
+    user_errors,
+)
+from scheduler.config import load_schedules
+from scheduler.runs import ScheduleRuns
+
+reports_app = typer.Typer(
+    help="Scheduled reports: list them and read their runs.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def beat(
+    schedules: Annotated[
+        Path | None,
+        typer.Option(help="The schedules file (default AGENTQ_SCHEDULES_FILE)."),
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Only check the schedules file, then exit.")
+    ] = False,
+) -> None:
+    """Run Celery beat for the schedules file (safe to start on several hosts: one fires)."""
+    settings = load_settings()
+    path = schedules or (Path(settings.schedules_file) if settings.schedules_file else None)
+    if path is None:
+        fail("no schedules file (set AGENTQ_SCHEDULES_FILE or use --schedules)")
+    with user_errors():
+        reports = load_schedules(path, max_questions=settings.max_batch_questions)
+    if check:
+        out.print(f"{path}: {len(reports)} report(s) OK: {', '.join(r.name for r in reports)}")
+        return
+    client = make_client()
+    with user_errors():
+        client.ping()
+        ScheduleRuns(client).register(reports)
+    from scheduler.beat import ReportScheduler, make_beat_app
+
+    app = make_beat_app(settings, reports)
+    app.Beat(scheduler=ReportScheduler, loglevel=settings.log_level, max_interval=5).run()
+
+
+def _pick_run(name: str, token: str, run: str | None) -> Batch:
+    client = make_client()
+    with user_errors():
+        runs = ScheduleRuns(client).runs(name)
+        for candidate in runs:
+            if run is not None and candidate.batch_id != run:
+                continue
+            batch = client.batches.load(candidate.batch_id)
+            if batch is not None and client.sealer.owns(batch.owner, token):
+                return batch
+        raise JobNotFound(run or name, kind="run" if run else "report")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@reports_app.command("list")
+def list_reports(token_file: TokenFile = None, as_json: JsonFlag = False) -> None:
+    """Your scheduled reports, each with its latest run."""
+    token = read_token(token_file)
+    client = make_client()
+    rows: list[dict[str, Any]] = []
+    with user_errors():
+        runs = ScheduleRuns(client)
+        for name, info in sorted(runs.described().items()):
+            if not client.sealer.owns(str(info.get("owner", "")), token):
+                continue
+            kept = runs.runs(name)
+            latest = client.batches.load(kept[0].batch_id) if kept else None
+            rows.append(
+                {
+                    "name": name,
+                    "cron": info.get("cron"),
+                    "interval_seconds": info.get("interval_seconds"),
+                    "timezone": info.get("timezone"),
+                    "runs": len(kept),
+                    "latest": latest.public() if latest else None,
+                }
+            )
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table()
+    for column in ("report", "when", "runs", "latest run", "status", "ended/total"):
+        table.add_column(column)
+    for row in rows:
+        last: dict[str, Any] | None = row["latest"]  # type: ignore[assignment]
+        if row["cron"]:
+            when = f"{row['cron']} {row['timezone']}"
+        else:
+            when = f"every {row['interval_seconds']}s"
+        progress = "-"
+        if last:
+            ended = sum(last["counts"][s] for s in ("succeeded", "failed", "cancelled"))
+            progress = f"{ended}/{last['total']}"
+        table.add_row(
+            str(row["name"]),
+            when,
+            str(row["runs"]),
+            last["id"] if last else "-",
+            last["status"] if last else "-",
+            progress,
+        )
+    out.print(table)
+
+
+@reports_app.command("show")
+def show_report(
+    name: Annotated[str, typer.Argument(help="The report's name in the schedules file.")],
+    token_file: TokenFile = None,
+    run: Annotated[str | None, typer.Option(help="A run's batch id (default: the latest).")] = None,
+    latest: Annotated[bool, typer.Option("--latest", help="The latest run (the default).")] = True,
+    fmt: Annotated[str, typer.Option("--format", help="md, json or csv.")] = "md",
+) -> None:
+    """A run's report; a run still going shows its progress so far."""
+    del latest  # the default; --run picks another
+    if fmt not in FORMATS:
+        fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    token = read_token(token_file)
+    batch = _pick_run(name, token, run)
+    client = make_client()
+    with user_errors():
+        report = client.batch_report(batch.id, token)
+    if not report.final:
+        err.print(
+            f"run {batch.id} is still going: {batch.ended}/{batch.total} questions done",
+            highlight=False,
+        )
+    sys.stdout.write(render(report, fmt))  # type: ignore[arg-type]
+
+
+__all__ = ["beat", "reports_app"]

@@ -1,0 +1,245 @@
+"""The schedules file: which reports run when, with whose token, kept how long.
+
+    # schedules.yaml (or .toml with [[reports]] tables)
+    reports:
+      - name: nightly-devices            # [a-z0-9][a-z0-9_-]*
+        cron: "0 2 * * *"                # minute hour day-of-month month day-of-week
+        timezone: Europe/Paris           # IANA name; default UTC
+        questions_file: nightly.txt      # or questions: [...] (strings or {question, metadata})
+        token_env: INFRAHUB_NIGHTLY_TOKEN  # or token_file: /run/secrets/infrahub
+        retention_runs: 30
+        output_dir: /var/lib/agentq/reports  # optional: rendered files per run
+        formats: [md, csv]
+        max_inflight: 10
+
+The file never holds a token, only where to read one. Everything is checked when ``agentq beat``
+starts, questions and tokens included, and a problem is one line naming the file, the report and
+the field. ``interval_seconds`` may replace ``cron`` (useful for short intervals and tests).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from celery.schedules import crontab
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from agentq.batches import BatchItem
+from agentq.errors import BadRequest, ConfigError
+from agentq.reports import ReportFormat
+from producer.batch_files import load_batch_file
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class QuestionEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str
+    metadata: dict[str, Any] | None = None
+
+
+def _default_formats() -> list[ReportFormat]:
+    return ["md"]
+
+
+class ReportSchedule(BaseModel):
+    """One scheduled report, as written in the file (paths resolved against it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    cron: str | None = None
+    interval_seconds: float | None = Field(None, ge=1)
+    timezone: str = "UTC"
+    questions: list[str | QuestionEntry] | None = None
+    questions_file: Path | None = None
+    token_env: str | None = None
+    token_file: Path | None = None
+    retention_runs: int = Field(30, ge=1, le=10_000)
+    output_dir: Path | None = None
+    formats: list[ReportFormat] = Field(default_factory=_default_formats)
+    max_inflight: int | None = Field(None, ge=1)
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not NAME.match(value):
+            raise ValueError("must be lowercase letters, digits, '-' or '_' (at most 64)")
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            cron_schedule(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("token_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None and not ENV_NAME.match(value):
+            raise ValueError(f"{value!r} is not an environment variable name")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secrets(cls, data: Any) -> Any:
+        if isinstance(data, dict) and ("token" in data or "api_token" in data):
+            raise ValueError(
+                "token: a token never goes in the schedules file; use token_env or token_file"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> ReportSchedule:
+        if (self.cron is None) == (self.interval_seconds is None):
+            raise ValueError("cron: give exactly one of cron and interval_seconds")
+        if (self.questions is None) == (self.questions_file is None):
+            raise ValueError("questions: give exactly one of questions and questions_file")
+        if (self.token_env is None) == (self.token_file is None):
+            raise ValueError("token_env: give exactly one of token_env and token_file")
+        return self
+
+    def items(self, max_questions: int) -> list[BatchItem]:
+        """The report's questions (read from ``questions_file`` each time)."""
+        if self.questions_file is not None:
+            return load_batch_file(self.questions_file, max_questions=max_questions)
+        entries = self.questions or []
+        return [
+            BatchItem(e) if isinstance(e, str) else BatchItem(e.question, e.metadata)
+            for e in entries
+        ]
+
+    def read_token(self) -> str:
+        """The token, from its environment variable or file; ConfigError if there is none."""
+        if self.token_env is not None:
+            token = os.environ.get(self.token_env, "").strip()
+            if not token:
+                raise ConfigError(f"token_env: {self.token_env} is not set")
+            return token
+        assert self.token_file is not None
+        try:
+            token = self.token_file.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"token_file: cannot read {self.token_file}: {exc.strerror or exc}"
+            ) from None
+        if not token:
+            raise ConfigError(f"token_file: {self.token_file} is empty")
+        return token
+
+    @property
+    def timezone_info(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def due_minute(self, now: datetime) -> bool:
+        """Whether a cron report runs in the minute ``now`` falls in (in its time zone)."""
+        assert self.cron is not None
+        local = now.astimezone(ZoneInfo(self.timezone))
+        spec = cron_schedule(self.cron)
+        return (
+            local.minute in spec.minute
+            and local.hour in spec.hour
+            and local.day in spec.day_of_month
+            and local.month in spec.month_of_year
+            and local.isoweekday() % 7 in spec.day_of_week
+        )
+
+
+def cron_schedule(expression: str) -> crontab:
+    """A celery crontab from a 5-field expression; ValueError with a plain reason."""
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(f"expected 5 fields (minute hour day month weekday), got {len(fields)}")
+    minute, hour, day, month, weekday = fields
+    try:
+        return crontab(
+            minute=minute,
+            hour=hour,
+            day_of_month=day,
+            month_of_year=month,
+            day_of_week=weekday,
+        )
+    except (ValueError, KeyError) as exc:
+        raise ValueError(f"invalid cron expression {expression!r}: {exc}") from None
+
+
+def load_schedules(
+    path: Path, *, check_tokens: bool = True, max_questions: int = 10_000
+) -> list[ReportSchedule]:
+    """Every report in the file, checked; ConfigError naming file, report and field."""
+    name = path.name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the schedules file {path}: {exc}") from None
+    try:
+        if path.suffix.lower() == ".toml":
+            data: Any = tomllib.loads(text)
+        elif path.suffix.lower() in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        else:
+            raise ConfigError(f"{name}: the schedules file must be .yaml, .yml or .toml")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{name}: cannot be parsed: {first}") from None
+    if (
+        not isinstance(data, dict)
+        or set(data) - {"reports"}
+        or not isinstance(data.get("reports"), list)
+    ):
+        raise ConfigError(f"{name}: expected a top-level 'reports' list and nothing else")
+    reports: list[ReportSchedule] = []
+    for position, raw in enumerate(data["reports"], start=1):
+        label = raw.get("name") if isinstance(raw, dict) else None
+        where = f'{name}: report "{label}"' if label else f"{name}: report #{position}"
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: expected a mapping")
+        raw = {**raw}
+        for key in ("questions_file", "token_file", "output_dir"):
+            if isinstance(raw.get(key), str):
+                raw[key] = (path.parent / raw[key]).resolve()
+        try:
+            report = ReportSchedule.model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(f"{where}: {_first_error(exc)}") from None
+        if report.name in {r.name for r in reports}:
+            raise ConfigError(f"{where}: name: another report has the same name")
+        try:
+            items = report.items(max_questions)
+            if not items:
+                raise BadRequest("the report has no questions")
+            if check_tokens:
+                report.read_token()
+        except (BadRequest, ConfigError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        reports.append(report)
+    if not reports:
+        raise ConfigError(f"{name}: no reports")
+    return reports
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    location = ".".join(str(part) for part in error.get("loc", ()))
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if location and not message.startswith(f"{location}:"):
+        return f"{location}: {message}"
+    return message
