@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv test lint typecheck unit demo lock clean
+.PHONY: venv test lint typecheck unit demo bench lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: lint typecheck
 
 demo: venv
 	$(BIN)/python -m doubles.demo
+
+# agentq vs a naive Celery worker vs the no-queue limit; writes bench/results.json and plot.png.
+bench: venv
+	$(BIN)/python -m bench.run
 
 # Re-resolve every dependency to the newest allowed by pyproject.toml and pin the result.
 lock:

@@ -9,6 +9,7 @@ Why each setting:
   it must exceed the longest job so a slow job is not run twice (a duplicate would be dropped by
   the claim check, but it costs a delivery). Workers sweep for such messages every 10 s.
 - results live in agentq's own job store, not in a Celery result backend.
+- task events (``AGENTQ_TASK_EVENTS``, for Flower) are off by default;
 - a message carries only the job id: the sealed token stays in the job store, so a message
   copied out of the broker (or shown in a task event) holds nothing of the user's.
 """
@@ -45,8 +46,9 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         enable_utc=True,
-        task_send_sent_event=False,
-        worker_send_task_events=False,
+        # Events (for Flower) show a task's name, id and args: the job id only.
+        task_send_sent_event=settings.task_events,
+        worker_send_task_events=settings.task_events,
     )
     return app
 

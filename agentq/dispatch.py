@@ -61,7 +61,9 @@ def lane_inflight_key(lane: str) -> str:
 # Add job ids to a lane. KEYS: lanes list, lane set, lane, lane meta. ARGV: lane, tenant, cap
 # (0 = none), held ('1' = not to be dispatched until released), ttl, job ids...
 _ENQUEUE = """
-redis.call('RPUSH', KEYS[3], unpack(ARGV, 6))
+for first = 6, #ARGV, 1000 do
+  redis.call('RPUSH', KEYS[3], unpack(ARGV, first, math.min(first + 999, #ARGV)))
+end
 redis.call('HSET', KEYS[4], 'tenant', ARGV[2], 'cap', ARGV[3], 'held', ARGV[4])
 redis.call('EXPIRE', KEYS[3], tonumber(ARGV[5]))
 redis.call('EXPIRE', KEYS[4], tonumber(ARGV[5]))

@@ -25,6 +25,7 @@ class ErrorCode(StrEnum):
     MODEL_ERROR = "model_error"
     CANCELLED = "cancelled"
     POISONED = "poisoned"
+    SERVICE_UNAVAILABLE = "service_unavailable"  # agentq's own Redis is unreachable
     INTERNAL = "internal"
 
 
@@ -98,4 +99,4 @@ class JobNotFound(AgentqError):
 class ServiceUnavailable(AgentqError):
     """A service agentq depends on (Redis) could not be reached."""
 
-    code = ErrorCode.INTERNAL
+    code = ErrorCode.SERVICE_UNAVAILABLE

@@ -194,6 +194,17 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(
         50, ge=1, description="Jobs one worker process runs at once (on one event loop)."
     )
+    worker_metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port of a worker's Prometheus /metrics endpoint (0: none). One port per "
+        "worker process.",
+    )
+    task_events: bool = Field(
+        False,
+        description="Send Celery task events (for Flower); they hold the job id, never a token.",
+    )
     trace_excerpt_chars: int = Field(
         500, ge=0, description="Longest excerpt of a tool result kept in a trace."
     )

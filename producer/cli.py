@@ -18,6 +18,7 @@ import typer
 
 from agentq.errors import ErrorCode
 from agentq.jobs import Job, JobStatus
+from agentq.logs import configure_logging
 from agentq.sealing import generate_key
 from agentq.settings import get_settings
 from producer.batch_cli import batch_app
@@ -251,6 +252,22 @@ def worker(
             "--without-mingle",
         ]
     )
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+) -> None:
+    """Serve the HTTP API, its OpenAPI document (/docs) and the dashboard (/)."""
+    settings = load_settings()
+    with user_errors():
+        client = Client(settings)
+        client.ping()
+        configure_logging(settings.log_level, settings.log_format)
+    from producer.http import serve
+
+    serve(host, port, settings)
 
 
 def main() -> None:

@@ -266,3 +266,14 @@ def test_webhook_urls_are_checked_at_submit(stack: Stack) -> None:
     with pytest.raises(BadRequest, match="AGENTQ_WEBHOOK_SECRET"):
         no_secret.submit("q?", TOKEN_A, webhook_url="https://example.com/hook")
     assert not no_secret.redis.keys(batch_key("*"))
+
+
+def test_a_10000_question_batch_is_accepted_whole(stack: Stack) -> None:
+    client = own_stack(stack, 15, "big-batch-tests").client()  # no worker: nothing runs
+    batch_id = client.submit_batch([f"Question {i}?" for i in range(10_000)], TOKEN_A)
+    batch = client.batch(batch_id, TOKEN_A)
+    assert batch.total == 10_000 and batch.counts["queued"] == 10_000
+    ids = [i for chunk in client.batches.job_ids(batch_id) for i in chunk]
+    assert len(ids) == len(set(ids)) == 10_000
+    assert client.cancel_batch(batch_id, TOKEN_A) == 10_000
+    assert client.batch(batch_id, TOKEN_A).counts["cancelled"] == 10_000

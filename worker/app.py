@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from celery import signals
+from prometheus_client import start_http_server
 
 from agentq.celery_app import make_celery
 from agentq.dispatch import Dispatcher
@@ -81,6 +82,8 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
             dispatcher.unregister_worker(hostname)
 
     _hostnames.append(hostname)
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port)
     threading.Thread(target=beat, name="agentq-heartbeat", daemon=True).start()
     maintenance = Maintenance(
         JobStore(client, settings.job_ttl_seconds, settings.redis_url), dispatcher, app, settings

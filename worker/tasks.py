@@ -21,6 +21,7 @@ from agentq.dispatch import Dispatcher
 from agentq.errors import MAX_ATTEMPTS_BY_CODE, AgentqError, ErrorCode, ServiceUnavailable
 from agentq.jobs import AttemptSummary, Job, JobError, JobStatus
 from agentq.logs import get_logger, secret_scope
+from agentq.metrics import observe_attempt, observe_finished
 from agentq.sealing import TokenSealer
 from agentq.settings import Settings
 from agentq.store import JobStore, connect
@@ -158,6 +159,8 @@ def record_outcome(
         outcome="succeeded",
     )
     if error is None:
+        observe_attempt(trace, "succeeded", None)
+        observe_finished("succeeded", None, time.time() - job.created_at)
         persist(lambda: store.record_attempt(job.id, summary, trace))
         done = persist(
             lambda: store.finish(
@@ -176,11 +179,13 @@ def record_outcome(
     summary.error_message = error.message
     if outcome.stopped == "cancelled":
         summary.outcome = trace.outcome = "cancelled"
+        observe_attempt(trace, "cancelled", str(error.code))
         persist(lambda: store.record_attempt(job.id, summary, trace))
         log.info("job cancelled while running")
         return
     if outcome.stopped == "shutdown":
         summary.outcome = trace.outcome = "requeued"
+        observe_attempt(trace, "requeued", str(error.code))
         persist(lambda: store.record_attempt(job.id, summary, trace))
         requeued = persist(lambda: store.requeue(job.id, 0.0, owner=worker_name))
         log.info("job requeued at shutdown", requeued=requeued)
@@ -192,6 +197,7 @@ def record_outcome(
         )
         summary.outcome = trace.outcome = "retrying"
         summary.retry_in_seconds = delay
+        observe_attempt(trace, "retrying", str(error.code))
         persist(lambda: store.record_attempt(job.id, summary, trace))
         requeued = persist(lambda: store.requeue(job.id, delay, owner=worker_name))
         log.info(
@@ -202,6 +208,8 @@ def record_outcome(
         )
         return
     summary.outcome = "failed"
+    observe_attempt(trace, "failed", str(error.code))
+    observe_finished("failed", str(error.code), time.time() - job.created_at)
     persist(lambda: store.record_attempt(job.id, summary, trace))
     persist(
         lambda: store.finish(

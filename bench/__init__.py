@@ -1,0 +1,1 @@
+"""The benchmark (``make bench``): agentq's worker against a naive Celery worker and the limit."""

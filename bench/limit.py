@@ -1,0 +1,69 @@
+"""The limit: the same agent runs with no queue at all, ``asyncio.gather`` in one process.
+
+    python -m bench.limit --jobs 500 --concurrency 200 --mcp-url ... --model-url ... --token ...
+
+Prints one JSON line: throughput, latencies (from the start, all jobs being "submitted" at once)
+and this process's CPU seconds per job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import time
+
+from bench.naive_agent import Shared, make_model, run_once
+
+
+async def run_all(args: argparse.Namespace) -> dict[str, float]:
+    shared = Shared(model=make_model(args.model_url))
+    gate = asyncio.Semaphore(args.concurrency)
+    started = time.time()
+
+    async def one(i: int) -> float:
+        async with gate:
+            return await run_once(
+                f"Which devices are in site {i}?", args.token, args.mcp_url, args.model_url, shared
+            )
+
+    cpu_before = _cpu()
+    finished = await asyncio.gather(*(one(i) for i in range(args.jobs)))
+    cpu = _cpu() - cpu_before
+    latencies = sorted(f - started for f in finished)
+    elapsed = max(finished) - started
+    return {
+        "jobs": args.jobs,
+        "concurrency": args.concurrency,
+        "seconds": elapsed,
+        "throughput": args.jobs / elapsed,
+        "p50": _pct(latencies, 50),
+        "p95": _pct(latencies, 95),
+        "p99": _pct(latencies, 99),
+        "cpu_per_job": cpu / args.jobs,
+    }
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _pct(values: list[float], pct: float) -> float:
+    index = min(len(values) - 1, max(0, round(pct / 100 * len(values)) - 1))
+    return values[index]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, required=True)
+    parser.add_argument("--concurrency", type=int, required=True)
+    parser.add_argument("--mcp-url", required=True)
+    parser.add_argument("--model-url", required=True)
+    parser.add_argument("--token", required=True)
+    print(json.dumps(asyncio.run(run_all(parser.parse_args()))))
+
+
+if __name__ == "__main__":
+    main()

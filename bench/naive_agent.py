@@ -1,0 +1,49 @@
+"""The agent run a user would write first, shared by the baseline worker and the limit runner.
+
+Same work as an agentq job: an MCP session with the user's token, the server's prompt as the
+instructions, one Agents SDK run. ``Shared`` holds what a careful user reuses across runs (one
+model client, hence one SSL context and connection pool); the baseline passes none and makes
+everything fresh per run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from agents import Agent, OpenAIChatCompletionsModel, Runner, set_tracing_disabled
+from agents.mcp import MCPServerStreamableHttp
+from openai import AsyncOpenAI
+
+PROMPT = "infrahub_agent"
+MODEL = "demo-model"
+
+set_tracing_disabled(True)  # nothing to export to: no OpenAI key here
+
+
+@dataclass
+class Shared:
+    model: OpenAIChatCompletionsModel
+
+
+def make_model(model_url: str) -> OpenAIChatCompletionsModel:
+    client = AsyncOpenAI(base_url=model_url, api_key="bench-no-key", max_retries=2)
+    return OpenAIChatCompletionsModel(model=MODEL, openai_client=client)
+
+
+async def run_once(
+    question: str, token: str, mcp_url: str, model_url: str, shared: Shared | None = None
+) -> float:
+    """One agent run; returns when it finished (epoch seconds)."""
+    model = shared.model if shared is not None else make_model(model_url)
+    server = MCPServerStreamableHttp(
+        params={"url": mcp_url, "headers": {"Authorization": f"Bearer {token}"}, "timeout": 30},
+        cache_tools_list=True,
+        client_session_timeout_seconds=60,
+    )
+    async with server:
+        prompt = await server.get_prompt(PROMPT, {})
+        text = "\n".join(getattr(m.content, "text", "") for m in prompt.messages)
+        agent = Agent(name="bench", instructions=text, mcp_servers=[server], model=model)
+        await Runner.run(agent, question, max_turns=10)
+    return time.time()

@@ -1,0 +1,296 @@
+"""The HTTP API (``agentq api``): the Python API over HTTP, with the same token model.
+
+Every ``/v1`` route takes the user's Infrahub token as ``Authorization: Bearer <token>``, and
+every read is scoped to the token that submitted: another token gets the same 404 as an id that
+does not exist. Errors are JSON, ``{"error": {"code": ..., "message": ...}}``, with the codes of
+``agentq.errors``: 400/422 for bad input, 401 without a bearer token, 404, 413 for an oversized
+body, 503 when Redis is unreachable. Bad input never gets a 500.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from agentq.batches import BatchItem
+from agentq.errors import (
+    AgentqError,
+    BadRequest,
+    ConfigError,
+    ErrorCode,
+    JobNotFound,
+    ServiceUnavailable,
+)
+from agentq.metrics import HTTP_DURATION, HTTP_REQUESTS, RedisCollector
+from agentq.reports import render
+from agentq.settings import Settings, get_settings
+from agentq.store import WORKER_PREFIX
+from producer.client import Client, check_token
+from scheduler.runs import ScheduleRuns
+
+STATUS_BY_CODE = {
+    ErrorCode.BAD_REQUEST: 400,
+    ErrorCode.AUTH_ERROR: 401,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.SERVICE_UNAVAILABLE: 503,
+}
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+class JobIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(description="The question for the agent.")
+    metadata: dict[str, Any] | None = None
+    deadline_seconds: float | None = Field(None, description="Seconds one attempt may run.")
+    allow_writes: bool = False
+    webhook_url: str | None = None
+
+
+class QuestionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str
+    metadata: dict[str, Any] | None = None
+
+
+class BatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    questions: list[str | QuestionIn] = Field(description="The questions, at most 10,000.")
+    name: str | None = None
+    max_inflight: int | None = None
+    webhook_url: str | None = None
+    metadata: dict[str, Any] | None = None
+    deadline_seconds: float | None = None
+
+
+class Accepted(BaseModel):
+    id: str
+    status: str = "queued"
+    total: int = 1
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut} for status in (400, 401, 404, 413, 422, 503)
+}
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AgentqError(
+            "send the Infrahub token as 'Authorization: Bearer <token>'", code=ErrorCode.AUTH_ERROR
+        )
+    try:
+        return check_token(token)
+    except BadRequest as exc:
+        raise AgentqError(str(exc), code=ErrorCode.AUTH_ERROR) from None
+
+
+Token = Annotated[str, Depends(bearer_token)]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    client = Client(settings)
+    app = FastAPI(
+        title="agentq",
+        version="1",
+        description="Run Infrahub MCP agents as background jobs. Authenticate every /v1 call "
+        "with `Authorization: Bearer <your Infrahub token>`.",
+    )
+    app.state.client = client
+    _register_collector(RedisCollector(client.redis, settings.queue))
+
+    @app.exception_handler(AgentqError)
+    async def agentq_error(_request: Request, exc: AgentqError) -> JSONResponse:
+        if isinstance(exc, ConfigError):
+            return error_response(500, exc.code, str(exc))
+        return error_response(STATUS_BY_CODE.get(exc.code, 400), exc.code, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+        return error_response(422, ErrorCode.BAD_REQUEST, message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = ErrorCode.NOT_FOUND if exc.status_code == 404 else ErrorCode.BAD_REQUEST
+        return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(TimeoutError)
+    async def timed_out(_request: Request, exc: TimeoutError) -> JSONResponse:
+        return error_response(503, ErrorCode.SERVICE_UNAVAILABLE, "Redis did not answer in time")
+
+    @app.middleware("http")
+    async def measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return error_response(413, ErrorCode.BAD_REQUEST, "the request body is too large")
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+        HTTP_DURATION.labels(request.method, path).observe(time.perf_counter() - started)
+        return response
+
+    @app.post("/v1/jobs", status_code=202, responses=ERRORS)
+    def submit_job(body: JobIn, token: Token) -> Accepted:
+        job_id = client.submit(
+            body.question,
+            token,
+            metadata=body.metadata,
+            deadline=body.deadline_seconds,
+            allow_writes=body.allow_writes,
+            webhook_url=body.webhook_url,
+        )
+        return Accepted(id=job_id)
+
+    @app.get("/v1/jobs", responses=ERRORS)
+    def list_jobs(token: Token, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> dict[str, Any]:
+        return {"jobs": [job.public() for job in client.list_jobs(token, limit)]}
+
+    @app.get("/v1/jobs/{job_id}", responses=ERRORS)
+    def get_job(job_id: str, token: Token) -> dict[str, Any]:
+        return client.get(job_id, token).public()
+
+    @app.get("/v1/jobs/{job_id}/trace", responses=ERRORS)
+    def get_trace(job_id: str, token: Token) -> dict[str, Any]:
+        return client.trace(job_id, token).to_json_dict()
+
+    @app.delete("/v1/jobs/{job_id}", responses=ERRORS)
+    def cancel_job(job_id: str, token: Token) -> dict[str, Any]:
+        outcome = client.cancel(job_id, token)
+        return {
+            "id": outcome.job_id,
+            "previous_status": str(outcome.previous),
+            "cancelled": outcome.cancelled,
+        }
+
+    @app.post("/v1/batches", status_code=202, responses=ERRORS)
+    def submit_batch(body: BatchIn, token: Token) -> Accepted:
+        items = [
+            BatchItem(q) if isinstance(q, str) else BatchItem(q.question, q.metadata)
+            for q in body.questions
+        ]
+        batch_id = client.submit_batch(
+            items,
+            token,
+            name=body.name,
+            max_inflight=body.max_inflight,
+            webhook_url=body.webhook_url,
+            metadata=body.metadata,
+            deadline=body.deadline_seconds,
+        )
+        return Accepted(id=batch_id, total=len(items))
+
+    @app.get("/v1/batches", responses=ERRORS)
+    def list_batches(
+        token: Token, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+    ) -> dict[str, Any]:
+        return {"batches": [b.public() for b in client.list_batches(token, limit)]}
+
+    @app.get("/v1/batches/{batch_id}", responses=ERRORS)
+    def get_batch(batch_id: str, token: Token) -> dict[str, Any]:
+        return client.batch(batch_id, token).public()
+
+    @app.get("/v1/batches/{batch_id}/report", responses=ERRORS)
+    def get_report(
+        batch_id: str, token: Token, format: Literal["json", "md", "csv"] = "json"
+    ) -> Response:
+        report = client.batch_report(batch_id, token)
+        if format == "json":
+            return JSONResponse(report.model_dump(mode="json"))
+        media = "text/markdown" if format == "md" else "text/csv"
+        return PlainTextResponse(render(report, format), media_type=f"{media}; charset=utf-8")
+
+    @app.delete("/v1/batches/{batch_id}", responses=ERRORS)
+    def cancel_batch(batch_id: str, token: Token) -> dict[str, Any]:
+        return {"id": batch_id, "cancelled_jobs": client.cancel_batch(batch_id, token)}
+
+    @app.get("/v1/reports", responses=ERRORS)
+    def list_reports(token: Token) -> dict[str, Any]:
+        runs = ScheduleRuns(client)
+        reports = []
+        for name, info in sorted(runs.described().items()):
+            if not client.sealer.owns(str(info.get("owner", "")), token):
+                continue
+            kept = runs.runs(name)
+            latest = client.batches.load(kept[0].batch_id) if kept else None
+            reports.append(
+                {
+                    "name": name,
+                    "cron": info.get("cron"),
+                    "interval_seconds": info.get("interval_seconds"),
+                    "timezone": info.get("timezone"),
+                    "runs": [r.batch_id for r in kept],
+                    "latest": latest.public() if latest else None,
+                }
+            )
+        return {"reports": reports}
+
+    @app.get("/healthz", responses={503: {"model": ErrorOut}})
+    def healthz() -> Response:
+        try:
+            client.ping()
+            workers = sum(1 for _ in client.redis.scan_iter(match=WORKER_PREFIX + "*", count=500))
+        except ServiceUnavailable as exc:
+            return error_response(503, exc.code, str(exc))
+        return JSONResponse({"redis": "ok", "workers": workers})
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def dashboard() -> HTMLResponse:
+        page = resources.files("producer.http").joinpath("static/dashboard.html").read_text()
+        return HTMLResponse(page)
+
+    return app
+
+
+_collectors: list[RedisCollector] = []
+
+
+def _register_collector(collector: RedisCollector) -> None:
+    """One Redis collector per process (an app made twice, as in tests, replaces it)."""
+    for old in _collectors:
+        REGISTRY.unregister(old)
+    _collectors[:] = [collector]
+    REGISTRY.register(collector)
+
+
+def serve(host: str, port: int, settings: Settings | None = None) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+
+
+__all__ = ["JobNotFound", "create_app", "serve"]

@@ -1,0 +1,43 @@
+"""A fast smoke run of the benchmark harness (``make bench`` runs the full one)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_bench_smoke_run_writes_every_figure(tmp_path: Path) -> None:
+    output, plot = tmp_path / "results.json", tmp_path / "plot.png"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--smoke",
+            "--output",
+            str(output),
+            "--plot",
+            str(plot),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
+    results = json.loads(output.read_text())
+    for key in (
+        "throughput_ratio_vs_baseline",
+        "throughput_ratio_vs_limit",
+        "cpu_per_job_ratio_vs_limit",
+        "peak_rss_mib",
+        "enqueue_jobs_per_s",
+        "mcp_requests_per_job",
+    ):
+        assert isinstance(results[key], float | int) and results[key] > 0, key
+    assert results["agentq"]["succeeded"] == results["agentq"]["jobs"] == 20
+    assert set(results["targets"]) >= {"throughput_ratio_vs_baseline", "peak_rss_mib"}
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    assert "throughput_ratio_vs_limit" in completed.stdout
