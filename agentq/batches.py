@@ -23,9 +23,10 @@ import redis
 from pydantic import BaseModel, Field
 from redis.client import Pipeline
 
+from agentq.connections import redis_errors
 from agentq.jobs import JobStatus
 from agentq.reports import BatchReport, ReportRow
-from agentq.store import KEY_PREFIX, JobStore, redis_errors
+from agentq.store import KEY_PREFIX, JobStore
 
 ENDED_KEY = f"{KEY_PREFIX}:batches:ended"  # zset: batch id -> when its last job ended
 STATUS_FIELDS = tuple(str(s) for s in JobStatus)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from agentq.connections import celery_transport_options
 from agentq.settings import Settings
 
 RUN_JOB_TASK = "agentq.run_job"
@@ -36,6 +37,7 @@ def make_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_transport_options={
+            **celery_transport_options(settings.redis_url, settings.redis_sentinel_master),
             "visibility_timeout": settings.visibility_timeout_seconds,
             # Look for messages due for redelivery every 10 s (kombu's default is ~100 s).
             "unacked_restore_interval": 10,

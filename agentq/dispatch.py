@@ -29,10 +29,11 @@ import redis
 from celery import Celery
 
 from agentq.celery_app import send_job
+from agentq.connections import redis_errors
 from agentq.jobs import TERMINAL_STATUSES
 from agentq.logs import get_logger
 from agentq.settings import Settings
-from agentq.store import KEY_PREFIX, RUNNING_KEY, SENT_KEY, WORKER_PREFIX, JobStore, redis_errors
+from agentq.store import KEY_PREFIX, RUNNING_KEY, SENT_KEY, WORKER_PREFIX, JobStore
 
 log = get_logger(__name__)
 

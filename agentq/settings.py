@@ -25,7 +25,13 @@ class Settings(BaseSettings):
 
     # Where jobs live and travel.
     redis_url: str = Field(
-        "redis://localhost:6379/0", description="Redis for the job store and the Celery broker."
+        "redis://localhost:6379/0",
+        description="Redis for the job store and the Celery broker (or a `sentinel://` URL).",
+    )
+    redis_sentinel_master: str = Field(
+        "mymaster",
+        description="The master's name when AGENTQ_REDIS_URL is a Sentinel URL "
+        "(`sentinel://host:26379;sentinel://host2:26379/0`).",
     )
     queue: str = Field("agentq", description="Celery queue that jobs are sent to.")
     secret_key: SecretStr | None = Field(

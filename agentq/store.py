@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.client import Pipeline
 
-from agentq.errors import AgentqError, JobNotFound, ServiceUnavailable
+from agentq.connections import redis_errors
+from agentq.errors import AgentqError, JobNotFound
 from agentq.jobs import TERMINAL_STATUSES, AttemptSummary, Job, JobError, JobStatus, Usage
 from agentq.sealing import TokenSealer
 from agentq.traces import AttemptTrace, Trace
@@ -179,39 +178,6 @@ POISONED_ERROR = JobError(
 )
 
 _JSON_FIELDS = ("usage", "error", "metadata", "history")
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced, for error messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
-
-
-def connect(url: str, timeout: float = 5.0) -> redis.Redis:
-    """A Redis client that answers with str and fails fast when Redis is down."""
-    return redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_connect_timeout=timeout,
-        socket_timeout=timeout,
-        health_check_interval=30,
-    )
-
-
-@contextmanager
-def redis_errors(url: str) -> Iterator[None]:
-    """Turn a Redis connection failure into one clear ServiceUnavailable line."""
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        reason = str(exc).split("\n")[0] or type(exc).__name__
-        raise ServiceUnavailable(f"cannot reach Redis at {redact_url(url)}: {reason}") from None
 
 
 class JobStore:

@@ -23,6 +23,7 @@ from celery import Celery
 from agentq.audit import audit
 from agentq.batches import Batch, BatchItem, BatchStore, build_report
 from agentq.celery_app import make_celery
+from agentq.connections import connect, redis_errors
 from agentq.dispatch import Dispatcher
 from agentq.errors import BadRequest, JobNotFound
 from agentq.jobs import Job, JobStatus
@@ -30,7 +31,7 @@ from agentq.logs import get_logger
 from agentq.reports import BatchReport
 from agentq.sealing import TokenSealer
 from agentq.settings import Settings, get_settings
-from agentq.store import JobStore, connect, redis_errors
+from agentq.store import JobStore
 from agentq.traces import Trace
 from agentq.webhooks import check_webhook_url
 
@@ -114,7 +115,9 @@ class Client:
         self.settings = settings or get_settings()
         secret = self.settings.secret_key
         self.sealer = TokenSealer(secret.get_secret_value() if secret else None)
-        self.redis = connect(self.settings.redis_url)
+        self.redis = connect(
+            self.settings.redis_url, sentinel_master=self.settings.redis_sentinel_master
+        )
         self.store = JobStore(self.redis, self.settings.job_ttl_seconds, self.settings.redis_url)
         self.dispatcher = Dispatcher.for_settings(self.redis, self.settings)
         self.batches = BatchStore(

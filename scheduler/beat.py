@@ -22,6 +22,7 @@ from celery.schedules import crontab
 from redbeat import RedBeatScheduler
 
 from agentq.celery_app import make_celery
+from agentq.connections import redbeat_options
 from agentq.logs import get_logger
 from agentq.settings import Settings
 from producer.client import Client
@@ -51,7 +52,7 @@ def make_beat_app(settings: Settings, reports: list[ReportSchedule]) -> Celery:
     app.conf.update(
         beat_schedule=schedule,
         beat_max_loop_interval=5,
-        redbeat_redis_url=settings.redis_url,
+        **redbeat_options(settings.redis_url, settings.redis_sentinel_master),
         redbeat_key_prefix="agentq:redbeat",
         redbeat_lock_timeout=30,
         timezone="UTC",

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from agentq.batches import Batch, batch_jobs_key, batch_key, report_key
+from agentq.connections import redis_errors
 from agentq.logs import get_logger
 from agentq.reports import BatchReport, render
-from agentq.store import KEY_PREFIX, redis_errors
+from agentq.store import KEY_PREFIX
 from producer.client import Client
 from scheduler.config import ReportSchedule
 

@@ -7,10 +7,11 @@ import json
 import pytest
 import redis
 
+from agentq.connections import connect, redact_url
 from agentq.errors import JobNotFound, ServiceUnavailable
 from agentq.jobs import Job, JobError, JobStatus, Usage
 from agentq.sealing import TokenSealer, generate_key
-from agentq.store import JobStore, connect, redact_url
+from agentq.store import JobStore
 from agentq.traces import AttemptTrace, Step, Totals
 from doubles.processes import free_port
 

@@ -22,10 +22,11 @@ from celery import signals
 from prometheus_client import start_http_server
 
 from agentq.celery_app import make_celery
+from agentq.connections import connect
 from agentq.dispatch import Dispatcher
 from agentq.logs import configure_logging, get_logger
 from agentq.settings import get_settings
-from agentq.store import WORKER_PREFIX, JobStore, connect
+from agentq.store import WORKER_PREFIX, JobStore
 from worker.inflight import inflight
 from worker.maintenance import Maintenance
 
@@ -54,7 +55,7 @@ def _setup_logging(**_: Any) -> None:
 def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     hostname = getattr(sender, "hostname", None) or f"agentq@{os.uname().nodename}"
     key = heartbeat_key(hostname)
-    client = connect(settings.redis_url)
+    client = connect(settings.redis_url, sentinel_master=settings.redis_sentinel_master)
     info = json.dumps(
         {
             "hostname": hostname,
@@ -100,7 +101,8 @@ def _start_grace_period(**_: Any) -> None:
     log.info("worker shutting down", grace_seconds=grace, in_flight=len(inflight.job_ids()))
     _draining.set()
     with contextlib.suppress(Exception):
-        dispatcher = Dispatcher.for_settings(connect(settings.redis_url), settings)
+        client = connect(settings.redis_url, sentinel_master=settings.redis_sentinel_master)
+        dispatcher = Dispatcher.for_settings(client, settings)
         for hostname in _hostnames:
             dispatcher.unregister_worker(hostname)
 

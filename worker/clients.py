@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import certifi
 import httpx2
-import redis.asyncio as aioredis
 from agents import Model, OpenAIChatCompletionsModel, OpenAIResponsesModel
 from agents.models import get_default_model
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
+from agentq.connections import connect_async
 from agentq.errors import ConfigError
 from agentq.ratelimit import MCP_RATE_KEY, MODEL_SLOTS_KEY, RateLimiter, Semaphore
 from agentq.settings import Settings
@@ -92,9 +92,7 @@ async def _note_model_failure(response: httpx2.Response) -> None:
 
 def _make_clients(settings: Settings) -> LoopClients:
     check_model_settings(settings)
-    limits_redis = aioredis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=5, socket_timeout=5
-    )
+    limits_redis = connect_async(settings.redis_url, sentinel_master=settings.redis_sentinel_master)
     transport: httpx2.AsyncBaseTransport = httpx2.AsyncHTTPTransport(
         verify=shared_ssl_context(),
         limits=httpx2.Limits(

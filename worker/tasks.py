@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import structlog
 
 from agentq.celery_app import RUN_JOB_TASK
+from agentq.connections import connect
 from agentq.dispatch import Dispatcher
 from agentq.errors import MAX_ATTEMPTS_BY_CODE, AgentqError, ErrorCode, ServiceUnavailable
 from agentq.jobs import AttemptSummary, Job, JobError, JobStatus
@@ -24,7 +25,7 @@ from agentq.logs import get_logger, secret_scope
 from agentq.metrics import observe_attempt, observe_finished
 from agentq.sealing import TokenSealer
 from agentq.settings import Settings
-from agentq.store import JobStore, connect
+from agentq.store import JobStore
 from worker.agent_run import AttemptOutcome, run_attempt
 from worker.app import app, settings
 from worker.backoff import retry_delay
@@ -54,7 +55,7 @@ def get_runtime() -> Runtime:
     with _runtime_lock:
         if _runtime is None:
             secret = settings.secret_key.get_secret_value() if settings.secret_key else None
-            client = connect(settings.redis_url)
+            client = connect(settings.redis_url, sentinel_master=settings.redis_sentinel_master)
             _runtime = Runtime(
                 settings=settings,
                 store=JobStore(client, settings.job_ttl_seconds, settings.redis_url),
