@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv test lint typecheck unit demo bench lock clean
+.PHONY: venv browser test lint typecheck unit demo bench lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,15 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-test: lint typecheck
+# The dashboard test drives Debian's Chromium headless; install it when it is missing (as root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { if [ "$$(id -u)" = 0 ]; then \
+	      (apt-get install -y -q chromium >/dev/null 2>&1 || \
+	       (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)); \
+	    else echo "make test needs chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+
+test: lint typecheck browser
 	$(BIN)/pytest
 
 demo: venv

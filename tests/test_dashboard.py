@@ -1,0 +1,67 @@
+"""The dashboard in a real headless Chromium against a real API, worker and doubles.
+
+Saves ``docs/dashboard.png`` (the README shows it).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from doubles.processes import Service
+from tests.conftest import TOKEN_A, Stack
+from tests.test_http_api import start_api
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def page() -> Iterator[Page]:
+    assert CHROMIUM, "Debian's chromium is needed (make test installs it: make browser)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield browser.new_page(viewport={"width": 1280, "height": 1000})
+        browser.close()
+
+
+def test_the_dashboard_shows_a_finished_batch_and_a_trace(
+    stack: Stack, worker: Service, service_dir: Path, page: Page
+) -> None:
+    client = stack.client()
+    batch_id = client.submit_batch(
+        ["Which devices are in atl1?", "Which sites are there?", "Which VLANs exist?"],
+        TOKEN_A,
+        name="dashboard audit",
+    )
+    client.wait_batch(batch_id, TOKEN_A, timeout=60, poll_interval=0.2)
+    api = start_api(stack.env, service_dir)
+    try:
+        page.goto(api.base_url + "/")
+        page.fill("#token", TOKEN_A)
+        page.click("#login button")
+        batch_row = page.locator(f"#batches tr[data-id='{batch_id}']")
+        expect(batch_row).to_contain_text("dashboard audit", timeout=15_000)
+        expect(batch_row).to_contain_text("succeeded")
+        expect(batch_row).to_contain_text("3/3")
+        batch_row.click()
+        rows = page.locator("#batch-rows tbody tr")
+        expect(rows).to_have_count(3, timeout=15_000)
+        expect(rows.nth(1)).to_contain_text("Which sites are there?")
+        expect(rows.nth(1)).to_contain_text("succeeded")
+        rows.nth(0).click()
+        timeline = page.locator("#timeline")
+        expect(timeline).to_contain_text("model_call", timeout=15_000)
+        expect(timeline).to_contain_text("tool_call")
+        assert page.locator("#timeline .bar.tool_call").count() >= 1
+        assert TOKEN_A not in page.url
+        assert TOKEN_A not in page.content()  # the token is not written into the page
+        (ROOT / "docs").mkdir(exist_ok=True)
+        page.screenshot(path=str(ROOT / "docs" / "dashboard.png"), full_page=True)
+    finally:
+        api.stop()
+    assert (ROOT / "docs" / "dashboard.png").read_bytes().startswith(b"\x89PNG")
