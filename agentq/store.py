@@ -134,6 +134,9 @@ redis.call('ZADD', KEYS[2], ARGV[4], ARGV[6])
 redis.call('ZREM', KEYS[3], ARGV[6])
 redis.call('ZREM', KEYS[4], ARGV[6])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+if ARGV[8] == '1' then
+  return {'claimed', redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[5])}
+end
 return 'claimed'
 """
 )
@@ -284,15 +287,34 @@ class JobStore:
     def claim(self, job_id: str, worker: str, poison_after: int) -> str:
         """Take the job for a run: 'claimed', or why not ('missing', 'terminal', 'busy',
         'early', 'poisoned')."""
+        return self._claim_job(job_id, worker, poison_after, load=False)[0]
+
+    def claim_and_load(
+        self, job_id: str, worker: str, poison_after: int
+    ) -> tuple[str, Job | None, str | None]:
+        """``claim``, and in the same round trip the claimed job and its sealed token."""
+        return self._claim_job(job_id, worker, poison_after, load=True)
+
+    def _claim_job(
+        self, job_id: str, worker: str, poison_after: int, load: bool
+    ) -> tuple[str, Job | None, str | None]:
         with redis_errors(self._url):
             result = self._claim(
-                keys=[self.job_key(job_id), RUNNING_KEY, DELAYED_KEY, SENT_KEY],
+                keys=[
+                    self.job_key(job_id), RUNNING_KEY, DELAYED_KEY, SENT_KEY,
+                    self.sealed_key(job_id),
+                ],
                 args=[
                     self._ttl, worker, WORKER_PREFIX, repr(time.time()), poison_after, job_id,
-                    POISONED_ERROR.model_dump_json(),
+                    POISONED_ERROR.model_dump_json(), "1" if load else "0",
                 ],
             )  # fmt: skip
-        return str(result)
+        if not isinstance(result, list):
+            return str(result), None, None
+        flat = result[1]
+        raw = {str(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+        sealed = result[2]
+        return str(result[0]), _from_hash(raw), str(sealed) if sealed is not None else None
 
     def requeue(
         self,
@@ -470,31 +492,35 @@ class JobStore:
     def record_attempt(self, job_id: str, summary: AttemptSummary, attempt: AttemptTrace) -> None:
         """Keep an attempt's summary on the job and its steps in the trace.
 
-        Only the job's current worker writes these, so read-modify-write is safe.
+        Only the job's current worker writes these, so read-modify-write is safe. A first
+        attempt has nothing to read, so it costs one round trip; a later one costs two.
         """
+        history: list[AttemptSummary] = []
+        trace = Trace(job_id=job_id)
         with redis_errors(self._url):
-            raw = self._redis.hget(self.job_key(job_id), "history")
-            history = [AttemptSummary.model_validate(h) for h in json.loads(raw or "[]")]
+            if summary.attempt > 1:
+                pipe = self._redis.pipeline(transaction=False)
+                pipe.hget(self.job_key(job_id), "history")
+                pipe.get(self.trace_key(job_id))
+                raw_history, raw_trace = pipe.execute()
+                history = [
+                    AttemptSummary.model_validate(h) for h in json.loads(raw_history or "[]")
+                ]
+                if raw_trace:
+                    trace = Trace.model_validate_json(raw_trace)
             history = [h for h in history if h.attempt != summary.attempt] + [summary]
             history.sort(key=lambda h: h.attempt)
+            trace.attempts = [a for a in trace.attempts if a.attempt != attempt.attempt]
+            trace.attempts.append(attempt)
+            trace.attempts.sort(key=lambda a: a.attempt)
             encoded = json.dumps([h.model_dump(mode="json") for h in history])
             pipe = self._redis.pipeline(transaction=False)
             pipe.hset(self.job_key(job_id), "history", encoded)
             if attempt.totals.tool_calls:
                 pipe.hincrby(self.job_key(job_id), "tool_calls", attempt.totals.tool_calls)
             pipe.expire(self.job_key(job_id), self._ttl)
+            pipe.set(self.trace_key(job_id), trace.model_dump_json(), ex=self._ttl)
             pipe.execute()
-        self.append_attempt(job_id, attempt)
-
-    def append_attempt(self, job_id: str, attempt: AttemptTrace) -> Trace:
-        """Add one attempt's steps to the job's trace."""
-        trace = self.load_trace(job_id) or Trace(job_id=job_id)
-        trace.attempts = [a for a in trace.attempts if a.attempt != attempt.attempt]
-        trace.attempts.append(attempt)
-        trace.attempts.sort(key=lambda a: a.attempt)
-        with redis_errors(self._url):
-            self._redis.set(self.trace_key(job_id), trace.model_dump_json(), ex=self._ttl)
-        return trace
 
     # Reading -----------------------------------------------------------------------------
 

@@ -8,9 +8,12 @@ everything fresh per run.
 
 from __future__ import annotations
 
+import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
+import httpx2
 from agents import Agent, OpenAIChatCompletionsModel, Runner, set_tracing_disabled
 from agents.mcp import MCPServerStreamableHttp
 from openai import AsyncOpenAI
@@ -23,7 +26,20 @@ set_tracing_disabled(True)  # nothing to export to: no OpenAI key here
 
 @dataclass
 class Shared:
+    """What the limit reuses across runs: everything a careful user can share in one process,
+    so the limit is what the SDK itself can do (agentq's worker shares the same things)."""
+
     model: OpenAIChatCompletionsModel
+    ssl_context: ssl.SSLContext = field(default_factory=ssl.create_default_context)
+    prompt: str | None = None
+    tools: list[Any] | None = None
+
+    def client_factory(
+        self, headers: dict[str, str] | None = None, timeout: Any = None, auth: Any = None
+    ) -> httpx2.AsyncClient:
+        return httpx2.AsyncClient(
+            headers=headers, timeout=timeout, auth=auth, verify=self.ssl_context
+        )
 
 
 def make_model(model_url: str) -> OpenAIChatCompletionsModel:
@@ -36,14 +52,28 @@ async def run_once(
 ) -> float:
     """One agent run; returns when it finished (epoch seconds)."""
     model = shared.model if shared is not None else make_model(model_url)
+    params: dict[str, Any] = {
+        "url": mcp_url,
+        "headers": {"Authorization": f"Bearer {token}"},
+        "timeout": 30,
+    }
+    if shared is not None:
+        params["httpx_client_factory"] = shared.client_factory
     server = MCPServerStreamableHttp(
-        params={"url": mcp_url, "headers": {"Authorization": f"Bearer {token}"}, "timeout": 30},
+        params=params,  # type: ignore[arg-type]
         cache_tools_list=True,
         client_session_timeout_seconds=60,
     )
     async with server:
-        prompt = await server.get_prompt(PROMPT, {})
-        text = "\n".join(getattr(m.content, "text", "") for m in prompt.messages)
+        if shared is not None and shared.tools is not None:
+            server._tools_list, server._cache_dirty = list(shared.tools), False
+        text = shared.prompt if shared is not None else None
+        if text is None:
+            prompt = await server.get_prompt(PROMPT, {})
+            text = "\n".join(getattr(m.content, "text", "") for m in prompt.messages)
         agent = Agent(name="bench", instructions=text, mcp_servers=[server], model=model)
         await Runner.run(agent, question, max_turns=10)
+        if shared is not None:
+            shared.prompt = text
+            shared.tools = shared.tools or server._tools_list
     return time.time()

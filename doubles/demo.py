@@ -20,7 +20,10 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from agentq.batches import BatchStatus
 from agentq.jobs import Job, JobStatus
+from agentq.logs import configure_logging
+from agentq.reports import render
 from agentq.sealing import generate_key
 from agentq.settings import Settings
 from doubles.processes import (
@@ -46,6 +49,7 @@ RUN_DIR = Path("demo-run")
 
 
 def main() -> int:
+    configure_logging("WARNING", "console")  # the demo's own output stays readable
     console = Console()
     RUN_DIR.mkdir(exist_ok=True)
     services: list[Service] = []
@@ -139,7 +143,28 @@ def main() -> int:
                 console.print(f"[red]{job.error.code}: {job.error.message}[/]")
         console.rule("trace of the first job")
         console.print(trace_view(client.trace(job_ids[0], token)))
+        console.rule("a batch audit: the same questions as one batch, one report")
+        batch_id = client.submit_batch(QUESTIONS, token, name="demo audit")
+        with Progress(
+            TextColumn("[bold]batch"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task("batch", total=len(QUESTIONS))
+            batch = client.wait_batch(
+                batch_id,
+                token,
+                timeout=300,
+                poll_interval=0.2,
+                on_poll=lambda b: progress.update(task, completed=b.ended),
+            )
+        console.print(render(client.batch_report(batch_id, token), "md"), markup=False)
         failed = [j for j in jobs.values() if j.status != JobStatus.SUCCEEDED]
+        if batch.status != BatchStatus.SUCCEEDED:
+            console.print(f"[red]the batch ended {batch.status}")
+            return 1
         if len(jobs) < len(job_ids) or failed:
             console.print(f"[red]{len(job_ids) - len(jobs) + len(failed)} job(s) did not succeed")
             return 1

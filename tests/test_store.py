@@ -9,7 +9,7 @@ import redis
 
 from agentq.connections import connect, redact_url
 from agentq.errors import JobNotFound, ServiceUnavailable
-from agentq.jobs import Job, JobError, JobStatus, Usage
+from agentq.jobs import AttemptSummary, Job, JobError, JobStatus, Usage
 from agentq.sealing import TokenSealer, generate_key
 from agentq.store import JobStore
 from agentq.traces import AttemptTrace, Step, Totals
@@ -153,10 +153,11 @@ def test_load_owned_hides_other_owners_jobs(store: JobStore) -> None:
 def test_trace_attempts_are_appended_in_order(store: JobStore, redis_client: redis.Redis) -> None:
     job = new_job()
     store.create([job], "sealed-xyz")
-    for attempt in (2, 1):
+    for attempt in (1, 2):
         steps = [Step(kind="model_call", input_tokens=attempt, output_tokens=1)]
-        store.append_attempt(
+        store.record_attempt(
             job.id,
+            AttemptSummary(attempt=attempt, started_at=1.0, finished_at=2.0, outcome="retrying"),
             AttemptTrace(
                 attempt=attempt,
                 started_at=1.0,
@@ -171,6 +172,8 @@ def test_trace_attempts_are_appended_in_order(store: JobStore, redis_client: red
     assert [a.attempt for a in trace.attempts] == [1, 2]
     assert trace.totals.input_tokens == 3
     assert trace.totals.model_calls == 2
+    loaded = store.load(job.id)
+    assert loaded is not None and [h.attempt for h in loaded.history] == [1, 2]
     assert 0 < redis_client.ttl(JobStore.trace_key(job.id)) <= TTL
 
 

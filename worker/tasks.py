@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from agentq.audit import tenant_id
 from agentq.celery_app import RUN_JOB_TASK
 from agentq.connections import connect
 from agentq.dispatch import Dispatcher
@@ -97,27 +98,26 @@ def run_job(self: Any, job_id: str, *_legacy: Any) -> None:
 
 
 def run_claimed(runtime: Runtime, job_id: str, worker_name: str) -> None:
-    claim = persist(lambda: runtime.store.claim(job_id, worker_name, runtime.settings.poison_after))
-    if claim != "claimed":
+    store = runtime.store
+    claim, job, sealed = persist(
+        lambda: store.claim_and_load(job_id, worker_name, runtime.settings.poison_after)
+    )
+    if claim != "claimed" or job is None:
         log.info("message not run", job_id=job_id, reason=claim)
         return
-    job = persist(lambda: runtime.store.load(job_id))
-    if job is None:
-        return
     structlog.contextvars.bind_contextvars(
-        job_id=job_id, attempt=job.attempts, tenant=job.owner[:12]
+        job_id=job_id, attempt=job.attempts, tenant=tenant_id(job.owner)
     )
     try:
-        execute(runtime, job, worker_name)
+        execute(runtime, job, sealed, worker_name)
     finally:
         structlog.contextvars.clear_contextvars()
 
 
-def execute(runtime: Runtime, job: Job, worker_name: str) -> None:
+def execute(runtime: Runtime, job: Job, sealed_token: str | None, worker_name: str) -> None:
     store, config = runtime.store, runtime.settings
     attempt = job.attempts
     try:
-        sealed_token = persist(lambda: store.sealed_token(job.id))
         if sealed_token is None:
             raise AgentqError(
                 "the job's sealed token has expired; submit the question again",
