@@ -49,6 +49,7 @@ from doubles.processes import (
 from producer.client import Client
 
 TOKEN = "ihtoken-bench-5e4d3c2b1a"  # noqa: S105 - the doubles' test token
+OTHER_TOKEN = "ihtoken-bench-other-9f8e7d"  # noqa: S105 - a second tenant
 HERE = Path(__file__).resolve().parent
 TARGETS = {
     "throughput_ratio_vs_baseline": (">=", 10.0),
@@ -90,6 +91,7 @@ def doubles(workdir: Path, mcp_latency_ms: float, model_latency_ms: float) -> It
         f"mcp-{mcp_port}",
         python_module(
             "doubles.mcp_server", "--port", str(mcp_port), "--token", TOKEN,
+            "--token", OTHER_TOKEN,
             "--latency-ms", str(mcp_latency_ms),
         ),
         mcp_port,
@@ -276,6 +278,35 @@ def measure_enqueue(d: Doubles, db: int, questions: int) -> dict[str, Any]:
     return {"questions": questions, "seconds": seconds, "jobs_per_s": questions / seconds}
 
 
+def measure_fairness(d: Doubles, workdir: Path, db: int, backlog: int) -> dict[str, Any]:
+    """Tenant A's ``backlog``-question batch is running when tenant B asks one question: how
+    long B's question waits to start (the default tenant cap, 50 worker slots)."""
+    env = {**agentq_env(d, d.db(db), 50), "AGENTQ_TENANT_MAX_INFLIGHT": "50"}
+    worker = start_worker(env, workdir, d.db(db))
+    try:
+        client = client_for(env)
+        batch_id = client.submit_batch(
+            [f"Audit device {i}" for i in range(backlog)], TOKEN, max_inflight=50
+        )
+        wait_until(
+            lambda: (b := client.batches.load(batch_id)) is not None and b.ended >= 50,
+            600,
+            what="tenant A's batch to be running",
+        )
+        lone = client.submit("Which sites are there?", OTHER_TOKEN)
+        job = client.wait(lone, OTHER_TOKEN, timeout=600, poll_interval=0.05)
+        batch = client.batches.load(batch_id)
+        client.cancel_batch(batch_id, TOKEN)
+    finally:
+        worker.stop(signal.SIGTERM, timeout=30)
+    waited = (job.started_at or job.created_at) - job.created_at
+    return {
+        "backlog": backlog,
+        "other_tenant_wait_s": waited,
+        "backlog_waiting_then": batch.counts.get("queued", 0) if batch else None,
+    }
+
+
 def judge(figures: dict[str, float]) -> dict[str, dict[str, Any]]:
     verdicts = {}
     for key, (op, target) in TARGETS.items():
@@ -318,6 +349,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--sweep", default="10,50,200")
     parser.add_argument("--sweep-jobs", type=int, default=200)
     parser.add_argument("--enqueue", type=int, default=10_000)
+    parser.add_argument("--fairness-backlog", type=int, default=2000)
     parser.add_argument("--model-latency-ms", type=float, default=200.0)
     parser.add_argument("--mcp-latency-ms", type=float, default=20.0)
     parser.add_argument("--output", type=Path, default=HERE / "results.json")
@@ -328,6 +360,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.smoke:
         args.jobs, args.concurrency, args.baseline_jobs = 20, 10, 4
         args.sweep, args.sweep_jobs, args.enqueue = "5", 10, 500
+        args.fairness_backlog = 60
     sweep_levels = [int(c) for c in args.sweep.split(",") if c.strip()]
     began = time.time()
     with tempfile.TemporaryDirectory(prefix="agentq-bench-") as tmp:
@@ -341,6 +374,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             baseline = run_baseline(d, workdir, 2, args.baseline_jobs)
             print(f"enqueue: a {args.enqueue}-question batch ...", flush=True)
             enqueue = measure_enqueue(d, 3, args.enqueue)
+            print(f"fairness: a {args.fairness_backlog}-question batch, then one question ...")
+            fairness = measure_fairness(d, workdir, 8, args.fairness_backlog)
             sweep: list[dict[str, Any]] = []
             for position, level in enumerate(sweep_levels):
                 print(f"sweep: {level} in flight ...", flush=True)
@@ -354,6 +389,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "peak_rss_mib": agentq["peak_rss_mib"],
         "enqueue_jobs_per_s": enqueue["jobs_per_s"],
         "mcp_requests_per_job": agentq["mcp_requests_per_job"],
+        "fairness_wait_s": fairness["other_tenant_wait_s"],
     }
     results: dict[str, Any] = {
         **{k: round(v, 3) for k, v in figures.items()},
@@ -362,6 +398,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "limit": limit,
         "baseline": baseline,
         "enqueue": enqueue,
+        "fairness": fairness,
         "sweep": sweep,
         "settings": {
             "jobs": args.jobs,
@@ -398,6 +435,11 @@ def print_table(results: dict[str, Any]) -> None:
         mark = "ok  " if verdict["met"] else "MISS"
         print(f"{mark} {key:<32} {verdict['value']:>10} (target {verdict['target']})")
     print(f"     {'mcp_requests_per_job':<32} {results['mcp_requests_per_job']:>10}")
+    fairness = results["fairness"]
+    print(
+        f"     {'fairness_wait_s':<32} {results['fairness_wait_s']:>10} (another tenant's "
+        f"question, with {fairness['backlog_waiting_then']} of {fairness['backlog']} queued)"
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -143,14 +144,19 @@ def wait_batch(
     with progress:
         task = progress.add_task(f"batch {batch.id[:12]}", total=batch.total, detail="")
 
+        started = time.monotonic()
+        ended_at_start = batch.ended
+
         def show(current: Batch) -> None:
             counts = current.counts
+            elapsed = max(time.monotonic() - started, 1e-6)
+            rate = (current.ended - ended_at_start) / elapsed
             progress.update(
                 task,
                 completed=current.ended,
                 detail=(
                     f"ok {counts.get('succeeded', 0)}  failed {counts.get('failed', 0)}  "
-                    f"running {counts.get('running', 0)}"
+                    f"running {counts.get('running', 0)}  {rate:.1f} jobs/s"
                 ),
             )
 

@@ -99,6 +99,9 @@ def submit(
             help="Offer the agent the server's write tools too (needs AGENTQ_ALLOW_WRITE_TOOLS).",
         ),
     ] = False,
+    webhook: Annotated[
+        str | None, typer.Option(help="URL that gets a signed POST when the job ends.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Enqueue a question; prints the job id at once."""
@@ -111,6 +114,7 @@ def submit(
             metadata=parse_meta(metadata or []),
             deadline=deadline,
             allow_writes=allow_writes,
+            webhook_url=webhook,
         )
     if as_json:
         emit_json({"id": job_id, "status": JobStatus.QUEUED})

@@ -232,3 +232,31 @@ def test_the_audit_log_names_tenant_action_and_job_never_the_token(
         ("job.cancel", job_id, alice),
     ]
     assert TOKEN_A not in stream.getvalue() and TOKEN_B not in stream.getvalue()
+
+
+def test_model_requests_stay_under_the_shared_concurrency_limit(
+    stack: Stack, service_dir: Path
+) -> None:
+    model = start_model_double(service_dir, "--latency-ms", "300")
+    limited = own_stack(
+        stack,
+        3,
+        "model-limit-tests",
+        AGENTQ_WORKER_CONCURRENCY="10",
+        AGENTQ_MODEL_MAX_CONCURRENCY="2",
+        OPENAI_BASE_URL=f"{model.url}/v1",
+    )
+    worker = start_worker(limited, service_dir)
+    try:
+        client = limited.client()
+        ids = [client.submit(f"Which devices are in site {i}?", TOKEN_A) for i in range(8)]
+        for job_id in ids:
+            assert client.wait(job_id, TOKEN_A, timeout=90).status == JobStatus.SUCCEEDED
+        arrivals = sorted(call["t"] for call in model.calls())
+    finally:
+        worker.stop()
+        model.service.stop()
+    # Each call takes 300 ms; with at most 2 open, no 3 calls can start within 300 ms.
+    assert len(arrivals) >= 16
+    tightest = min(later - first for first, later in zip(arrivals, arrivals[2:], strict=False))
+    assert tightest >= 0.25, tightest
