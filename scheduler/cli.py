@@ -82,24 +82,8 @@ def list_reports(token_file: TokenFile = None, as_json: JsonFlag = False) -> Non
     """Your scheduled reports, each with its latest run."""
     token = read_token(token_file)
     client = make_client()
-    rows: list[dict[str, Any]] = []
     with user_errors():
-        runs = ScheduleRuns(client)
-        for name, info in sorted(runs.described().items()):
-            if not client.sealer.owns(str(info.get("owner", "")), token):
-                continue
-            kept = runs.runs(name)
-            latest = client.batches.load(kept[0].batch_id) if kept else None
-            rows.append(
-                {
-                    "name": name,
-                    "cron": info.get("cron"),
-                    "interval_seconds": info.get("interval_seconds"),
-                    "timezone": info.get("timezone"),
-                    "runs": len(kept),
-                    "latest": latest.public() if latest else None,
-                }
-            )
+        rows = ScheduleRuns(client).owned_by(token)
     if as_json:
         emit_json(rows)
         return
@@ -119,7 +103,7 @@ def list_reports(token_file: TokenFile = None, as_json: JsonFlag = False) -> Non
         table.add_row(
             str(row["name"]),
             when,
-            str(row["runs"]),
+            str(len(row["runs"])),
             last["id"] if last else "-",
             last["status"] if last else "-",
             progress,

@@ -113,6 +113,26 @@ class ScheduleRuns:
             entries: list[Any] = list(self._redis.zrevrange(runs_key(name), 0, -1, withscores=True))
         return [Run(name, str(entry[0]), float(entry[1])) for entry in entries]
 
+    def owned_by(self, token: str) -> list[dict[str, Any]]:
+        """The reports whose token is ``token``, each with its kept runs and latest run."""
+        found = []
+        for name, info in sorted(self.described().items()):
+            if not self._client.sealer.owns(str(info.get("owner", "")), token):
+                continue
+            kept = self.runs(name)
+            latest = self._client.batches.load(kept[0].batch_id) if kept else None
+            found.append(
+                {
+                    "name": name,
+                    "cron": info.get("cron"),
+                    "interval_seconds": info.get("interval_seconds"),
+                    "timezone": info.get("timezone"),
+                    "runs": [run.batch_id for run in kept],
+                    "latest": latest.public() if latest else None,
+                }
+            )
+        return found
+
     def described(self) -> dict[str, dict[str, object]]:
         with redis_errors(self._url):
             raw = self._redis.hgetall(SCHEDULES_KEY)

@@ -187,7 +187,7 @@ def test_two_beats_make_one_run_per_tick_and_reports_are_kept(
     assert gaps and min(gaps) >= 2.0, started  # one run per 3 s tick, never two
     listed = run_cli(scheduled.env, "reports", "list", "--json", token=TOKEN_A).json()
     assert [r["name"] for r in listed] == ["every-few-seconds"]
-    assert listed[0]["runs"] <= 2  # retention
+    assert 1 <= len(listed[0]["runs"]) <= 2  # retention
     shown = run_cli(scheduled.env, "reports", "show", "every-few-seconds", token=TOKEN_A)
     assert shown.code == 0 and shown.stdout.startswith("# Batch report: every-few-seconds")
     other = run_cli(scheduled.env, "reports", "list", "--json", token="ihtoken-someone-else")

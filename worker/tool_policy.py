@@ -8,8 +8,9 @@ already refuses the first without the second, and the worker checks both again.
 
 The SDK lists tools before every model turn, but caches per server object, and agentq makes one
 server object per job (each carries its user's token). The list is the same for every user of a
-server, so a process keeps it for ``AGENTQ_TOOLS_CACHE_SECONDS`` and seeds each job's server with
-it: a job then sends no ``tools/list`` at all.
+server, so a process keeps it for ``AGENTQ_TOOLS_CACHE_SECONDS`` and seeds each job's server
+(and its MCP client session, which would otherwise list tools to validate results) with it: a job
+then sends no ``tools/list`` at all.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable
 
 from agents.mcp import MCPServerStreamableHttp, ToolFilterContext
-from mcp.types import Tool
+from mcp.types import ListToolsResult, Tool
 
 from agentq.settings import Settings
 
@@ -69,6 +70,15 @@ class ToolsCache:
             return False
         server._tools_list = list(entry[1])
         server._cache_dirty = False
+        # The MCP client session lists tools again before checking a tool's result against its
+        # output schema, unless it has seen a listing: give it the cached one (mcp 2.3's own
+        # per-session cache; without it every job sends one tools/list).
+        absorb = getattr(server.session, "_absorb_tool_listing", None)
+        if absorb is not None:
+            try:
+                absorb(ListToolsResult(tools=list(entry[1])), complete=True)
+            except Exception:  # a changed private API costs one tools/list, nothing more
+                return True
         return True
 
     def remember(self, server: MCPServerStreamableHttp, url: str) -> None:

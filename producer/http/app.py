@@ -236,24 +236,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/v1/reports", responses=ERRORS)
     def list_reports(token: Token) -> dict[str, Any]:
-        runs = ScheduleRuns(client)
-        reports = []
-        for name, info in sorted(runs.described().items()):
-            if not client.sealer.owns(str(info.get("owner", "")), token):
-                continue
-            kept = runs.runs(name)
-            latest = client.batches.load(kept[0].batch_id) if kept else None
-            reports.append(
-                {
-                    "name": name,
-                    "cron": info.get("cron"),
-                    "interval_seconds": info.get("interval_seconds"),
-                    "timezone": info.get("timezone"),
-                    "runs": [r.batch_id for r in kept],
-                    "latest": latest.public() if latest else None,
-                }
-            )
-        return {"reports": reports}
+        return {"reports": ScheduleRuns(client).owned_by(token)}
 
     @app.get("/healthz", responses={503: {"model": ErrorOut}})
     def healthz() -> Response:

@@ -1,0 +1,35 @@
+"""A worker process fetches the prompt and the tool list once, not per job (nor per turn)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from agentq.jobs import JobStatus
+from tests.conftest import TOKEN_A, Stack, start_mcp_double, start_worker
+from tests.test_tenancy import own_stack
+
+
+def test_later_jobs_send_only_discover_and_their_tool_calls(
+    stack: Stack, service_dir: Path
+) -> None:
+    mcp = start_mcp_double(service_dir, name="mcp-cache")
+    cached = own_stack(stack, 1, "cache-tests", AGENTQ_MCP_URL=f"{mcp.url}/mcp")
+    worker = start_worker(cached, service_dir)
+    try:
+        client = cached.client()
+
+        def run(count: int) -> Counter[str]:
+            before = len(mcp.calls())
+            ids = [client.submit(f"Which devices are in site {i}?", TOKEN_A) for i in range(count)]
+            for job_id in ids:
+                assert client.wait(job_id, TOKEN_A, timeout=60).status == JobStatus.SUCCEEDED
+            return Counter(call["method"] for call in mcp.calls()[before:])
+
+        first = run(1)
+        later = run(4)
+    finally:
+        worker.stop()
+        mcp.service.stop()
+    assert first["prompts/get"] == 1 and first["tools/list"] == 1
+    assert later == Counter({"server/discover": 4, "tools/call": 4})
