@@ -133,7 +133,7 @@ def wait_batch(
         batch = client.batch(batch_id, token)
     progress = Progress(
         TextColumn("[bold]{task.description}"),
-        BarColumn(),
+        BarColumn(bar_width=12),  # the whole line fits 80 columns (a log, a CI console)
         MofNCompleteColumn(),
         TextColumn("{task.fields[detail]}"),
         TimeElapsedColumn(),
@@ -142,7 +142,7 @@ def wait_batch(
         transient=False,
     )
     with progress:
-        task = progress.add_task(f"batch {batch.id[:12]}", total=batch.total, detail="")
+        task = progress.add_task("batch", total=batch.total, detail="")
 
         started = time.monotonic()
         ended_at_start = batch.ended
@@ -155,8 +155,8 @@ def wait_batch(
                 task,
                 completed=current.ended,
                 detail=(
-                    f"ok {counts.get('succeeded', 0)}  failed {counts.get('failed', 0)}  "
-                    f"running {counts.get('running', 0)}  {rate:.1f} jobs/s"
+                    f"ok {counts.get('succeeded', 0)} failed {counts.get('failed', 0)} "
+                    f"running {counts.get('running', 0)} {rate:.1f}/s"
                 ),
             )
 

@@ -58,7 +58,9 @@ def test_a_200_question_batch_end_to_end(
 
     waited = batch_cli(stack, "wait", batch_id)
     assert waited.code == 0, waited.stderr
-    assert "200/200" in waited.stderr  # the progress bar's last state
+    last_state = waited.stderr.strip().splitlines()[-1]  # the progress bar, whole in 80 columns
+    assert "200/200" in last_state and "ok 200 failed 0" in last_state and "/s" in last_state
+    assert "…" not in last_state
     status = batch_cli(stack, "status", batch_id, "--json").json()
     assert status["status"] == "succeeded"
     assert status["counts"] == {
