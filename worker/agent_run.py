@@ -69,7 +69,7 @@ async def run_attempt(
                 limiter=clients.mcp_limiter,
             )
             async with server:
-                clients.tools.seed(server, settings.mcp_url)
+                await clients.tools.prime(server, settings.mcp_url)
                 prompt_started = time.time()
                 instructions, cached = await clients.prompts.get(server, settings.prompt_name)
                 prompt_step = Step(

@@ -15,6 +15,7 @@ then sends no ``tools/list`` at all.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -61,6 +62,30 @@ class ToolsCache:
         self._ttl = ttl
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[float, list[Tool]]] = {}
+        self._fetching: asyncio.Lock | None = None  # made on the loop that uses it
+
+    async def prime(self, server: MCPServerStreamableHttp, url: str) -> None:
+        """Seed a connected server; on a miss, one job fetches the list while the others wait.
+
+        Without this a cold process with 200 jobs in flight sends 200 ``tools/list``. If the
+        fetch fails, nothing is cached and the SDK lists tools (and fails) the usual way.
+        """
+        if self.seed(server, url) or self._ttl <= 0:
+            return
+        if self._fetching is None:
+            self._fetching = asyncio.Lock()
+        async with self._fetching:
+            if self.seed(server, url) or server.session is None:
+                return
+            try:
+                result = await server.session.list_tools()
+            except Exception:
+                return
+            if getattr(result, "next_cursor", None) or not result.tools:
+                return  # a paged listing: leave it to the SDK
+            with self._lock:
+                self._entries[url] = (time.monotonic() + self._ttl, list(result.tools))
+            self.seed(server, url)
 
     def seed(self, server: MCPServerStreamableHttp, url: str) -> bool:
         """Give a freshly connected server the cached list; True if there was one."""
