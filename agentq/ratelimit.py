@@ -5,7 +5,11 @@ model endpoint has its own concurrency limits; one worker process cannot know wh
 send. So the budget lives in Redis:
 
 - ``RateLimiter`` paces requests (GCRA-style reservations: each request books the next free
-  slot and waits until it comes), so in steady state the server's own limit is never hit;
+  slot and waits until it comes), so in steady state the server's own limit is never hit. A
+  process holds one booking at a time (its requests queue for their turn locally): were every
+  waiting request to hold a booking, a stalled event loop (a CPU-starved host, a long GC pause,
+  a throttled container) would wake them all at once and send their past slots as one burst,
+  which the server's bucket refuses; this way a stall costs at most one extra request;
 - ``Semaphore`` holds at most N leases at once, each with an expiry, so a worker that dies holding
   one cannot shrink the pool for long.
 
@@ -67,17 +71,21 @@ class RateLimiter:
         self._key = key
         self._interval = 1.0 / per_second
         self._reserve = client.register_script(_RESERVE)
+        self._turn = asyncio.Lock()  # FIFO: this process's requests book one at a time
 
     async def wait(self) -> float:
         """Wait for this request's slot; returns how long it waited."""
-        try:
-            delay = float(await self._reserve(keys=[self._key], args=[repr(self._interval)]))
-        except (RedisError, OSError) as exc:
-            log.warning("rate limiter unavailable; not limiting", key=self._key, error=str(exc))
-            return 0.0
-        if delay > 0:
-            await asyncio.sleep(delay)
-        return delay
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with self._turn:
+            try:
+                delay = float(await self._reserve(keys=[self._key], args=[repr(self._interval)]))
+            except (RedisError, OSError) as exc:
+                log.warning("rate limiter unavailable; not limiting", key=self._key, error=str(exc))
+                return 0.0
+            if delay > 0:
+                await asyncio.sleep(delay)
+        return loop.time() - started
 
 
 class Semaphore:
