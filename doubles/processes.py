@@ -167,6 +167,7 @@ def start_redis(
         "--appendonly", "yes" if appendonly else "no",
         "--daemonize", "no",
         "--protected-mode", "yes",
+        "--databases", "32",  # tests isolate their own workers in a database each
     ]  # fmt: skip
 
     def ping() -> bool:

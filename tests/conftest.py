@@ -160,6 +160,17 @@ class Stack:
         return Client(self.settings())
 
 
+def own_stack(stack: Stack, db: int, queue: str, **env: str) -> Stack:
+    """The stack in Redis database ``db`` with its own queue: a test that starts a worker with
+    its own settings there is not disturbed by the session's worker, nor counted by it."""
+    url = stack.redis_url.rsplit("/", 1)[0] + f"/{db}"
+    return Stack(
+        env={**stack.env, "AGENTQ_REDIS_URL": url, "AGENTQ_QUEUE": queue, **env},
+        redis_url=url,
+        logs=stack.logs,
+    )
+
+
 def base_env(redis_url: str, secret_key: str, mcp: Double, model: Double) -> dict[str, str]:
     return {
         "AGENTQ_REDIS_URL": redis_url,

@@ -26,12 +26,12 @@ from tests.conftest import (
     CliResult,
     Double,
     Stack,
+    own_stack,
     run_cli,
     start_model_double,
     start_worker,
 )
 from tests.test_cli_input import assert_one_line_error
-from tests.test_tenancy import own_stack
 
 
 def write_csv(path: Path, count: int) -> Path:

@@ -7,8 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from agentq.jobs import JobStatus
-from tests.conftest import TOKEN_A, Stack, start_mcp_double, start_worker
-from tests.test_tenancy import own_stack
+from tests.conftest import TOKEN_A, Stack, own_stack, start_mcp_double, start_worker
 
 
 def test_later_jobs_send_only_discover_and_their_tool_calls(

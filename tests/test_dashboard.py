@@ -1,10 +1,13 @@
 """The dashboard in a real headless Chromium against a real API, worker and doubles.
 
-Saves ``docs/dashboard.png`` (the README shows it).
+Runs in its own Redis database, so the page holds this test's batch only, and saves a
+screenshot of it; with ``AGENTQ_UPDATE_SCREENSHOT=1`` it also replaces ``docs/dashboard.png``,
+the one the README shows (a plain ``make test`` leaves the working tree as it was).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,8 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from doubles.processes import Service
-from tests.conftest import TOKEN_A, Stack
+from tests.conftest import TOKEN_A, Stack, own_stack, start_worker
 from tests.test_http_api import start_api
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,16 +32,22 @@ def page() -> Iterator[Page]:
 
 
 def test_the_dashboard_shows_a_finished_batch_and_a_trace(
-    stack: Stack, worker: Service, service_dir: Path, page: Page
+    stack: Stack, service_dir: Path, tmp_path: Path, page: Page
 ) -> None:
-    client = stack.client()
-    batch_id = client.submit_batch(
-        ["Which devices are in atl1?", "Which sites are there?", "Which VLANs exist?"],
-        TOKEN_A,
-        name="dashboard audit",
-    )
-    client.wait_batch(batch_id, TOKEN_A, timeout=60, poll_interval=0.2)
-    api = start_api(stack.env, service_dir)
+    shown = own_stack(stack, 16, "dashboard-tests")
+    client = shown.client()
+    worker = start_worker(shown, service_dir)
+    try:
+        batch_id = client.submit_batch(
+            ["Which devices are in atl1?", "Which sites are there?", "Which VLANs exist?"],
+            TOKEN_A,
+            name="dashboard audit",
+        )
+        client.wait_batch(batch_id, TOKEN_A, timeout=60, poll_interval=0.2)
+    finally:
+        worker.stop()
+    api = start_api(shown.env, service_dir)
+    screenshot = tmp_path / "dashboard.png"
     try:
         page.goto(api.base_url + "/")
         page.fill("#token", TOKEN_A)
@@ -60,8 +68,9 @@ def test_the_dashboard_shows_a_finished_batch_and_a_trace(
         assert page.locator("#timeline .bar.tool_call").count() >= 1
         assert TOKEN_A not in page.url
         assert TOKEN_A not in page.content()  # the token is not written into the page
-        (ROOT / "docs").mkdir(exist_ok=True)
-        page.screenshot(path=str(ROOT / "docs" / "dashboard.png"), full_page=True)
+        page.screenshot(path=str(screenshot), full_page=True)
     finally:
         api.stop()
-    assert (ROOT / "docs" / "dashboard.png").read_bytes().startswith(b"\x89PNG")
+    assert screenshot.read_bytes().startswith(b"\x89PNG")
+    if os.environ.get("AGENTQ_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(screenshot, ROOT / "docs" / "dashboard.png")

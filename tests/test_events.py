@@ -10,8 +10,7 @@ from typing import Any
 from agentq.celery_app import make_celery
 from agentq.jobs import JobStatus
 from doubles.processes import wait_until
-from tests.conftest import TOKEN_A, Stack, start_worker
-from tests.test_tenancy import own_stack
+from tests.conftest import TOKEN_A, Stack, own_stack, start_worker
 
 
 def test_task_events_show_the_job_id_and_nothing_secret(stack: Stack, service_dir: Path) -> None:

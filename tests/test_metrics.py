@@ -8,8 +8,7 @@ import httpx
 
 from agentq.jobs import JobStatus
 from doubles.processes import free_port
-from tests.conftest import TOKEN_A, TOKEN_BAD, Stack, start_worker
-from tests.test_tenancy import own_stack
+from tests.conftest import TOKEN_A, TOKEN_BAD, Stack, own_stack, start_worker
 
 
 def test_a_worker_exposes_job_attempt_model_and_tool_metrics(

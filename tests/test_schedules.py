@@ -12,9 +12,8 @@ from agentq.errors import ConfigError
 from doubles.processes import Service, agentq_command, free_port, spawn, wait_until
 from scheduler.config import load_schedules
 from scheduler.runs import runs_key
-from tests.conftest import TOKEN_A, Stack, run_cli, start_worker
+from tests.conftest import TOKEN_A, Stack, own_stack, run_cli, start_worker
 from tests.test_cli_input import assert_one_line_error
-from tests.test_tenancy import own_stack
 
 GOOD_YAML = """
 reports:

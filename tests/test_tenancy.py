@@ -27,21 +27,13 @@ from tests.conftest import (
     TOKEN_B,
     Double,
     Stack,
+    own_stack,
     start_mcp_double,
     start_model_double,
     start_worker,
 )
 
 RATE_LIMIT_CODE = -32000
-
-
-def own_stack(stack: Stack, db: int, queue: str, **env: str) -> Stack:
-    url = stack.redis_url.rsplit("/", 1)[0] + f"/{db}"
-    return Stack(
-        env={**stack.env, "AGENTQ_REDIS_URL": url, "AGENTQ_QUEUE": queue, **env},
-        redis_url=url,
-        logs=stack.logs,
-    )
 
 
 async def list_tools_burst(url: str, count: int) -> None:
