@@ -11,6 +11,7 @@ import os
 
 from celery import Celery
 
+from bench import BASELINE_QUEUE, BASELINE_TASK
 from bench.naive_agent import run_once
 
 app = Celery(
@@ -19,7 +20,7 @@ app = Celery(
     backend=os.environ.get("BENCH_REDIS_URL", "redis://localhost:6379/15"),
 )
 app.conf.update(
-    task_default_queue="bench-baseline",
+    task_default_queue=BASELINE_QUEUE,
     worker_prefetch_multiplier=1,
     task_acks_late=True,
     worker_hijack_root_logger=False,
@@ -27,6 +28,7 @@ app.conf.update(
 )
 
 
-@app.task(name="bench.naive_job")
+@app.task(name=BASELINE_TASK)
 def naive_job(question: str, token: str, mcp_url: str, model_url: str) -> float:
+    """One job, the naive way: a new event loop and new clients; returns when it finished."""
     return asyncio.run(run_once(question, token, mcp_url, model_url))

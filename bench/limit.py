@@ -2,8 +2,9 @@
 
     python -m bench.limit --jobs 500 --concurrency 200 --mcp-url ... --model-url ... --token ...
 
-Prints one JSON line: throughput, latencies (from the start, all jobs being "submitted" at once)
-and this process's CPU seconds per job.
+Prints one JSON line: throughput, latencies (from the start, all jobs being "submitted" at once),
+this process's CPU seconds per job and its peak RSS. A separate process, so that its CPU and memory
+are its own and not the orchestrator's.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ async def run_all(args: argparse.Namespace) -> dict[str, float]:
         "p95": _pct(latencies, 95),
         "p99": _pct(latencies, 99),
         "cpu_per_job": cpu / args.jobs,
+        # ru_maxrss is in KiB on Linux.
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 

@@ -3,13 +3,16 @@
 Everything runs here, side by side in one run, on the same doubles with injected latency (200 ms
 per model call, 20 ms per MCP request): a private Redis, the MCP double, the model double, then
 
-1. **agentq**: one ``agentq worker`` process with N jobs in flight, fed one batch;
+1. **agentq**: one ``agentq worker`` process with N jobs in flight, each job submitted with
+   ``Client.submit`` (the ordinary path, not a batch);
 2. **baseline**: a plain Celery worker (prefork, concurrency 2, ``asyncio.run`` per task, fresh
    clients per task), as a user would first write it;
 3. **limit**: the same agent runs with no queue at all, ``asyncio.gather`` in one process with
    the same number in flight;
 
-plus the enqueue rate of a 10,000-question batch and a sweep over concurrency for the plot.
+plus the enqueue rate of a 10,000-question batch, how long another tenant waits behind a big
+batch, and a sweep over concurrency for the plot. Every system's work per job is counted on the
+doubles (model requests, MCP requests by method), so a system that skipped work would show.
 Figures are printed and written to ``bench/results.json``; the plot goes to ``bench/plot.png``.
 Ratios matter more than absolute numbers: these machines are noisy, so compare within one run.
 """
@@ -20,11 +23,13 @@ import argparse
 import json
 import os
 import platform
+import resource
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,10 +37,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from celery import Celery
+from celery.result import AsyncResult
 
+from agentq.jobs import TERMINAL_STATUSES
 from agentq.logs import configure_logging
 from agentq.sealing import generate_key
 from agentq.settings import Settings
+from bench import BASELINE_QUEUE, BASELINE_TASK
 from doubles.processes import (
     Service,
     free_port,
@@ -58,6 +67,12 @@ TARGETS = {
     "peak_rss_mib": ("<=", 400.0),
     "enqueue_jobs_per_s": (">=", 2000.0),
 }
+# The work one job must do with the model double's default policy: two model calls (pick a tool,
+# then answer from its output) and one tool call. Anything else means the comparison is unfair.
+EXPECTED_MODEL_REQUESTS_PER_JOB = 2.0
+EXPECTED_TOOL_CALLS_PER_JOB = 1.0
+TERMINAL = frozenset(str(s) for s in TERMINAL_STATUSES)
+POLL_SECONDS = 0.25
 
 
 @dataclass
@@ -78,9 +93,33 @@ class Doubles:
     def model_url(self) -> str:
         return f"{self.model.base_url}/v1"
 
-    def mcp_requests(self) -> int:
-        stats = httpx.get(f"{self.mcp.base_url}/_double/stats", timeout=10).json()
-        return int(stats["total_requests"])
+    def cpu_seconds(self) -> float:
+        """CPU used so far by the services the jobs talk to (the doubles and Redis): they share
+        the machine's cores with the system measured, so they bound its throughput too."""
+        return sum(proc_cpu_seconds(s.pid) for s in (self.redis, self.mcp, self.model))
+
+    def counters(self) -> Counter[str]:
+        """What the doubles have served so far: model requests and MCP requests by method."""
+        mcp = httpx.get(f"{self.mcp.base_url}/_double/stats", timeout=10).json()
+        model = httpx.get(f"{self.model.base_url}/_double/stats", timeout=10).json()
+        counts: Counter[str] = Counter({f"mcp {m}": n for m, n in mcp["by_method"].items()})
+        counts["mcp requests"] = int(mcp["total_requests"])
+        counts["model requests"] = int(model["requests"])
+        return counts
+
+
+def work_per_job(before: Counter[str], after: Counter[str], jobs: int) -> dict[str, float]:
+    """Requests the doubles served between two counter readings, per job."""
+    delta = after - before
+    return {key: round(delta[key] / jobs, 3) for key in sorted(delta)}
+
+
+def shape_ok(work: dict[str, float]) -> bool:
+    """Whether the jobs did the work the comparison assumes (2 model calls, 1 tool call)."""
+    return (
+        abs(work.get("model requests", 0) - EXPECTED_MODEL_REQUESTS_PER_JOB) < 0.01
+        and abs(work.get("mcp tools/call", 0) - EXPECTED_TOOL_CALLS_PER_JOB) < 0.01
+    )
 
 
 @contextmanager
@@ -115,24 +154,104 @@ def doubles(workdir: Path, mcp_latency_ms: float, model_latency_ms: float) -> It
 
 
 def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile (no interpolation: every figure is a latency a job really had)."""
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))
     return ordered[index]
 
 
+def latency_figures(latencies: list[float]) -> dict[str, float]:
+    return {
+        "p50": percentile(latencies, 50),
+        "p95": percentile(latencies, 95),
+        "p99": percentile(latencies, 99),
+    }
+
+
 def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process (all its threads), from /proc: no psutil needed."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def proc_peak_rss_mib(pid: int) -> float:
+def proc_children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (the prefork pool's processes)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                children.append(int(entry.name))
+    return children
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and its living children (a prefork worker does its work in children)."""
+    total = 0.0
+    for member in (pid, *proc_children(pid)):
+        try:
+            total += proc_cpu_seconds(member)
+        except OSError:
+            continue
+    return total
+
+
+def proc_rss_mib(pid: int, field: str = "VmHWM") -> float:
+    """``VmHWM`` (peak resident set since start) or ``VmRSS`` (now) of a process, in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
 
+def busy_cpu_seconds() -> float:
+    """CPU time the whole machine has spent busy (all cores, all processes), from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU of this process and every process it started: the living ones from /proc (children
+    of children too), the ended ones from RUSAGE_CHILDREN (they are counted once reaped)."""
+    me = os.getpid()
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat[1])
+
+    def ours(pid: int) -> bool:
+        for _ in range(64):
+            pid = parents.get(pid, 0)
+            if pid == me:
+                return True
+            if pid <= 1:
+                return False
+        return False
+
+    total = 0.0
+    for pid in parents:
+        if ours(pid):
+            try:
+                total += proc_cpu_seconds(pid)
+            except OSError:
+                continue
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
 def agentq_env(d: Doubles, redis_url: str, concurrency: int) -> dict[str, str]:
+    """A worker's environment (as tests/conftest.py's base_env), tuned for throughput: no
+    shared limits (they cost a Redis round trip per request and are not what is measured)."""
     return {
         "AGENTQ_REDIS_URL": redis_url,
         "AGENTQ_SECRET_KEY": generate_key(),
@@ -146,7 +265,7 @@ def agentq_env(d: Doubles, redis_url: str, concurrency: int) -> dict[str, str]:
         "AGENTQ_LOG_LEVEL": "WARNING",
         "AGENTQ_LOG_FORMAT": "json",
         "OPENAI_BASE_URL": d.model_url,
-        "OPENAI_API_KEY": "bench-no-key",
+        "OPENAI_API_KEY": "dummy",
     }
 
 
@@ -158,49 +277,68 @@ def client_for(env: dict[str, str]) -> Client:
 
 
 def run_agentq(d: Doubles, workdir: Path, db: int, jobs: int, concurrency: int) -> dict[str, Any]:
-    """N jobs through one real agentq worker process, fed as one batch."""
+    """N jobs through one real ``agentq worker`` process, each sent with ``Client.submit``.
+
+    Latency runs from each job's submit (its ``created_at``) to its end (``finished_at``), both
+    written by agentq itself; the bench polls statuses in bulk only to know when all have ended,
+    and samples how many are running to show the worker really had ``concurrency`` in flight.
+    """
     env = agentq_env(d, d.db(db), concurrency)
     worker = start_worker(env, workdir, d.db(db))
     try:
         client = client_for(env)
-        questions = [f"Which devices are in site {i}?" for i in range(jobs)]
-        mcp_before = d.mcp_requests()
-        cpu_before = proc_cpu_seconds(worker.pid)
-        batch_id = client.submit_batch(questions, TOKEN, max_inflight=concurrency)
-
-        def ended() -> bool:
-            batch = client.batches.load(batch_id)
-            return batch is not None and batch.ended >= batch.total
-
-        wait_until(ended, 1800, interval=0.2, what="the benchmark batch")
+        before = d.counters()
+        cpu_before, doubles_before = proc_cpu_seconds(worker.pid), d.cpu_seconds()
+        job_ids = [client.submit(f"Which devices are in site {i}?", TOKEN) for i in range(jobs)]
+        submitted = time.time()
+        pending, peak_running = list(job_ids), 0
+        deadline = time.monotonic() + 1800
+        while pending:
+            statuses = client.store.statuses(pending)
+            peak_running = max(peak_running, sum(s == "running" for s in statuses.values()))
+            pending = [i for i, s in statuses.items() if s not in TERMINAL]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(pending)} agentq jobs still running after 30 min")
+            if pending:
+                time.sleep(POLL_SECONDS)
         cpu = proc_cpu_seconds(worker.pid) - cpu_before
-        rss = proc_peak_rss_mib(worker.pid)
-        mcp_requests = d.mcp_requests() - mcp_before
-        job_ids = [i for chunk in client.batches.job_ids(batch_id) for i in chunk]
+        doubles_cpu = d.cpu_seconds() - doubles_before
+        rss = proc_rss_mib(worker.pid)
+        work = work_per_job(before, d.counters(), jobs)
         records = [j for j in client.store.load_many(job_ids) if j is not None]
     finally:
         worker.stop(signal.SIGTERM, timeout=30)
     succeeded = [j for j in records if j.status == "succeeded"]
     latencies = [j.finished_at - j.created_at for j in records if j.finished_at]
+    # Attempts that did not end the job (a transient failure retried) cost work too: name them.
+    retried = Counter(
+        a.error_code or a.outcome for j in records for a in j.history if a.outcome != "succeeded"
+    )
     start = min(j.created_at for j in records)
     end = max(j.finished_at or 0.0 for j in records)
     return {
         "jobs": jobs,
         "succeeded": len(succeeded),
         "concurrency": concurrency,
+        "submit_seconds": submitted - start,
         "seconds": end - start,
         "throughput": jobs / (end - start),
-        "p50": percentile(latencies, 50),
-        "p95": percentile(latencies, 95),
-        "p99": percentile(latencies, 99),
+        **latency_figures(latencies),
         "cpu_per_job": cpu / jobs,
+        "doubles_cpu_per_job": doubles_cpu / jobs,
         "peak_rss_mib": rss,
-        "mcp_requests_per_job": mcp_requests / jobs,
+        "peak_running_seen": peak_running,
+        "attempts": sum(j.attempts for j in records),
+        "failed_attempts_by_code": dict(retried),
+        "mcp_requests_per_job": work.get("mcp requests", 0.0),
+        "work_per_job": work,
+        "work_as_expected": shape_ok(work),
     }
 
 
 def run_limit(d: Doubles, jobs: int, concurrency: int) -> dict[str, Any]:
     """The same agent runs in one process with no queue (``bench.limit``)."""
+    before, doubles_before = d.counters(), d.cpu_seconds()
     completed = subprocess.run(
         python_module(
             "bench.limit", "--jobs", str(jobs), "--concurrency", str(concurrency),
@@ -208,15 +346,25 @@ def run_limit(d: Doubles, jobs: int, concurrency: int) -> dict[str, Any]:
         ),
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
         timeout=1800,
     )  # fmt: skip
+    if completed.returncode != 0:
+        raise RuntimeError(f"bench.limit failed:\n{completed.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    result["doubles_cpu_per_job"] = (d.cpu_seconds() - doubles_before) / jobs
+    work = work_per_job(before, d.counters(), jobs)
+    result["work_per_job"], result["work_as_expected"] = work, shape_ok(work)
+    result["mcp_requests_per_job"] = work.get("mcp requests", 0.0)
     return result
 
 
 def run_baseline(d: Doubles, workdir: Path, db: int, jobs: int) -> dict[str, Any]:
-    """A naive Celery worker: prefork, concurrency 2, asyncio.run and fresh clients per task."""
+    """A naive Celery worker: prefork, concurrency 2, asyncio.run and fresh clients per task.
+
+    Started as a real ``celery -A bench.baseline worker`` process; its results come back through
+    the Redis result backend, each stamped with the time the task finished.
+    """
     url = d.db(db)
     env = {**os.environ, "BENCH_REDIS_URL": url}
     log = workdir / "baseline-worker.log"
@@ -225,34 +373,42 @@ def run_baseline(d: Doubles, workdir: Path, db: int, jobs: int) -> dict[str, Any
             [
                 sys.executable, "-m", "celery", "-A", "bench.baseline", "worker",
                 "--pool=prefork", "--concurrency=2", "--loglevel=WARNING",
-                "--without-gossip", "--without-mingle", "-Q", "bench-baseline",
+                "--without-gossip", "--without-mingle", "--without-heartbeat",
+                "-Q", BASELINE_QUEUE,
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             env=env,
         )  # fmt: skip
-    try:
-        os.environ["BENCH_REDIS_URL"] = url
-        from bench.baseline import app, naive_job
+    # A bare client app: sends by name and reads results, without importing the Agents SDK.
+    app = Celery("bench-baseline-client", broker=url, backend=url)
 
-        app.conf.broker_url = app.conf.result_backend = url
-        warm = naive_job.delay("warm up", TOKEN, d.mcp_url, d.model_url)
-        warm.get(timeout=120)  # the pool is up and imported
+    def send(question: str) -> AsyncResult:
+        return app.send_task(
+            BASELINE_TASK, args=(question, TOKEN, d.mcp_url, d.model_url), queue=BASELINE_QUEUE
+        )
+
+    try:
+        # Two warm-up tasks: both pool processes are up and have run one job (imports done).
+        for result in [send("warm up") for _ in range(2)]:
+            result.get(timeout=120)
+        before, doubles_before = d.counters(), d.cpu_seconds()
+        cpu_before = tree_cpu_seconds(worker.pid)
         started = time.time()
-        sent = [
-            (
-                time.time(),
-                naive_job.delay(f"Which devices in site {i}?", TOKEN, d.mcp_url, d.model_url),
-            )
-            for i in range(jobs)
-        ]
+        sent = [(time.time(), send(f"Which devices are in site {i}?")) for i in range(jobs)]
         finished = [(t, float(r.get(timeout=1800))) for t, r in sent]
+        cpu = tree_cpu_seconds(worker.pid) - cpu_before
+        doubles_cpu = d.cpu_seconds() - doubles_before
+        work = work_per_job(before, d.counters(), jobs)
     finally:
+        app.close()
         worker.send_signal(signal.SIGTERM)
         try:
             worker.wait(timeout=30)
         except subprocess.TimeoutExpired:
             worker.kill()
+            worker.wait(timeout=10)
     latencies = [f - t for t, f in finished]
     end = max(f for _, f in finished)
     return {
@@ -260,9 +416,12 @@ def run_baseline(d: Doubles, workdir: Path, db: int, jobs: int) -> dict[str, Any
         "concurrency": 2,
         "seconds": end - started,
         "throughput": jobs / (end - started),
-        "p50": percentile(latencies, 50),
-        "p95": percentile(latencies, 95),
-        "p99": percentile(latencies, 99),
+        **latency_figures(latencies),
+        "cpu_per_job": cpu / jobs,
+        "doubles_cpu_per_job": doubles_cpu / jobs,
+        "mcp_requests_per_job": work.get("mcp requests", 0.0),
+        "work_per_job": work,
+        "work_as_expected": shape_ok(work),
     }
 
 
@@ -275,12 +434,20 @@ def measure_enqueue(d: Doubles, db: int, questions: int) -> dict[str, Any]:
     started = time.perf_counter()
     client.submit_batch(items, TOKEN)
     seconds = time.perf_counter() - started
-    return {"questions": questions, "seconds": seconds, "jobs_per_s": questions / seconds}
+    return {
+        "method": "submit_batch",
+        "questions": questions,
+        "seconds": seconds,
+        "jobs_per_s": questions / seconds,
+    }
 
 
 def measure_fairness(d: Doubles, workdir: Path, db: int, backlog: int) -> dict[str, Any]:
     """Tenant A's ``backlog``-question batch is running when tenant B asks one question: how
-    long B's question waits to start (the default tenant cap, 50 worker slots)."""
+    long B's question waits to start (the default tenant cap, 50 worker slots). B asks once
+    A's first jobs have ended (50 of them, or a third of a smaller backlog), so A's lane is
+    full and running, not still starting."""
+    started_enough = min(50, max(1, backlog // 3))
     env = {**agentq_env(d, d.db(db), 50), "AGENTQ_TENANT_MAX_INFLIGHT": "50"}
     worker = start_worker(env, workdir, d.db(db))
     try:
@@ -289,7 +456,7 @@ def measure_fairness(d: Doubles, workdir: Path, db: int, backlog: int) -> dict[s
             [f"Audit device {i}" for i in range(backlog)], TOKEN, max_inflight=50
         )
         wait_until(
-            lambda: (b := client.batches.load(batch_id)) is not None and b.ended >= 50,
+            lambda: (b := client.batches.load(batch_id)) is not None and b.ended >= started_enough,
             600,
             what="tenant A's batch to be running",
         )
@@ -317,6 +484,8 @@ def judge(figures: dict[str, float]) -> dict[str, dict[str, Any]]:
 
 
 def plot(sweep: list[dict[str, Any]], baseline: dict[str, Any], path: Path) -> None:
+    """Throughput and p95 latency against jobs in flight; the baseline is fixed at 2 in flight
+    (prefork, one per core), so it is one point, drawn with a dotted line for reference."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -326,12 +495,18 @@ def plot(sweep: list[dict[str, Any]], baseline: dict[str, Any], path: Path) -> N
     for system, marker in (("agentq", "o"), ("limit", "s")):
         points = sorted((p["concurrency"], p) for p in sweep if p["system"] == system)
         xs = [c for c, _ in points]
-        left.plot(xs, [p["throughput"] for _, p in points], marker=marker, label=system)
-        right.plot(xs, [p["p95"] for _, p in points], marker=marker, label=system)
-    left.scatter([2], [baseline["throughput"]], color="red", zorder=3, label="baseline (prefork 2)")
-    right.scatter([2], [baseline["p95"]], color="red", zorder=3, label="baseline (prefork 2)")
+        jobs = sorted({p["jobs"] for _, p in points})
+        label = f"{system} ({'/'.join(map(str, jobs))} jobs)"
+        left.plot(xs, [p["throughput"] for _, p in points], marker=marker, label=label)
+        right.plot(xs, [p["p95"] for _, p in points], marker=marker, label=label)
+    label = f"baseline (prefork 2, {baseline['jobs']} jobs)"
+    for axis, key in ((left, "throughput"), (right, "p95")):
+        axis.scatter([2], [baseline[key]], color="red", zorder=3, label=label)
+        axis.axhline(baseline[key], color="red", linestyle=":", linewidth=1)
     left.set(xscale="log", xlabel="jobs in flight", ylabel="jobs / s", title="Throughput")
-    right.set(xscale="log", xlabel="jobs in flight", ylabel="seconds", title="p95 latency")
+    right.set(
+        xscale="log", xlabel="jobs in flight", ylabel="seconds", title="p95 latency (submit to end)"
+    )
     for axis in (left, right):
         axis.grid(True, alpha=0.3)
         axis.legend()
@@ -341,14 +516,16 @@ def plot(sweep: list[dict[str, Any]], baseline: dict[str, Any], path: Path) -> N
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=500)
-    parser.add_argument("--concurrency", type=int, default=200)
-    parser.add_argument("--baseline-jobs", type=int, default=60)
-    parser.add_argument("--sweep", default="10,50,200")
-    parser.add_argument("--sweep-jobs", type=int, default=200)
-    parser.add_argument("--enqueue", type=int, default=10_000)
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=500, help="agentq and limit jobs")
+    parser.add_argument("--concurrency", type=int, default=200, help="jobs in flight")
+    parser.add_argument(
+        "--baseline-jobs", type=int, default=None, help="baseline jobs (default: min(jobs, 100))"
+    )
+    parser.add_argument("--sweep", default="10,50,200", help="in-flight levels for the plot")
+    parser.add_argument("--sweep-jobs", type=int, default=200, help="jobs per sweep point")
+    parser.add_argument("--enqueue", type=int, default=10_000, help="questions in the batch")
     parser.add_argument("--fairness-backlog", type=int, default=2000)
     parser.add_argument("--model-latency-ms", type=float, default=200.0)
     parser.add_argument("--mcp-latency-ms", type=float, default=20.0)
@@ -356,32 +533,58 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--plot", type=Path, default=HERE / "plot.png")
     parser.add_argument("--smoke", action="store_true", help="a tiny run to check the harness")
     args = parser.parse_args(argv)
-    configure_logging("WARNING", "console")
     if args.smoke:
         args.jobs, args.concurrency, args.baseline_jobs = 20, 10, 4
-        args.sweep, args.sweep_jobs, args.enqueue = "5", 10, 500
-        args.fairness_backlog = 60
+        args.sweep, args.sweep_jobs, args.enqueue = "10", 20, 500
+        args.fairness_backlog = 30
+    if args.baseline_jobs is None:
+        args.baseline_jobs = min(args.jobs, 100)
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    configure_logging("WARNING", "console")
     sweep_levels = [int(c) for c in args.sweep.split(",") if c.strip()]
     began = time.time()
+    load_at_start = [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
+    phases: dict[str, float] = {}
+
+    others: dict[str, float] = {}
+
+    @contextmanager
+    def phase(name: str, what: str) -> Iterator[None]:
+        """Time a phase, and measure the CPU that processes not ours used meanwhile: the
+        figures are only comparable when that is near zero (on a shared machine it may not)."""
+        print(f"{name}: {what} ...", flush=True)
+        started, busy, own = time.monotonic(), busy_cpu_seconds(), own_cpu_seconds()
+        yield
+        phases[name] = round(phases.get(name, 0.0) + time.monotonic() - started, 1)
+        other = (busy_cpu_seconds() - busy) - (own_cpu_seconds() - own)
+        others[name] = round(others.get(name, 0.0) + max(0.0, other), 1)
+
     with tempfile.TemporaryDirectory(prefix="agentq-bench-") as tmp:
         workdir = Path(tmp)
         with doubles(workdir, args.mcp_latency_ms, args.model_latency_ms) as d:
-            print(f"agentq: {args.jobs} jobs, {args.concurrency} in flight ...", flush=True)
-            agentq = run_agentq(d, workdir, 1, args.jobs, args.concurrency)
-            print(f"limit: {args.jobs} jobs, {args.concurrency} in flight ...", flush=True)
-            limit = run_limit(d, args.jobs, args.concurrency)
-            print(f"baseline: {args.baseline_jobs} jobs, prefork 2 ...", flush=True)
-            baseline = run_baseline(d, workdir, 2, args.baseline_jobs)
-            print(f"enqueue: a {args.enqueue}-question batch ...", flush=True)
-            enqueue = measure_enqueue(d, 3, args.enqueue)
-            print(f"fairness: a {args.fairness_backlog}-question batch, then one question ...")
-            fairness = measure_fairness(d, workdir, 8, args.fairness_backlog)
+            with phase("agentq", f"{args.jobs} jobs, {args.concurrency} in flight"):
+                agentq = run_agentq(d, workdir, 1, args.jobs, args.concurrency)
+            with phase("limit", f"{args.jobs} jobs, {args.concurrency} in flight"):
+                limit = run_limit(d, args.jobs, args.concurrency)
+            with phase("baseline", f"{args.baseline_jobs} jobs, prefork 2"):
+                baseline = run_baseline(d, workdir, 2, args.baseline_jobs)
+            with phase("enqueue", f"a {args.enqueue}-question batch"):
+                enqueue = measure_enqueue(d, 3, args.enqueue)
+            with phase("fairness", f"a {args.fairness_backlog}-question batch, then one more"):
+                fairness = measure_fairness(d, workdir, 8, args.fairness_backlog)
             sweep: list[dict[str, Any]] = []
             for position, level in enumerate(sweep_levels):
-                print(f"sweep: {level} in flight ...", flush=True)
-                point = run_agentq(d, workdir, 4 + position, args.sweep_jobs, level)
-                sweep.append({"system": "agentq", **point})
-                sweep.append({"system": "limit", **run_limit(d, args.sweep_jobs, level)})
+                if (level, args.sweep_jobs) == (args.concurrency, args.jobs):  # the main run
+                    sweep += [{"system": "agentq", **agentq}, {"system": "limit", **limit}]
+                    continue
+                with phase("sweep", f"{args.sweep_jobs} jobs, {level} in flight"):
+                    point = run_agentq(d, workdir, 4 + position, args.sweep_jobs, level)
+                    sweep.append({"system": "agentq", **point})
+                    sweep.append({"system": "limit", **run_limit(d, args.sweep_jobs, level)})
     figures = {
         "throughput_ratio_vs_baseline": agentq["throughput"] / baseline["throughput"],
         "throughput_ratio_vs_limit": agentq["throughput"] / limit["throughput"],
@@ -404,37 +607,66 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "jobs": args.jobs,
             "concurrency": args.concurrency,
             "baseline_jobs": args.baseline_jobs,
+            "sweep": sweep_levels,
+            "sweep_jobs": args.sweep_jobs,
             "model_latency_ms": args.model_latency_ms,
             "mcp_latency_ms": args.mcp_latency_ms,
+            "worker_processes": 1,
             "smoke": args.smoke,
         },
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "notes": [
+            f"The baseline ran {args.baseline_jobs} jobs (agentq and the limit {args.jobs}); its "
+            "throughput is jobs / time from first send to last finish, after two warm-up tasks.",
+            "agentq and the limit each run in one process; the baseline in two (prefork -c 2). "
+            "The doubles and Redis share the same cores.",
+            "agentq's CPU is the whole worker process (Celery, dispatch, Redis writes, traces) "
+            "between the first submit and the last end; the limit's is its own process.",
+            f"Sweep points run {args.sweep_jobs} jobs each, all submitted at once, so their "
+            "latency includes the wait behind the others; compare points of one job count.",
+        ],
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "loadavg_at_start": load_at_start,
+        },
         "took_seconds": round(time.time() - began, 1),
+        "phase_seconds": phases,
+        "other_processes_cpu_seconds": others,
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     plot(sweep, baseline, args.plot)
     print_table(results)
-    print(f"\nwritten: {args.output} and {args.plot}")
+    cores = os.cpu_count() or 1
+    busy = {k: v for k, v in others.items() if v > 0.05 * phases.get(k, 0.0) * cores}
+    if busy:
+        print(f"\nwarning: other processes used CPU during {busy} (CPU seconds): noisy figures")
+    print(f"\nwritten: {args.output} and {args.plot} ({results['took_seconds']:.0f} s)")
     return results
 
 
 def print_table(results: dict[str, Any]) -> None:
-    print(f"\n{'system':<10}{'jobs':>6}{'in flight':>11}{'jobs/s':>9}{'p50 s':>8}{'p95 s':>8}"
-          f"{'p99 s':>8}{'CPU ms/job':>12}")  # fmt: skip
+    header = {"jobs": 6, "in flight": 11, "jobs/s": 9, "p50 s": 8, "p95 s": 8, "p99 s": 8,
+              "CPU ms/job": 12, "doubles ms": 12, "model/job": 11, "MCP/job": 9}  # fmt: skip
+    print(f"\n{'system':<10}" + "".join(f"{h:>{w}}" for h, w in header.items()))
     for name in ("agentq", "limit", "baseline"):
         r = results[name]
-        cpu = f"{r['cpu_per_job'] * 1000:.1f}" if "cpu_per_job" in r else "-"
+        work = r["work_per_job"]
+        flag = "" if r["work_as_expected"] else "  (not the expected work!)"
         print(
             f"{name:<10}{r['jobs']:>6}{r['concurrency']:>11}{r['throughput']:>9.2f}"
-            f"{r['p50']:>8.2f}{r['p95']:>8.2f}{r['p99']:>8.2f}{cpu:>12}"
+            f"{r['p50']:>8.2f}{r['p95']:>8.2f}{r['p99']:>8.2f}{r['cpu_per_job'] * 1000:>12.1f}"
+            f"{r['doubles_cpu_per_job'] * 1000:>12.1f}"
+            f"{work.get('model requests', 0):>11.2f}{work.get('mcp requests', 0):>9.2f}{flag}"
         )
     print()
     for key, verdict in results["targets"].items():
         mark = "ok  " if verdict["met"] else "MISS"
         print(f"{mark} {key:<32} {verdict['value']:>10} (target {verdict['target']})")
+    agentq = results["agentq"]
     print(f"     {'mcp_requests_per_job':<32} {results['mcp_requests_per_job']:>10}")
+    print(f"     {'agentq peak running seen':<32} {agentq['peak_running_seen']:>10}")
     fairness = results["fairness"]
     print(
         f"     {'fairness_wait_s':<32} {results['fairness_wait_s']:>10} (another tenant's "
