@@ -200,12 +200,19 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(
         50, ge=1, description="Jobs one worker process runs at once (on one event loop)."
     )
+    worker_processes: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="Worker processes `agentq worker` starts, each with its own event loop and "
+        "AGENTQ_WORKER_CONCURRENCY slots; about one per core, since each process uses one.",
+    )
     worker_metrics_port: int = Field(
         0,
         ge=0,
         le=65535,
-        description="Port of a worker's Prometheus /metrics endpoint (0: none). One port per "
-        "worker process.",
+        description="Port of a worker's Prometheus /metrics endpoint (0: none). With several "
+        "processes, the Nth listens on this port + N - 1.",
     )
     task_events: bool = Field(
         False,

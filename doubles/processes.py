@@ -202,23 +202,31 @@ def agentq_command() -> str:
 
 
 def start_worker(
-    env: dict[str, str], log_dir: Path, redis_url: str, ready_timeout: float = 60.0
+    env: dict[str, str],
+    log_dir: Path,
+    redis_url: str,
+    ready_timeout: float = 60.0,
+    processes: int = 1,
 ) -> Service:
-    """A real ``agentq worker`` process, ready once its heartbeat key is in Redis."""
+    """A real ``agentq worker`` process (a supervisor of ``processes`` of them if more than
+    one), ready once every worker process has its heartbeat key in Redis."""
     import redis
 
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     holder: list[Service] = []
 
     def ready() -> bool:
-        return bool(client.keys(f"agentq:worker:agentq-{holder[0].pid}@*"))
+        if processes == 1:
+            return bool(client.keys(f"agentq:worker:agentq-{holder[0].pid}@*"))
+        return len(client.keys(f"agentq:worker:agentq-{holder[0].pid}-*@*")) >= processes
 
     port = free_port()  # the worker listens on nothing; the number names its log
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"worker-{port}.log"
+    argv = [agentq_command(), "worker"] + ([f"--processes={processes}"] if processes > 1 else [])
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [agentq_command(), "worker"],
+            argv,
             stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -225,8 +225,17 @@ def trace(job_id: JobId, token_file: TokenFile = None, as_json: JsonFlag = False
 def worker(
     concurrency: Annotated[
         int | None,
-        typer.Option(help="Jobs in flight in this process (default AGENTQ_WORKER_CONCURRENCY)."),
+        typer.Option(help="Jobs in flight in each process (default AGENTQ_WORKER_CONCURRENCY)."),
     ] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Worker processes, each with its own event loop: about one per core "
+            "(default AGENTQ_WORKER_PROCESSES).",
+        ),
+    ] = None,
+    group: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Run a Celery worker that takes jobs from the queue."""
     settings = load_settings()
@@ -238,24 +247,19 @@ def worker(
         check_model_settings(settings)
         client = Client(settings)
         client.ping()
-    from worker.app import app as celery_app
-
     slots = concurrency or settings.worker_concurrency
+    count = processes or settings.worker_processes
+    if count > 1:
+        from worker.supervisor import Supervisor
+
+        configure_logging(settings.log_level, settings.log_format)
+        raise typer.Exit(Supervisor(count, slots, settings.worker_metrics_port).run())
     # The worker registers its slots for dispatch from its settings: make them agree.
     os.environ["AGENTQ_WORKER_CONCURRENCY"] = str(slots)
     get_settings.cache_clear()
-    celery_app.worker_main(
-        [
-            "worker",
-            "--pool=threads",
-            f"--concurrency={slots}",
-            f"--queues={settings.queue}",
-            f"--hostname=agentq-{os.getpid()}@%h",
-            f"--loglevel={settings.log_level}",
-            "--without-gossip",
-            "--without-mingle",
-        ]
-    )
+    from worker.app import run
+
+    run(slots, supervisor_pid=group)
 
 
 @app.command()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import threading
 import time
 from typing import Any
@@ -29,6 +30,7 @@ from agentq.settings import get_settings
 from agentq.store import WORKER_PREFIX, JobStore
 from worker.inflight import inflight
 from worker.maintenance import Maintenance
+from worker.supervisor import parent_gone
 
 settings = get_settings()
 app = make_celery(settings)
@@ -39,6 +41,37 @@ _heartbeat_stop = threading.Event()
 _draining = threading.Event()  # set at SIGTERM: this worker's slots leave the dispatch window
 _hostnames: list[str] = []
 _maintenance: list[Maintenance] = []
+_heartbeats: list[threading.Thread] = []
+_supervisor: list[int] = []  # the pid of the supervisor that started this process, if any
+
+
+def run(concurrency: int, supervisor_pid: int | None = None) -> None:
+    """Run this process as a worker with ``concurrency`` slots until it is stopped.
+
+    Under ``agentq worker --processes N`` the supervisor's pid is given: it is part of the Celery
+    hostname (``agentq-<supervisor>-<pid>@host``, unique per process, so a restarted child never
+    takes a dead one's name and its jobs are recovered), and the worker stops by itself if the
+    supervisor goes away.
+    """
+    name = (
+        f"agentq-{os.getpid()}"
+        if supervisor_pid is None
+        else f"agentq-{supervisor_pid}-{os.getpid()}"
+    )
+    if supervisor_pid is not None:
+        _supervisor.append(supervisor_pid)
+    app.worker_main(
+        [
+            "worker",
+            "--pool=threads",
+            f"--concurrency={concurrency}",
+            f"--queues={settings.queue}",
+            f"--hostname={name}@%h",
+            f"--loglevel={settings.log_level}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
 
 
 def heartbeat_key(hostname: str) -> str:
@@ -70,6 +103,10 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
 
     def beat() -> None:
         while True:
+            if _supervisor and parent_gone(_supervisor[0]):
+                log.warning("the supervisor has gone; stopping", supervisor_pid=_supervisor[0])
+                os.kill(os.getpid(), signal.SIGTERM)
+                _supervisor.clear()
             try:
                 client.set(key, info, ex=ttl)
                 if not _draining.is_set():
@@ -85,7 +122,9 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     _hostnames.append(hostname)
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port)
-    threading.Thread(target=beat, name="agentq-heartbeat", daemon=True).start()
+    thread = threading.Thread(target=beat, name="agentq-heartbeat", daemon=True)
+    thread.start()
+    _heartbeats.append(thread)
     maintenance = Maintenance(
         JobStore(client, settings.job_ttl_seconds, settings.redis_url), dispatcher, app, settings
     )
@@ -121,3 +160,5 @@ def _stop_heartbeat(**_: Any) -> None:
     for maintenance in _maintenance:
         maintenance.stop()
     _heartbeat_stop.set()
+    for thread in _heartbeats:  # it deletes the heartbeat key: let it, before the process ends
+        thread.join(timeout=5)
