@@ -3,8 +3,10 @@
     python -m bench.limit --jobs 500 --concurrency 200 --mcp-url ... --model-url ... --token ...
 
 Prints one JSON line: throughput, latencies (from the start, all jobs being "submitted" at once),
-this process's CPU seconds per job and its peak RSS. A separate process, so that its CPU and memory
-are its own and not the orchestrator's.
+this process's CPU seconds per job and its peak RSS, and the epoch times it started and ended (the
+orchestrator runs one per worker process that agentq has, and combines them). A separate process,
+so that its CPU and memory are its own and not the orchestrator's. ``--start-at`` (epoch seconds)
+lets several of them begin together, once all have imported the SDK.
 """
 
 from __future__ import annotations
@@ -14,13 +16,17 @@ import asyncio
 import json
 import resource
 import time
+from typing import Any
 
 from bench.naive_agent import Shared, make_model, run_once
 
 
-async def run_all(args: argparse.Namespace) -> dict[str, float]:
+async def run_all(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the jobs, at most ``--concurrency`` at once, and measure them."""
     shared = Shared(model=make_model(args.model_url))
     gate = asyncio.Semaphore(args.concurrency)
+    if args.start_at:
+        await asyncio.sleep(max(0.0, args.start_at - time.time()))
     started = time.time()
 
     async def one(i: int) -> float:
@@ -38,6 +44,9 @@ async def run_all(args: argparse.Namespace) -> dict[str, float]:
         "jobs": args.jobs,
         "concurrency": args.concurrency,
         "seconds": elapsed,
+        "started_at": started,
+        "ended_at": max(finished),
+        "finished_at": finished,
         "throughput": args.jobs / elapsed,
         "p50": _pct(latencies, 50),
         "p95": _pct(latencies, 95),
@@ -65,6 +74,7 @@ def main() -> None:
     parser.add_argument("--mcp-url", required=True)
     parser.add_argument("--model-url", required=True)
     parser.add_argument("--token", required=True)
+    parser.add_argument("--start-at", type=float, default=0.0)
     print(json.dumps(asyncio.run(run_all(parser.parse_args()))))
 
 

@@ -1,9 +1,11 @@
 """The agent run a user would write first, shared by the baseline worker and the limit runner.
 
 Same work as an agentq job: an MCP session with the user's token, the server's prompt as the
-instructions, one Agents SDK run. ``Shared`` holds what a careful user reuses across runs (one
-model client, hence one SSL context and connection pool); the baseline passes none and makes
-everything fresh per run.
+instructions, one Agents SDK run. ``Shared`` holds what a careful user reuses across runs: one
+model client (hence one SSL context and connection pool), and the prompt and tool list, through
+the same per-process caches as agentq's worker (``worker.prompts``, ``worker.tool_policy``) so
+that the limit does exactly the work an agentq job does and nothing else. The baseline passes
+none and makes everything fresh per run.
 """
 
 from __future__ import annotations
@@ -18,7 +20,11 @@ from agents import Agent, OpenAIChatCompletionsModel, Runner, set_tracing_disabl
 from agents.mcp import MCPServerStreamableHttp
 from openai import AsyncOpenAI
 
+from worker.prompts import PromptCache
+from worker.tool_policy import ToolsCache
+
 PROMPT = "infrahub_agent"
+CACHE_SECONDS = 300.0
 MODEL = "demo-model"
 
 set_tracing_disabled(True)  # nothing to export to: no OpenAI key here
@@ -31,8 +37,8 @@ class Shared:
 
     model: OpenAIChatCompletionsModel
     ssl_context: ssl.SSLContext = field(default_factory=ssl.create_default_context)
-    prompt: str | None = None
-    tools: list[Any] | None = None
+    prompts: PromptCache = field(default_factory=lambda: PromptCache(CACHE_SECONDS))
+    tools: ToolsCache = field(default_factory=lambda: ToolsCache(CACHE_SECONDS))
 
     def client_factory(
         self, headers: dict[str, str] | None = None, timeout: Any = None, auth: Any = None
@@ -65,15 +71,12 @@ async def run_once(
         client_session_timeout_seconds=60,
     )
     async with server:
-        if shared is not None and shared.tools is not None:
-            server._tools_list, server._cache_dirty = list(shared.tools), False
-        text = shared.prompt if shared is not None else None
-        if text is None:
+        if shared is None:
             prompt = await server.get_prompt(PROMPT, {})
             text = "\n".join(getattr(m.content, "text", "") for m in prompt.messages)
+        else:
+            await shared.tools.prime(server, mcp_url)
+            text, _cached = await shared.prompts.get(server, PROMPT)
         agent = Agent(name="bench", instructions=text, mcp_servers=[server], model=model)
         await Runner.run(agent, question, max_turns=10)
-        if shared is not None:
-            shared.prompt = text
-            shared.tools = shared.tools or server._tools_list
     return time.time()

@@ -3,16 +3,18 @@
 Everything runs here, side by side in one run, on the same doubles with injected latency (200 ms
 per model call, 20 ms per MCP request): a private Redis, the MCP double, the model double, then
 
-1. **agentq**: one ``agentq worker`` process with N jobs in flight, each job submitted with
-   ``Client.submit`` (the ordinary path, not a batch);
+1. **agentq**: ``agentq worker --processes P`` (default: one per core) with C jobs in flight in
+   each process, each job submitted with ``Client.submit`` (the ordinary path, not a batch);
 2. **baseline**: a plain Celery worker (prefork, concurrency 2, ``asyncio.run`` per task, fresh
    clients per task), as a user would first write it;
-3. **limit**: the same agent runs with no queue at all, ``asyncio.gather`` in one process with
-   the same number in flight;
+3. **limit**: the same agent runs with no queue at all, ``asyncio.gather`` in the same number of
+   processes with the same number in flight;
 
 plus the enqueue rate of a 10,000-question batch, how long another tenant waits behind a big
-batch, and a sweep over concurrency for the plot. Every system's work per job is counted on the
-doubles (model requests, MCP requests by method), so a system that skipped work would show.
+batch, and a sweep over jobs in flight in one process (agentq and the limit) for the plot and
+for the memory figure (one process with 200 in flight). Every system's work per job is counted
+on the doubles (model requests, MCP requests by method), so a system that skipped work would
+show.
 Figures are printed and written to ``bench/results.json``; the plot goes to ``bench/plot.png``.
 Ratios matter more than absolute numbers: these machines are noisy, so compare within one run.
 """
@@ -130,7 +132,7 @@ def doubles(workdir: Path, mcp_latency_ms: float, model_latency_ms: float) -> It
         f"mcp-{mcp_port}",
         python_module(
             "doubles.mcp_server", "--port", str(mcp_port), "--token", TOKEN,
-            "--token", OTHER_TOKEN,
+            "--token", OTHER_TOKEN, "--read-only",  # as deployed: every system sees 7 tools
             "--latency-ms", str(mcp_latency_ms),
         ),
         mcp_port,
@@ -276,19 +278,24 @@ def client_for(env: dict[str, str]) -> Client:
     return Client(Settings(**values))
 
 
-def run_agentq(d: Doubles, workdir: Path, db: int, jobs: int, concurrency: int) -> dict[str, Any]:
-    """N jobs through one real ``agentq worker`` process, each sent with ``Client.submit``.
+def run_agentq(
+    d: Doubles, workdir: Path, db: int, jobs: int, concurrency: int, processes: int = 1
+) -> dict[str, Any]:
+    """N jobs through a real ``agentq worker`` (``--processes`` of them, each with
+    ``concurrency`` slots), each job sent with ``Client.submit``.
 
     Latency runs from each job's submit (its ``created_at``) to its end (``finished_at``), both
     written by agentq itself; the bench polls statuses in bulk only to know when all have ended,
-    and samples how many are running to show the worker really had ``concurrency`` in flight.
+    and samples how many are running to show the worker really had them all in flight.
     """
     env = agentq_env(d, d.db(db), concurrency)
-    worker = start_worker(env, workdir, d.db(db))
+    worker = start_worker(env, workdir, d.db(db), processes=processes)
+    # With several processes the supervisor's children do the work (the supervisor idles).
+    members = proc_children(worker.pid) if processes > 1 else [worker.pid]
     try:
         client = client_for(env)
         before = d.counters()
-        cpu_before, doubles_before = proc_cpu_seconds(worker.pid), d.cpu_seconds()
+        cpu_before, doubles_before = tree_cpu_seconds(worker.pid), d.cpu_seconds()
         job_ids = [client.submit(f"Which devices are in site {i}?", TOKEN) for i in range(jobs)]
         submitted = time.time()
         pending, peak_running = list(job_ids), 0
@@ -301,9 +308,9 @@ def run_agentq(d: Doubles, workdir: Path, db: int, jobs: int, concurrency: int) 
                 raise TimeoutError(f"{len(pending)} agentq jobs still running after 30 min")
             if pending:
                 time.sleep(POLL_SECONDS)
-        cpu = proc_cpu_seconds(worker.pid) - cpu_before
+        cpu = tree_cpu_seconds(worker.pid) - cpu_before
         doubles_cpu = d.cpu_seconds() - doubles_before
-        rss = proc_rss_mib(worker.pid)
+        rss = max(proc_rss_mib(pid) for pid in members)
         work = work_per_job(before, d.counters(), jobs)
         records = [j for j in client.store.load_many(job_ids) if j is not None]
     finally:
@@ -319,7 +326,8 @@ def run_agentq(d: Doubles, workdir: Path, db: int, jobs: int, concurrency: int) 
     return {
         "jobs": jobs,
         "succeeded": len(succeeded),
-        "concurrency": concurrency,
+        "concurrency": concurrency * processes,
+        "processes": processes,
         "submit_seconds": submitted - start,
         "seconds": end - start,
         "throughput": jobs / (end - start),
@@ -336,27 +344,61 @@ def run_agentq(d: Doubles, workdir: Path, db: int, jobs: int, concurrency: int) 
     }
 
 
-def run_limit(d: Doubles, jobs: int, concurrency: int) -> dict[str, Any]:
-    """The same agent runs in one process with no queue (``bench.limit``)."""
+def run_limit(d: Doubles, jobs: int, concurrency: int, processes: int = 1) -> dict[str, Any]:
+    """The same agent runs with no queue (``bench.limit``): ``processes`` processes, each with
+    ``concurrency`` in flight and its share of the jobs, started together."""
     before, doubles_before = d.counters(), d.cpu_seconds()
-    completed = subprocess.run(
-        python_module(
-            "bench.limit", "--jobs", str(jobs), "--concurrency", str(concurrency),
-            "--mcp-url", d.mcp_url, "--model-url", d.model_url, "--token", TOKEN,
-        ),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1800,
-    )  # fmt: skip
-    if completed.returncode != 0:
-        raise RuntimeError(f"bench.limit failed:\n{completed.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
-    result["doubles_cpu_per_job"] = (d.cpu_seconds() - doubles_before) / jobs
+    shares = [jobs // processes + (1 if i < jobs % processes else 0) for i in range(processes)]
+    start_at = time.time() + 3.0 * processes  # after every process has imported the SDK
+    runs = [
+        subprocess.Popen(
+            python_module(
+                "bench.limit",
+                "--jobs",
+                str(share),
+                "--concurrency",
+                str(concurrency),
+                "--mcp-url",
+                d.mcp_url,
+                "--model-url",
+                d.model_url,
+                "--token",
+                TOKEN,
+                "--start-at",
+                repr(start_at),
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for share in shares
+    ]
+    parts: list[dict[str, Any]] = []
+    for run in runs:
+        stdout, stderr = run.communicate(timeout=1800)
+        if run.returncode != 0:
+            raise RuntimeError(f"bench.limit failed:\n{stderr[-3000:]}")
+        parts.append(json.loads(stdout.strip().splitlines()[-1]))
+    started = min(p["started_at"] for p in parts)
+    ended = max(p["ended_at"] for p in parts)
+    late = max(p["started_at"] for p in parts) - started
+    latencies = [f - started for p in parts for f in p["finished_at"]]
     work = work_per_job(before, d.counters(), jobs)
-    result["work_per_job"], result["work_as_expected"] = work, shape_ok(work)
-    result["mcp_requests_per_job"] = work.get("mcp requests", 0.0)
-    return result
+    return {
+        "jobs": jobs,
+        "concurrency": concurrency * processes,
+        "processes": processes,
+        "seconds": ended - started,
+        "throughput": jobs / (ended - started),
+        "start_spread_seconds": late,  # how far apart the processes began (should be ~0)
+        **latency_figures(latencies),
+        "cpu_per_job": sum(p["cpu_per_job"] * p["jobs"] for p in parts) / jobs,
+        "peak_rss_mib": max(p["peak_rss_mib"] for p in parts),
+        "doubles_cpu_per_job": (d.cpu_seconds() - doubles_before) / jobs,
+        "mcp_requests_per_job": work.get("mcp requests", 0.0),
+        "work_per_job": work,
+        "work_as_expected": shape_ok(work),
+    }
 
 
 def run_baseline(d: Doubles, workdir: Path, db: int, jobs: int) -> dict[str, Any]:
@@ -414,6 +456,7 @@ def run_baseline(d: Doubles, workdir: Path, db: int, jobs: int) -> dict[str, Any
     return {
         "jobs": jobs,
         "concurrency": 2,
+        "processes": 2,
         "seconds": end - started,
         "throughput": jobs / (end - started),
         **latency_figures(latencies),
@@ -483,9 +526,15 @@ def judge(figures: dict[str, float]) -> dict[str, dict[str, Any]]:
     return verdicts
 
 
-def plot(sweep: list[dict[str, Any]], baseline: dict[str, Any], path: Path) -> None:
-    """Throughput and p95 latency against jobs in flight; the baseline is fixed at 2 in flight
-    (prefork, one per core), so it is one point, drawn with a dotted line for reference."""
+def plot(
+    sweep: list[dict[str, Any]],
+    main: tuple[dict[str, Any], dict[str, Any]],
+    baseline: dict[str, Any],
+    path: Path,
+) -> None:
+    """Throughput and p95 latency against jobs in flight: one process of agentq and of the
+    limit at each sweep level (lines), the main multi-process runs (stars), and the baseline,
+    fixed at 2 in flight (prefork, one per core), with a dotted line for reference."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -496,9 +545,16 @@ def plot(sweep: list[dict[str, Any]], baseline: dict[str, Any], path: Path) -> N
         points = sorted((p["concurrency"], p) for p in sweep if p["system"] == system)
         xs = [c for c, _ in points]
         jobs = sorted({p["jobs"] for _, p in points})
-        label = f"{system} ({'/'.join(map(str, jobs))} jobs)"
+        label = f"{system}, 1 process ({'/'.join(map(str, jobs))} jobs)"
         left.plot(xs, [p["throughput"] for _, p in points], marker=marker, label=label)
         right.plot(xs, [p["p95"] for _, p in points], marker=marker, label=label)
+    for system, result, color in (("agentq", main[0], "C0"), ("limit", main[1], "C1")):
+        label = f"{system}, {result['processes']} processes ({result['jobs']} jobs)"
+        for axis, key in ((left, "throughput"), (right, "p95")):
+            axis.scatter(
+                [result["concurrency"]], [result[key]], marker="*", s=160, color=color,
+                edgecolor="black", zorder=4, label=label,
+            )  # fmt: skip
     label = f"baseline (prefork 2, {baseline['jobs']} jobs)"
     for axis, key in ((left, "throughput"), (right, "p95")):
         axis.scatter([2], [baseline[key]], color="red", zorder=3, label=label)
@@ -519,7 +575,21 @@ def plot(sweep: list[dict[str, Any]], baseline: dict[str, Any], path: Path) -> N
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--jobs", type=int, default=500, help="agentq and limit jobs")
-    parser.add_argument("--concurrency", type=int, default=200, help="jobs in flight")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="agentq worker processes, and limit processes (default: one per core)",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=50, help="jobs in flight in each process"
+    )
+    parser.add_argument(
+        "--rss-concurrency",
+        type=int,
+        default=200,
+        help="jobs in flight in the one process whose peak RSS is the memory figure",
+    )
     parser.add_argument(
         "--baseline-jobs", type=int, default=None, help="baseline jobs (default: min(jobs, 100))"
     )
@@ -534,8 +604,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true", help="a tiny run to check the harness")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.jobs, args.concurrency, args.baseline_jobs = 20, 10, 4
+        args.jobs, args.concurrency, args.baseline_jobs = 20, 5, 4
         args.sweep, args.sweep_jobs, args.enqueue = "10", 20, 500
+        args.rss_concurrency = 10
         args.fairness_backlog = 30
     if args.baseline_jobs is None:
         args.baseline_jobs = min(args.jobs, 100)
@@ -545,7 +616,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     configure_logging("WARNING", "console")
-    sweep_levels = [int(c) for c in args.sweep.split(",") if c.strip()]
+    sweep_levels = sorted(
+        {int(c) for c in args.sweep.split(",") if c.strip()} | {args.rss_concurrency}
+    )
     began = time.time()
     load_at_start = [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
     phases: dict[str, float] = {}
@@ -566,10 +639,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="agentq-bench-") as tmp:
         workdir = Path(tmp)
         with doubles(workdir, args.mcp_latency_ms, args.model_latency_ms) as d:
-            with phase("agentq", f"{args.jobs} jobs, {args.concurrency} in flight"):
-                agentq = run_agentq(d, workdir, 1, args.jobs, args.concurrency)
-            with phase("limit", f"{args.jobs} jobs, {args.concurrency} in flight"):
-                limit = run_limit(d, args.jobs, args.concurrency)
+            in_flight = f"{args.processes} x {args.concurrency} in flight"
+            with phase("agentq", f"{args.jobs} jobs, {in_flight}"):
+                agentq = run_agentq(
+                    d, workdir, 1, args.jobs, args.concurrency, processes=args.processes
+                )
+            with phase("limit", f"{args.jobs} jobs, {in_flight}"):
+                limit = run_limit(d, args.jobs, args.concurrency, processes=args.processes)
             with phase("baseline", f"{args.baseline_jobs} jobs, prefork 2"):
                 baseline = run_baseline(d, workdir, 2, args.baseline_jobs)
             with phase("enqueue", f"a {args.enqueue}-question batch"):
@@ -578,18 +654,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 fairness = measure_fairness(d, workdir, 8, args.fairness_backlog)
             sweep: list[dict[str, Any]] = []
             for position, level in enumerate(sweep_levels):
-                if (level, args.sweep_jobs) == (args.concurrency, args.jobs):  # the main run
-                    sweep += [{"system": "agentq", **agentq}, {"system": "limit", **limit}]
-                    continue
-                with phase("sweep", f"{args.sweep_jobs} jobs, {level} in flight"):
+                with phase("sweep", f"{args.sweep_jobs} jobs, 1 process x {level} in flight"):
                     point = run_agentq(d, workdir, 4 + position, args.sweep_jobs, level)
                     sweep.append({"system": "agentq", **point})
                     sweep.append({"system": "limit", **run_limit(d, args.sweep_jobs, level)})
+    memory = next(
+        p for p in sweep if p["system"] == "agentq" and p["concurrency"] == args.rss_concurrency
+    )
     figures = {
         "throughput_ratio_vs_baseline": agentq["throughput"] / baseline["throughput"],
         "throughput_ratio_vs_limit": agentq["throughput"] / limit["throughput"],
         "cpu_per_job_ratio_vs_limit": agentq["cpu_per_job"] / limit["cpu_per_job"],
-        "peak_rss_mib": agentq["peak_rss_mib"],
+        "peak_rss_mib": memory["peak_rss_mib"],
         "enqueue_jobs_per_s": enqueue["jobs_per_s"],
         "mcp_requests_per_job": agentq["mcp_requests_per_job"],
         "fairness_wait_s": fairness["other_tenant_wait_s"],
@@ -605,22 +681,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "sweep": sweep,
         "settings": {
             "jobs": args.jobs,
-            "concurrency": args.concurrency,
+            "processes": args.processes,
+            "concurrency_per_process": args.concurrency,
+            "rss_concurrency": args.rss_concurrency,
             "baseline_jobs": args.baseline_jobs,
             "sweep": sweep_levels,
             "sweep_jobs": args.sweep_jobs,
             "model_latency_ms": args.model_latency_ms,
             "mcp_latency_ms": args.mcp_latency_ms,
-            "worker_processes": 1,
             "smoke": args.smoke,
         },
         "notes": [
             f"The baseline ran {args.baseline_jobs} jobs (agentq and the limit {args.jobs}); its "
             "throughput is jobs / time from first send to last finish, after two warm-up tasks.",
-            "agentq and the limit each run in one process; the baseline in two (prefork -c 2). "
+            f"agentq and the limit each run in {args.processes} process(es) with "
+            f"{args.concurrency} jobs in flight in each; the baseline in two (prefork -c 2). "
             "The doubles and Redis share the same cores.",
-            "agentq's CPU is the whole worker process (Celery, dispatch, Redis writes, traces) "
-            "between the first submit and the last end; the limit's is its own process.",
+            f"peak_rss_mib is one agentq worker process's peak RSS with {args.rss_concurrency} "
+            "jobs in flight (its sweep point).",
+            "agentq's CPU is its whole worker processes (Celery, dispatch, Redis writes, traces) "
+            "between the first submit and the last end; the limit's is its own processes'.",
             f"Sweep points run {args.sweep_jobs} jobs each, all submitted at once, so their "
             "latency includes the wait behind the others; compare points of one job count.",
         ],
@@ -636,7 +716,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
-    plot(sweep, baseline, args.plot)
+    plot(sweep, (agentq, limit), baseline, args.plot)
     print_table(results)
     cores = os.cpu_count() or 1
     busy = {k: v for k, v in others.items() if v > 0.05 * phases.get(k, 0.0) * cores}
@@ -647,15 +727,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def print_table(results: dict[str, Any]) -> None:
-    header = {"jobs": 6, "in flight": 11, "jobs/s": 9, "p50 s": 8, "p95 s": 8, "p99 s": 8,
-              "CPU ms/job": 12, "doubles ms": 12, "model/job": 11, "MCP/job": 9}  # fmt: skip
+    header = {"jobs": 6, "procs": 6, "in flight": 11, "jobs/s": 9, "p50 s": 8, "p95 s": 8,
+              "p99 s": 8, "CPU ms/job": 12, "doubles ms": 12, "model/job": 11,
+              "MCP/job": 9}  # fmt: skip
     print(f"\n{'system':<10}" + "".join(f"{h:>{w}}" for h, w in header.items()))
     for name in ("agentq", "limit", "baseline"):
         r = results[name]
         work = r["work_per_job"]
         flag = "" if r["work_as_expected"] else "  (not the expected work!)"
         print(
-            f"{name:<10}{r['jobs']:>6}{r['concurrency']:>11}{r['throughput']:>9.2f}"
+            f"{name:<10}{r['jobs']:>6}{r['processes']:>6}{r['concurrency']:>11}"
+            f"{r['throughput']:>9.2f}"
             f"{r['p50']:>8.2f}{r['p95']:>8.2f}{r['p99']:>8.2f}{r['cpu_per_job'] * 1000:>12.1f}"
             f"{r['doubles_cpu_per_job'] * 1000:>12.1f}"
             f"{work.get('model requests', 0):>11.2f}{work.get('mcp requests', 0):>9.2f}{flag}"
