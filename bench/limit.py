@@ -5,8 +5,9 @@
 Prints one JSON line: throughput, latencies (from the start, all jobs being "submitted" at once),
 this process's CPU seconds per job and its peak RSS, and the epoch times it started and ended (the
 orchestrator runs one per worker process that agentq has, and combines them). A separate process,
-so that its CPU and memory are its own and not the orchestrator's. ``--start-at`` (epoch seconds)
-lets several of them begin together, once all have imported the SDK.
+so that its CPU and memory are its own and not the orchestrator's. With ``--wait-for-go`` it prints
+``ready`` once it has imported the SDK and waits for a line on stdin, so that several of them
+begin together.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import asyncio
 import json
 import resource
+import sys
 import time
 from typing import Any
 
@@ -25,8 +27,9 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
     """Run the jobs, at most ``--concurrency`` at once, and measure them."""
     shared = Shared(model=make_model(args.model_url))
     gate = asyncio.Semaphore(args.concurrency)
-    if args.start_at:
-        await asyncio.sleep(max(0.0, args.start_at - time.time()))
+    if args.wait_for_go:
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
     started = time.time()
 
     async def one(i: int) -> float:
@@ -74,7 +77,7 @@ def main() -> None:
     parser.add_argument("--mcp-url", required=True)
     parser.add_argument("--model-url", required=True)
     parser.add_argument("--token", required=True)
-    parser.add_argument("--start-at", type=float, default=0.0)
+    parser.add_argument("--wait-for-go", action="store_true")
     print(json.dumps(asyncio.run(run_all(parser.parse_args()))))
 
 

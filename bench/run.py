@@ -349,31 +349,29 @@ def run_limit(d: Doubles, jobs: int, concurrency: int, processes: int = 1) -> di
     ``concurrency`` in flight and its share of the jobs, started together."""
     before, doubles_before = d.counters(), d.cpu_seconds()
     shares = [jobs // processes + (1 if i < jobs % processes else 0) for i in range(processes)]
-    start_at = time.time() + 3.0 * processes  # after every process has imported the SDK
     runs = [
         subprocess.Popen(
             python_module(
-                "bench.limit",
-                "--jobs",
-                str(share),
-                "--concurrency",
-                str(concurrency),
-                "--mcp-url",
-                d.mcp_url,
-                "--model-url",
-                d.model_url,
-                "--token",
-                TOKEN,
-                "--start-at",
-                repr(start_at),
+                "bench.limit", "--jobs", str(share), "--concurrency", str(concurrency),
+                "--mcp-url", d.mcp_url, "--model-url", d.model_url, "--token", TOKEN,
+                "--wait-for-go",
             ),
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for share in shares
-    ]
+    ]  # fmt: skip
+    for run in runs:  # every process has imported the SDK: start them together
+        assert run.stdout is not None
+        if run.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"bench.limit failed to start:\n{run.communicate()[1][-3000:]}")
     parts: list[dict[str, Any]] = []
+    for run in runs:
+        assert run.stdin is not None
+        run.stdin.write("go\n")
+        run.stdin.flush()
     for run in runs:
         stdout, stderr = run.communicate(timeout=1800)
         if run.returncode != 0:
@@ -604,9 +602,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true", help="a tiny run to check the harness")
     args = parser.parse_args(argv)
     if args.smoke:
+        # No sweep: the memory figure comes from the main run (the harness is what is tested).
         args.jobs, args.concurrency, args.baseline_jobs = 20, 5, 4
-        args.sweep, args.sweep_jobs, args.enqueue = "10", 20, 500
-        args.rss_concurrency = 10
+        args.sweep, args.sweep_jobs, args.enqueue = "", 20, 500
+        args.rss_concurrency = 0
         args.fairness_backlog = 30
     if args.baseline_jobs is None:
         args.baseline_jobs = min(args.jobs, 100)
@@ -617,7 +616,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     configure_logging("WARNING", "console")
     sweep_levels = sorted(
-        {int(c) for c in args.sweep.split(",") if c.strip()} | {args.rss_concurrency}
+        {int(c) for c in args.sweep.split(",") if c.strip()} | {args.rss_concurrency} - {0}
     )
     began = time.time()
     load_at_start = [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
@@ -659,7 +658,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     sweep.append({"system": "agentq", **point})
                     sweep.append({"system": "limit", **run_limit(d, args.sweep_jobs, level)})
     memory = next(
-        p for p in sweep if p["system"] == "agentq" and p["concurrency"] == args.rss_concurrency
+        (p for p in sweep if p["system"] == "agentq" and p["concurrency"] == args.rss_concurrency),
+        agentq,
     )
     figures = {
         "throughput_ratio_vs_baseline": agentq["throughput"] / baseline["throughput"],
@@ -697,8 +697,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"agentq and the limit each run in {args.processes} process(es) with "
             f"{args.concurrency} jobs in flight in each; the baseline in two (prefork -c 2). "
             "The doubles and Redis share the same cores.",
-            f"peak_rss_mib is one agentq worker process's peak RSS with {args.rss_concurrency} "
-            "jobs in flight (its sweep point).",
+            f"peak_rss_mib is one agentq worker process's peak RSS with {memory['concurrency']} "
+            f"jobs in flight ({'its sweep point' if memory is not agentq else 'the main run'}).",
             "agentq's CPU is its whole worker processes (Celery, dispatch, Redis writes, traces) "
             "between the first submit and the last end; the limit's is its own processes'.",
             f"Sweep points run {args.sweep_jobs} jobs each, all submitted at once, so their "

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -60,18 +62,29 @@ def run(concurrency: int, supervisor_pid: int | None = None) -> None:
     )
     if supervisor_pid is not None:
         _supervisor.append(supervisor_pid)
-    app.worker_main(
-        [
-            "worker",
-            "--pool=threads",
-            f"--concurrency={concurrency}",
-            f"--queues={settings.queue}",
-            f"--hostname={name}@%h",
-            f"--loglevel={settings.log_level}",
-            "--without-gossip",
-            "--without-mingle",
-        ]
-    )
+    code: int | str | None = 0
+    try:
+        app.worker_main(
+            [
+                "worker",
+                "--pool=threads",
+                f"--concurrency={concurrency}",
+                f"--queues={settings.queue}",
+                f"--hostname={name}@%h",
+                f"--loglevel={settings.log_level}",
+                "--without-gossip",
+                "--without-mingle",
+            ]
+        )
+    except SystemExit as exc:
+        code = exc.code
+    # Celery has shut down: every job is recorded or requeued and the heartbeat key deleted.
+    # Tearing down the interpreter (its thousands of modules) would take another second or
+    # more, on every deploy and restart; flush what is buffered and leave.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 1)
 
 
 def heartbeat_key(hostname: str) -> str:
