@@ -176,18 +176,22 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def proc_children(pid: int) -> list[int]:
-    """Direct children of ``pid`` (the prefork pool's processes)."""
-    children = []
+def parent_pids() -> dict[int, int]:
+    """Every living process's parent, from /proc: pid -> parent pid."""
+    parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[1]) == pid:
-                children.append(int(entry.name))
-    return children
+            parents[int(entry.name)] = int(stat[1])
+    return parents
+
+
+def proc_children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (the prefork pool's processes, the supervisor's workers)."""
+    return [child for child, parent in parent_pids().items() if parent == pid]
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -220,14 +224,7 @@ def own_cpu_seconds() -> float:
     """CPU of this process and every process it started: the living ones from /proc (children
     of children too), the ended ones from RUSAGE_CHILDREN (they are counted once reaped)."""
     me = os.getpid()
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat[1])
+    parents = parent_pids()
 
     def ours(pid: int) -> bool:
         for _ in range(64):
