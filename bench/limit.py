@@ -2,12 +2,12 @@
 
     python -m bench.limit --jobs 500 --concurrency 200 --mcp-url ... --model-url ... --token ...
 
-Prints one JSON line: throughput, latencies (from the start, all jobs being "submitted" at once),
-this process's CPU seconds per job and its peak RSS, and the epoch times it started and ended (the
-orchestrator runs one per worker process that agentq has, and combines them). A separate process,
-so that its CPU and memory are its own and not the orchestrator's. With ``--wait-for-go`` it prints
-``ready`` once it has imported the SDK and waits for a line on stdin, so that several of them
-begin together.
+Prints one JSON line: the epoch times it started and each job finished (all jobs being
+"submitted" at once), this process's CPU seconds per job and its peak RSS. The orchestrator runs
+one per worker process that agentq has and derives throughput and latencies from the times. A
+separate process, so that its CPU and memory are its own and not the orchestrator's. With
+``--wait-for-go`` it prints ``ready`` once it has imported the SDK and waits for a line on
+stdin, so that several of them begin together.
 """
 
 from __future__ import annotations
@@ -41,19 +41,10 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
     cpu_before = _cpu()
     finished = await asyncio.gather(*(one(i) for i in range(args.jobs)))
     cpu = _cpu() - cpu_before
-    latencies = sorted(f - started for f in finished)
-    elapsed = max(finished) - started
     return {
         "jobs": args.jobs,
-        "concurrency": args.concurrency,
-        "seconds": elapsed,
         "started_at": started,
-        "ended_at": max(finished),
         "finished_at": finished,
-        "throughput": args.jobs / elapsed,
-        "p50": _pct(latencies, 50),
-        "p95": _pct(latencies, 95),
-        "p99": _pct(latencies, 99),
         "cpu_per_job": cpu / args.jobs,
         # ru_maxrss is in KiB on Linux.
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -63,11 +54,6 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def _pct(values: list[float], pct: float) -> float:
-    index = min(len(values) - 1, max(0, round(pct / 100 * len(values)) - 1))
-    return values[index]
 
 
 def main() -> None:

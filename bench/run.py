@@ -205,10 +205,10 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-def proc_rss_mib(pid: int, field: str = "VmHWM") -> float:
-    """``VmHWM`` (peak resident set since start) or ``VmRSS`` (now) of a process, in MiB."""
+def proc_rss_mib(pid: int) -> float:
+    """Peak resident set of a process since it started (``VmHWM``), in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
+        if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -375,7 +375,7 @@ def run_limit(d: Doubles, jobs: int, concurrency: int, processes: int = 1) -> di
             raise RuntimeError(f"bench.limit failed:\n{stderr[-3000:]}")
         parts.append(json.loads(stdout.strip().splitlines()[-1]))
     started = min(p["started_at"] for p in parts)
-    ended = max(p["ended_at"] for p in parts)
+    ended = max(max(p["finished_at"]) for p in parts)
     late = max(p["started_at"] for p in parts) - started
     latencies = [f - started for p in parts for f in p["finished_at"]]
     work = work_per_job(before, d.counters(), jobs)

@@ -191,9 +191,9 @@ def stack(redis_url: str, secret_key: str, mcp_double: Double, model_double: Dou
     return Stack(env=base_env(redis_url, secret_key, mcp_double, model_double), redis_url=redis_url)
 
 
-def start_worker(stack: Stack, service_dir: Path, processes_: int = 1, **env: str) -> Service:
+def start_worker(stack: Stack, service_dir: Path, worker_processes: int = 1, **env: str) -> Service:
     service = processes.start_worker(
-        {**stack.env, **env}, service_dir, stack.redis_url, processes=processes_
+        {**stack.env, **env}, service_dir, stack.redis_url, processes=worker_processes
     )
     stack.logs.append(service.log_path)
     return service

@@ -24,12 +24,12 @@ def group_workers(client: redis.Redis, supervisor_pid: int) -> dict[str, int]:
 
 
 def alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie (exited, not yet reaped by its parent) does not."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
         return False
-    # A zombie (exited, not yet reaped by its parent) is not a running worker.
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_processes_share_the_work_and_a_dead_one_is_replaced(
@@ -38,7 +38,7 @@ def test_processes_share_the_work_and_a_dead_one_is_replaced(
     group = own_stack(stack, 17, "supervisor-tests", AGENTQ_WORKER_CONCURRENCY="4")
     client = group.client()
     redis_client = redis.Redis.from_url(group.redis_url, decode_responses=True)
-    supervisor = start_worker(group, service_dir, processes_=2)
+    supervisor = start_worker(group, service_dir, worker_processes=2)
     try:
         children = group_workers(redis_client, supervisor.pid)
         assert len(children) == 2 and len(set(children.values())) == 2
@@ -74,7 +74,7 @@ def test_children_stop_by_themselves_when_the_supervisor_is_killed(
         stack, 18, "orphan-tests", AGENTQ_WORKER_CONCURRENCY="2", AGENTQ_HEARTBEAT_TTL_SECONDS="3"
     )
     redis_client = redis.Redis.from_url(group.redis_url, decode_responses=True)
-    supervisor = start_worker(group, service_dir, processes_=2)
+    supervisor = start_worker(group, service_dir, worker_processes=2)
     pids = list(group_workers(redis_client, supervisor.pid).values())
     try:
         supervisor.stop(signal.SIGKILL)

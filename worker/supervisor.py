@@ -101,22 +101,20 @@ class Supervisor:
         for child in self.children:
             self.start(child)
         while True:
-            alive = 0
             now = time.monotonic()
-            for child in self.children:
-                if child.process is not None and child.process.poll() is None:
-                    alive += 1
-                elif self._stopping is None:
-                    self._restart_later_or_now(child, now)
-                    alive += 1  # it is being replaced
-            if self._stopping is not None and alive == 0:
-                log.info("supervisor stopped", signal=signal.Signals(self._stopping).name)
-                return 0
+            ended = [c for c in self.children if c.process is None or c.process.poll() is not None]
+            if self._stopping is not None:
+                if len(ended) == len(self.children):
+                    log.info("supervisor stopped", signal=signal.Signals(self._stopping).name)
+                    return 0
+            else:
+                for child in ended:
+                    self._replace(child, now)
             time.sleep(POLL_SECONDS)
 
-    def _restart_later_or_now(self, child: Child, now: float) -> None:
-        if child.process is not None:  # it just died: schedule its replacement
-            code = child.process.returncode
+    def _replace(self, child: Child, now: float) -> None:
+        """Schedule a dead child's replacement (backing off if it died young), or start it."""
+        if child.process is not None:  # it has just died
             lived = now - child.started_at
             child.backoff = (
                 FIRST_BACKOFF_SECONDS
@@ -124,14 +122,14 @@ class Supervisor:
                 else min(child.backoff * 2, MAX_BACKOFF_SECONDS)
             )
             child.restart_at = now + child.backoff
-            child.process = None
             log.warning(
                 "worker process died; starting another",
                 index=child.index,
-                exit_code=code,
+                exit_code=child.process.returncode,
                 lived_seconds=round(lived, 1),
                 restart_in_seconds=child.backoff,
             )
+            child.process = None
         if now >= child.restart_at:
             self.start(child)
 
