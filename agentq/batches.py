@@ -26,7 +26,7 @@ from redis.client import Pipeline
 from agentq.connections import redis_errors
 from agentq.jobs import JobStatus
 from agentq.reports import BatchReport, ReportRow
-from agentq.store import KEY_PREFIX, JobStore
+from agentq.store import KEY_PREFIX, OWNER_INDEX_SIZE, JobStore
 
 ENDED_KEY = f"{KEY_PREFIX}:batches:ended"  # zset: batch id -> when its last job ended
 STATUS_FIELDS = tuple(str(s) for s in JobStatus)
@@ -140,6 +140,7 @@ class BatchStore:
         pipe.expire(batch_jobs_key(batch.id), self._ttl)
         owned = owner_batches_key(batch.owner)
         pipe.zadd(owned, {batch.id: batch.created_at})
+        pipe.zremrangebyrank(owned, 0, -OWNER_INDEX_SIZE - 1)
         pipe.expire(owned, self._ttl)
 
     def load(self, batch_id: str) -> Batch | None:

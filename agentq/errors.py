@@ -25,6 +25,7 @@ class ErrorCode(StrEnum):
     MODEL_ERROR = "model_error"
     CANCELLED = "cancelled"
     POISONED = "poisoned"
+    QUOTA_EXCEEDED = "quota_exceeded"  # a tenant quota refused a submit
     SERVICE_UNAVAILABLE = "service_unavailable"  # agentq's own Redis is unreachable
     INTERNAL = "internal"
 

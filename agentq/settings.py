@@ -63,6 +63,23 @@ class Settings(BaseSettings):
         description="Most jobs of one tenant (token) dispatched and not yet ended; the rest wait "
         "their turn.",
     )
+    tenant_max_queued_jobs: int = Field(
+        20_000,
+        ge=0,
+        description="Most unfinished (queued or running) jobs one tenant (token) may have; a "
+        "submit past it gets HTTP 429 / exit 5 (0: no limit).",
+    )
+    tenant_max_queued_batches: int = Field(
+        10,
+        ge=0,
+        description="Most unfinished batches one tenant may have (0: no limit).",
+    )
+    tenant_submits_per_minute: int = Field(
+        600,
+        ge=0,
+        description="Most submits (a batch counts once) one tenant may make per minute "
+        "(0: no limit).",
+    )
     batch_max_inflight: int = Field(
         20,
         ge=1,
@@ -108,6 +125,19 @@ class Settings(BaseSettings):
     )
     prompt_cache_seconds: float = Field(
         300.0, ge=0, description="How long a worker process reuses a fetched prompt."
+    )
+    token_proof_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="How long a worker (or producer) process trusts a token it has proven with "
+        "one authenticated read through the MCP server (0: prove it for every job). No model "
+        "request is made for a token that was not proven.",
+    )
+    verify_token_at_submit: bool = Field(
+        False,
+        description="Prove the token at submit too (one read through the MCP server from the "
+        "producer or API): a token Infrahub rejects gets exit 2 / HTTP 401 and nothing is "
+        "enqueued.",
     )
     tools_cache_seconds: float = Field(
         300.0, ge=0, description="How long a worker process reuses the server's tool list."

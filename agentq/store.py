@@ -36,15 +36,19 @@ WORKER_PREFIX = f"{KEY_PREFIX}:worker:"  # + worker name: heartbeat, expires whe
 TERMINAL = ",".join(TERMINAL_STATUSES)
 
 # Shared by the status scripts below: what every status change must also do, atomically with it.
-# A job that ends gives back its dispatch slots (see ``agentq.dispatch``) and, if it has a webhook,
-# is noted in NOTIFY_KEY; a job in a batch moves the batch's per-status counters, and the batch's
-# last job to end marks the batch ended.
+# A job that ends gives back its dispatch slots (see ``agentq.dispatch``) and its place in its
+# tenant's open-jobs quota (``agentq.quotas``) and, if it has a webhook, is noted in NOTIFY_KEY;
+# a job in a batch moves the batch's per-status counters, and the batch's last job to end marks
+# the batch ended (and gives back its tenant's open-batch quota).
 _ON_MOVE = """
 local function job_moved(jkey, id, old, new, now)
   local f = redis.call('HMGET', jkey, 'owner', 'lane', 'batch_id')
   local ended = (new == 'succeeded' or new == 'failed' or new == 'cancelled')
   if ended then
-    if f[1] then redis.call('ZREM', 'agentq:inflight:t:' .. f[1], id) end
+    if f[1] then
+      redis.call('ZREM', 'agentq:inflight:t:' .. f[1], id)
+      redis.call('ZREM', 'agentq:open:j:' .. f[1], id)
+    end
     if f[2] then redis.call('ZREM', 'agentq:inflight:l:' .. f[2], id) end
     if redis.call('HEXISTS', jkey, 'webhook_url') == 1 then
       redis.call('ZADD', 'agentq:notify', now, id)
@@ -60,6 +64,7 @@ local function job_moved(jkey, id, old, new, now)
         if done == tonumber(redis.call('HGET', bkey, 'total') or '-1') then
           redis.call('HSET', bkey, 'finished_at', now)
           redis.call('ZADD', 'agentq:batches:ended', now, f[3])
+          if f[1] then redis.call('ZREM', 'agentq:open:b:' .. f[1], f[3]) end
         end
       end
     end

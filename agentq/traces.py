@@ -13,7 +13,9 @@ from pydantic import BaseModel, Field
 
 TRACE_VERSION = 1
 
-StepKind = Literal["prompt", "list_tools", "model_call", "tool_call", "http_error", "final_output"]
+StepKind = Literal[
+    "token_check", "prompt", "list_tools", "model_call", "tool_call", "http_error", "final_output"
+]
 
 
 class Step(BaseModel):

@@ -75,6 +75,9 @@ _NO_IDENTIFIER = (
     "Provide either 'id' (UUID) or 'hfid' (human-friendly ID list) to identify the node."
 )
 DEFAULT_TRAVERSAL_DEPTH = 10
+# The account behind every accepted token (what `AccountProfile` answers).
+ACCOUNT_ID = str(uuid.uuid5(_ID_NAMESPACE, "account:agentq-user"))
+ACCOUNT_NAME = "agentq-user"
 
 
 class InventoryError(Exception):
@@ -940,6 +943,14 @@ class Inventory:
         for selection in selections:
             if selection.name == "__typename":
                 data[selection.alias] = "Query"
+                continue
+            if selection.name == "AccountProfile":
+                # The token's own account: what agentq reads to prove a token (Infrahub answers
+                # it for any account; an unknown token never gets this far: 401).
+                profile = {"id": ACCOUNT_ID, "display_label": ACCOUNT_NAME}
+                data[selection.alias] = {
+                    f.alias: profile.get(f.name) for f in selection.selections
+                } or profile
                 continue
             if selection.name not in self.schemas:
                 raise InventoryError(

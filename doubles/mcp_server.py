@@ -131,6 +131,10 @@ _HTTP_FAULTS: dict[str, tuple[int, str]] = {
 RATE_LIMIT_CODE, RATE_LIMIT_TEXT = -32000, "Global rate limit exceeded"
 NOT_FOUND_CODE = -32001
 NO_TOKEN_TEXT = "Authentication required: no Infrahub API token in request header."  # noqa: S105
+GRAPHQL_401_TEXT = (
+    "The Infrahub MCP server returned a 401 Unauthorized error — Invalid token. "
+    "Check your credentials (API token, username/password, or passthrough header)."
+)
 RESOURCE_NOT_FOUND_CODE = -32002
 METHOD_NOT_FOUND_CODE = -32601
 INVALID_PARAMS_CODE = -32602
@@ -812,6 +816,10 @@ class InfrahubMcpDouble:
             and auth == "bad"
             and name not in ("get_session_info", "reset_session_branch")
         ):
+            if name in ("query_graphql", "mutate_graphql"):
+                # These post to /graphql first: the SDK turns the 401 into AuthenticationError,
+                # which the server's connection middleware answers as -32001.
+                raise ToolFailure(GRAPHQL_401_TEXT, NOT_FOUND_CODE)
             branch = arguments.get("branch") or DEFAULT_BRANCH
             url = f"{INFRAHUB_ADDRESS}/api/schema?branch={branch}"
             raise ToolFailure(f"Error calling tool '{name}': {_infrahub_401(url)}")

@@ -22,6 +22,7 @@ from rich.console import Console
 from agentq.errors import AgentqError, ServiceUnavailable
 from agentq.jobs import Job, JobStatus
 from agentq.logs import configure_logging
+from agentq.quotas import QuotaExceeded
 from agentq.settings import Settings, get_settings
 from producer.client import Client
 
@@ -29,6 +30,7 @@ EXIT_JOB_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
 EXIT_TIMEOUT = 4
+EXIT_QUOTA = 5
 TOKEN_ENV = "INFRAHUB_API_TOKEN"  # noqa: S105 - the variable's name, not a secret
 
 out = Console()
@@ -47,6 +49,8 @@ def user_errors() -> Iterator[None]:
         yield
     except ServiceUnavailable as exc:
         fail(str(exc), EXIT_UNAVAILABLE)
+    except QuotaExceeded as exc:
+        fail(str(exc), EXIT_QUOTA)
     except AgentqError as exc:
         fail(str(exc), EXIT_USAGE)
     except ValidationError as exc:

@@ -28,12 +28,15 @@ from agentq.dispatch import Dispatcher
 from agentq.errors import BadRequest, JobNotFound
 from agentq.jobs import Job, JobStatus
 from agentq.logs import get_logger
+from agentq.quotas import Quotas
 from agentq.reports import BatchReport
 from agentq.sealing import TokenSealer
 from agentq.settings import Settings, get_settings
 from agentq.store import JobStore
+from agentq.token_proof import ProofCache
 from agentq.traces import Trace
 from agentq.webhooks import check_webhook_url
+from producer.token_check import prove_at_submit
 
 log = get_logger(__name__)
 
@@ -123,6 +126,8 @@ class Client:
         self.batches = BatchStore(
             self.redis, self.settings.job_ttl_seconds, self.settings.redis_url
         )
+        self.quotas = Quotas(self.redis, self.settings)
+        self.proofs = ProofCache(self.settings.token_proof_seconds)
         self._celery: Celery | None = None
 
     @property
@@ -160,9 +165,10 @@ class Client:
         allow_writes = check_allow_writes(allow_writes, self.settings)
         if webhook_url is not None:
             webhook_url = self.check_webhook(webhook_url)
+        owner = self.admit(token, 1, batch=False)
         job = Job.new(
             question,
-            owner=self.sealer.fingerprint(token),
+            owner=owner,
             metadata=metadata,
             deadline_seconds=deadline,
             queue=self.settings.queue,
@@ -173,6 +179,7 @@ class Client:
 
         def enqueue(pipe: Any) -> None:
             self.dispatcher.enqueue(pipe, lane, job.owner, [job.id])
+            self.quotas.opened(pipe, job.owner, [job.id], job.created_at)
 
         self.store.create([job], self.sealer.seal(token), enqueue)
         audit("job.submit", job.owner, job_id=job.id, allow_writes=allow_writes)
@@ -232,7 +239,7 @@ class Client:
         batch_meta = check_metadata(metadata, settings.max_metadata_bytes)
         deadline = check_deadline(deadline, settings)
         allow_writes = check_allow_writes(allow_writes, settings)
-        owner = self.sealer.fingerprint(token)
+        owner = self.admit(token, len(checked), batch=True)
         batch = Batch(
             id=Batch.new_id(),
             owner=owner,
@@ -262,11 +269,21 @@ class Client:
         def enqueue(pipe: Any) -> None:
             self.batches.add_to(pipe, batch, ids)
             self.dispatcher.enqueue(pipe, lane, owner, ids, cap=cap)
+            self.quotas.opened(pipe, owner, ids, batch.created_at, batch.id)
 
         self.store.create(jobs, self.sealer.seal(token), enqueue)
         audit("batch.submit", owner, batch_id=batch.id, total=batch.total)
         self.dispatch()
         return batch.id
+
+    def admit(self, token: str, jobs: int, *, batch: bool) -> str:
+        """The token's owner fingerprint, once its quotas allow this submit and (with
+        AGENTQ_VERIFY_TOKEN_AT_SUBMIT) Infrahub has accepted the token."""
+        if self.settings.verify_token_at_submit:
+            prove_at_submit(self.settings, token, self.proofs)
+        owner = self.sealer.fingerprint(token)
+        self.quotas.admit(owner, jobs, batch=batch)
+        return owner
 
     def check_webhook(self, url: str) -> str:
         if self.settings.webhook_secret is None:

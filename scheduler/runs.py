@@ -28,6 +28,7 @@ log = get_logger(__name__)
 
 SCHEDULES_KEY = f"{KEY_PREFIX}:schedules"  # hash: report name -> its description (JSON)
 FILES_KEY = f"{KEY_PREFIX}:schedule-files"  # zset: "name/batch id" -> when the run started
+FIRED_KEEP_SECONDS = 300  # least time a tick's "fired" key is kept
 
 
 def runs_key(name: str) -> str:
@@ -72,12 +73,17 @@ class ScheduleRuns:
             if not report.due_minute(now):
                 return None
             tick = now.strftime("%Y%m%dT%H%M")
+            tick_seconds: float = 60
         else:
             assert report.interval_seconds is not None
             tick = str(int(now.timestamp() // report.interval_seconds))
+            tick_seconds = report.interval_seconds
         fired = f"{KEY_PREFIX}:schedule:{report.name}:fired:{tick}"
+        # The key only has to outlive its tick (another beat may still be in it): a few ticks'
+        # worth, so a report leaves a handful of these at any time, not one per tick for days.
+        keep = max(FIRED_KEEP_SECONDS, 2 * tick_seconds)
         with redis_errors(self._url):
-            if not self._redis.set(fired, "1", nx=True, ex=7 * 24 * 3600):
+            if not self._redis.set(fired, "1", nx=True, ex=int(keep)):
                 return None
         token = report.read_token()
         items = report.items(self._client.settings.max_batch_questions)

@@ -181,6 +181,8 @@ def base_env(redis_url: str, secret_key: str, mcp: Double, model: Double) -> dic
         "AGENTQ_LOG_FORMAT": "json",
         "AGENTQ_LOG_LEVEL": "INFO",
         "AGENTQ_WORKER_CONCURRENCY": "8",
+        # The suite submits far more than a user would in a minute with one token.
+        "AGENTQ_TENANT_SUBMITS_PER_MINUTE": "0",
         "OPENAI_BASE_URL": f"{model.url}/v1",
         "OPENAI_API_KEY": "sk-test-not-a-real-key",
     }

@@ -23,7 +23,8 @@ from worker.clients import loop_clients
 from worker.failures import CURRENT_JOB, JobContext, classify
 from worker.inflight import inflight
 from worker.mcp_session import open_mcp_server
-from worker.tool_policy import tool_filter
+from worker.token_check import prove_token
+from worker.tool_policy import resendable_tools, tool_filter
 from worker.tracing import install_span_collector, steps_from_spans
 
 log = get_logger(__name__)
@@ -67,9 +68,12 @@ async def run_attempt(
                 context,
                 tool_filter=tool_filter(settings, job.allow_writes),
                 limiter=clients.mcp_limiter,
+                resendable=resendable_tools(settings, job.allow_writes, clients.tools),
             )
             async with server:
                 await clients.tools.prime(server, settings.mcp_url)
+                # Nothing is spent, not even the prompt, on a token Infrahub has not accepted.
+                await prove_token(server, token, clients.proofs, context)
                 prompt_started = time.time()
                 instructions, cached = await clients.prompts.get(server, settings.prompt_name)
                 prompt_step = Step(
@@ -141,6 +145,8 @@ async def run_attempt(
     steps.sort(key=lambda step: step.started_at or 0.0)
     if prompt_step is not None:
         steps.insert(0, prompt_step)
+    if context.proof_step is not None:
+        steps.insert(0, context.proof_step)
     if answer is not None:
         steps.append(Step(kind="final_output", started_at=finished, output=answer[:2000]))
     trace = AttemptTrace(

@@ -24,6 +24,7 @@ from agentq.connections import connect_async
 from agentq.errors import ConfigError
 from agentq.ratelimit import MCP_RATE_KEY, MODEL_SLOTS_KEY, RateLimiter, Semaphore
 from agentq.settings import Settings
+from agentq.token_proof import ProofCache
 from worker.failures import CURRENT_JOB
 from worker.limited_transport import SlotTransport
 from worker.prompts import PromptCache
@@ -64,6 +65,7 @@ class LoopClients:
     model_name: str
     prompts: PromptCache
     tools: ToolsCache
+    proofs: ProofCache
     mcp_limiter: RateLimiter | None
 
 
@@ -136,6 +138,7 @@ def _make_clients(settings: Settings) -> LoopClients:
         model_name=name,
         prompts=PromptCache(settings.prompt_cache_seconds),
         tools=ToolsCache(settings.tools_cache_seconds),
+        proofs=ProofCache(settings.token_proof_seconds),
         mcp_limiter=(
             RateLimiter(limits_redis, MCP_RATE_KEY, settings.mcp_max_requests_per_second)
             if settings.mcp_max_requests_per_second > 0

@@ -24,6 +24,7 @@ from agents.exceptions import MaxTurnsExceeded, ModelBehaviorError, UserError
 
 from agentq.errors import AgentqError, ErrorCode
 from agentq.logs import scrub
+from agentq.token_proof import AUTH_REJECTION_TEXT
 from agentq.traces import Step
 
 
@@ -38,6 +39,7 @@ class JobContext:
     stop_reason: str | None = None
     tool_errors: list[str] = field(default_factory=list)
     http_errors: list[Step] = field(default_factory=list)
+    proof_step: Step | None = None  # the token check (worker.token_check), first in the trace
 
     def http_error(self, service: str, name: str | None, error: str, retried: bool) -> None:
         """Note a failed HTTP exchange for the trace (it may have been retried successfully)."""
@@ -59,11 +61,7 @@ class JobContext:
         return self.failure
 
 
-_AUTH_TEXT = re.compile(
-    r"401 unauthorized|403 forbidden|authentication required|invalid token|"
-    r"\bunauthori[sz]ed\b",
-    re.IGNORECASE,
-)
+_AUTH_TEXT = AUTH_REJECTION_TEXT
 _RATE_TEXT = re.compile(r"rate limit", re.IGNORECASE)
 _UNREACHABLE_TEXT = re.compile(
     r"unable to connect|connection closed|connection lost|connection refused|"

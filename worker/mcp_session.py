@@ -7,6 +7,7 @@ the SSL context. Timeouts are set explicitly because the SDK's 5 s default fails
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx2
@@ -39,11 +40,13 @@ def open_mcp_server(
     *,
     tool_filter: ToolFilter | None = None,
     limiter: RateLimiter | None = None,
+    resendable: Callable[[str], bool] | None = None,
 ) -> MCPServerStreamableHttp:
     """An (unconnected) MCP client for one job; use it as ``async with``.
 
     ``tool_filter`` decides which tools the agent is offered (see ``worker.tool_policy``);
-    ``limiter`` paces every request under the MCP rate limit shared by all workers.
+    ``limiter`` paces every request under the MCP rate limit shared by all workers;
+    ``resendable`` says which tool calls may be sent twice (``worker.mcp_transport``).
     """
 
     async def record_http_failure(response: httpx2.Response) -> None:
@@ -73,6 +76,7 @@ def open_mcp_server(
             settings.mcp_request_retries,
             note_failure,
             limiter,
+            resendable,
         )
         return httpx2.AsyncClient(
             headers=headers,

@@ -5,8 +5,12 @@ and retrying the single request is far cheaper than rerunning the whole agent. R
 still fail after ``retries`` reach the SDK as usual and fail the attempt (which may be retried as
 a whole). Every failed exchange is noted for the job's trace.
 
-A dropped connection can mean the server did the work without answering; the tools agentq offers
-by default only read, so sending them again is safe.
+A request that may have reached the server is sent again only if doing it twice is harmless:
+every request but a tool call, and a tool call only of a read tool (``resendable``). A dropped
+connection, a 502/503/504 from a gateway can mean the server did the work without answering, so a
+write tool's call is resent only when it provably never arrived: the connection was never made,
+or the server refused it (429). Otherwise the failure ends the attempt, and the job's retry
+policy (or its owner) decides.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from worker.failures import parse_retry_after
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 RETRY_ERRORS = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.RemoteProtocolError)
+# Failures after which the server has provably not seen the request.
+NEVER_SENT_ERRORS = (httpx2.ConnectError, httpx2.ConnectTimeout)
+NEVER_RUN_STATUSES = frozenset({429})
 BASE_SECONDS = 0.2
 CAP_SECONDS = 2.0
 # A Retry-After longer than this is left to the job-level retry, which does not hold a session.
@@ -44,14 +51,17 @@ class RetryingTransport(httpx2.AsyncBaseTransport):
         retries: int,
         on_failure: OnFailure,
         limiter: RateLimiter | None = None,
+        resendable: Callable[[str], bool] | None = None,
     ) -> None:
         self._inner = inner
         self._retries = retries
         self._on_failure = on_failure
         self._limiter = limiter
+        self._resendable = resendable or (lambda _tool: True)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        method = _jsonrpc_method(request)
+        method, tool = _jsonrpc_call(request)
+        harmless_twice = method != "tools/call" or (tool is not None and self._resendable(tool))
         attempt = 0
         while True:
             attempt += 1
@@ -61,6 +71,7 @@ class RetryingTransport(httpx2.AsyncBaseTransport):
             try:
                 response = await self._inner.handle_async_request(request)
             except RETRY_ERRORS as exc:
+                can_retry = can_retry and (harmless_twice or isinstance(exc, NEVER_SENT_ERRORS))
                 self._on_failure(method, type(exc).__name__, can_retry)
                 if not can_retry:
                     raise
@@ -70,7 +81,11 @@ class RetryingTransport(httpx2.AsyncBaseTransport):
                 return response
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             wait = retry_delay(attempt, BASE_SECONDS, CAP_SECONDS, retry_after)
-            can_retry = can_retry and wait <= LONGEST_WAIT_SECONDS
+            can_retry = (
+                can_retry
+                and wait <= LONGEST_WAIT_SECONDS
+                and (harmless_twice or response.status_code in NEVER_RUN_STATUSES)
+            )
             self._on_failure(method, f"HTTP {response.status_code}", can_retry)
             if not can_retry:
                 return response
@@ -81,12 +96,20 @@ class RetryingTransport(httpx2.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-def _jsonrpc_method(request: httpx2.Request) -> str | None:
+def _jsonrpc_call(request: httpx2.Request) -> tuple[str | None, str | None]:
+    """The JSON-RPC method of a request and, for ``tools/call``, the tool's name."""
     if request.method != "POST":
-        return request.method
+        return request.method, None
     try:
         payload = json.loads(request.content)
     except (ValueError, httpx2.RequestNotRead):
-        return None
-    method = payload.get("method") if isinstance(payload, dict) else None
-    return method if isinstance(method, str) else None
+        return None, None
+    if not isinstance(payload, dict):
+        return None, None
+    method = payload.get("method")
+    params = payload.get("params")
+    tool = params.get("name") if isinstance(params, dict) else None
+    return (
+        method if isinstance(method, str) else None,
+        tool if isinstance(tool, str) else None,
+    )

@@ -55,6 +55,28 @@ def tool_filter(settings: Settings, allow_writes: bool) -> ToolFilter:
     return offered
 
 
+def resendable_tools(
+    settings: Settings, allow_writes: bool, tools: ToolsCache
+) -> Callable[[str], bool]:
+    """Which of this job's tool calls the MCP transport may send twice (``worker.mcp_transport``).
+
+    A job that may not write is offered read tools only, so any call it makes is safe to repeat.
+    A job that may write gets a resend only for tools known to read: the configured read tools,
+    or those the server's cached list marks ``readOnlyHint`` (unknown counts as a write).
+    """
+    if not (allow_writes and settings.allow_write_tools):
+        return lambda _name: True
+    configured = read_tool_names(settings)
+
+    def resendable(name: str) -> bool:
+        if configured is not None:
+            return name in configured
+        tool = tools.find(settings.mcp_url, name)
+        return tool is not None and is_read_only(tool)
+
+    return resendable
+
+
 class ToolsCache:
     """The server's full tool list (before filtering), kept ``ttl`` seconds per process."""
 
@@ -105,6 +127,12 @@ class ToolsCache:
             except Exception:  # a changed private API costs one tools/list, nothing more
                 return True
         return True
+
+    def find(self, url: str, name: str) -> Tool | None:
+        """The cached description of tool ``name`` on ``url`` (even if stale), if any."""
+        with self._lock:
+            entry = self._entries.get(url)
+        return next((tool for tool in entry[1] if tool.name == name), None) if entry else None
 
     def remember(self, server: MCPServerStreamableHttp, url: str) -> None:
         """Keep the list a server fetched, for the jobs after it."""

@@ -41,6 +41,7 @@ STATUS_BY_CODE = {
     ErrorCode.BAD_REQUEST: 400,
     ErrorCode.AUTH_ERROR: 401,
     ErrorCode.NOT_FOUND: 404,
+    ErrorCode.QUOTA_EXCEEDED: 429,
     ErrorCode.SERVICE_UNAVAILABLE: 503,
 }
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -91,7 +92,7 @@ class ErrorOut(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorOut} for status in (400, 401, 404, 413, 422, 503)
+    status: {"model": ErrorOut} for status in (400, 401, 404, 413, 422, 429, 503)
 }
 
 
@@ -127,7 +128,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def agentq_error(_request: Request, exc: AgentqError) -> JSONResponse:
         if isinstance(exc, ConfigError):
             return error_response(500, exc.code, str(exc))
-        return error_response(STATUS_BY_CODE.get(exc.code, 400), exc.code, str(exc))
+        response = error_response(STATUS_BY_CODE.get(exc.code, 400), exc.code, str(exc))
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

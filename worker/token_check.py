@@ -1,0 +1,60 @@
+"""Proving a job's token on the job's own MCP session, before its first model call.
+
+See ``agentq.token_proof`` for why and what is read. The read goes through the job's session, so
+it carries the job's token, counts against the shared MCP rate limit and its failures are
+classified like any other tool call's: a token Infrahub refuses ends the job ``auth_error`` after
+one attempt; an unreachable server or Infrahub is transient, as usual. The proof is one step of
+the attempt's trace.
+"""
+
+from __future__ import annotations
+
+import time
+
+from agents.mcp import MCPServerStreamableHttp
+
+from agentq.errors import AgentqError, ErrorCode
+from agentq.logs import scrub
+from agentq.token_proof import PROOF_ARGUMENTS, PROOF_TOOL, ProofCache
+from agentq.traces import Step
+from worker.failures import JobContext, classify, classify_tool_failure
+from worker.tracing import tool_output_text
+
+
+async def prove_token(
+    server: MCPServerStreamableHttp, token: str, proofs: ProofCache, job: JobContext
+) -> None:
+    """Prove ``token`` (unless this process did lately); raise the job's failure if refused.
+
+    The check is the attempt's first trace step (``job.proof_step``), failed or not.
+    """
+    step = Step(kind="token_check", name=PROOF_TOOL, server=server.name, started_at=time.time())
+    job.proof_step = step
+    if proofs.proven(token):
+        step.result_excerpt = "(cached)"
+        return
+    try:
+        await _prove(server, job)
+    except AgentqError as failure:
+        step.is_error = True
+        step.error = failure.message
+        raise
+    finally:
+        step.duration_ms = (time.time() - (step.started_at or 0.0)) * 1000
+    proofs.remember(token)
+
+
+async def _prove(server: MCPServerStreamableHttp, job: JobContext) -> None:
+    try:
+        result = await server.call_tool(PROOF_TOOL, dict(PROOF_ARGUMENTS))
+    except Exception as exc:
+        raise classify(exc, job) from None
+    if job.failure is not None:  # e.g. the response hook saw an HTTP 401
+        raise job.failure
+    if result.is_error:
+        text = tool_output_text([item.model_dump() for item in result.content])
+        raise classify_tool_failure(Exception(text)) or AgentqError(
+            "the token check (an AccountProfile read through the MCP server) failed: "
+            + scrub(text.strip().split("\n", 1)[0][:300]),
+            code=ErrorCode.CONFIG_ERROR,
+        )
