@@ -50,13 +50,14 @@ class ProofCache:
         self._lock = threading.Lock()
         self._until: dict[str, float] = {}
 
-    def _id(self, token: str) -> str:
+    def key(self, token: str) -> str:
+        """The token's name in this cache: a keyed hash, meaningless outside this process."""
         return hmac.new(self._key, token.encode(), hashlib.sha256).hexdigest()
 
     def proven(self, token: str) -> bool:
         if self._ttl <= 0:
             return False
-        key = self._id(token)
+        key = self.key(token)
         with self._lock:
             until = self._until.get(key)
             if until is None:
@@ -76,4 +77,4 @@ class ProofCache:
                     del self._until[key]
                 while len(self._until) >= MAX_ENTRIES:
                     del self._until[next(iter(self._until))]
-            self._until[self._id(token)] = now + self._ttl
+            self._until[self.key(token)] = now + self._ttl

@@ -31,8 +31,9 @@ def test_later_jobs_send_only_discover_and_their_tool_calls(
     finally:
         worker.stop()
         mcp.service.stop()
-    # One job fetched the prompt and the tool list; the others waited for it.
+    # One job fetched the prompt and the tool list and proved the token (a tools/call of its
+    # own); the others waited for it.
     assert cold == Counter(
-        {"server/discover": 8, "tools/call": 8, "prompts/get": 1, "tools/list": 1}
+        {"server/discover": 8, "tools/call": 8 + 1, "prompts/get": 1, "tools/list": 1}
     )
     assert later == Counter({"server/discover": 4, "tools/call": 4})

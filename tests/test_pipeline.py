@@ -16,6 +16,7 @@ import pytest
 
 from agentq.errors import JobNotFound
 from agentq.jobs import JobStatus
+from agentq.token_proof import PROOF_ARGUMENTS
 from doubles.processes import Service
 from tests.conftest import (
     TOKEN_A,
@@ -38,7 +39,12 @@ def fresh_doubles(mcp_double: Double, model_double: Double) -> None:
 
 
 def tool_calls_seen(double: Double) -> list[dict[str, Any]]:
-    return [c for c in double.calls() if c["method"] == "tools/call"]
+    """The agents' tool calls (not the workers' token proofs)."""
+    return [
+        c
+        for c in double.calls()
+        if c["method"] == "tools/call" and c.get("arguments") != PROOF_ARGUMENTS
+    ]
 
 
 def model_stats(double: Double) -> dict[str, Any]:
@@ -77,8 +83,10 @@ def test_cli_submit_wait_result_trace(
     assert trace["version"] == 1
     (attempt,) = trace["attempts"]
     kinds = [step["kind"] for step in attempt["steps"]]
-    # The SDK lists the tools before each turn (from its cache after the first time).
+    # The token is proven first (or found proven), then the SDK lists the tools before each
+    # turn (from its cache after the first time).
     assert kinds == [
+        "token_check",
         "prompt",
         "list_tools",
         "model_call",
@@ -88,7 +96,7 @@ def test_cli_submit_wait_result_trace(
         "final_output",
     ]
     by_method = Counter(c["method"] for c in mcp_double.calls())
-    assert by_method["tools/call"] == 1
+    assert len(tool_calls_seen(mcp_double)) == 1
     assert by_method["tools/list"] <= 2, by_method
 
     # The tool calls in the trace are the ones the MCP server received, arguments and all.
@@ -150,8 +158,9 @@ def test_prompt_is_fetched_and_cached_per_process(stack: Stack, mcp_double: Doub
     # The worker fetched it before these jobs (earlier test) or once now: never once per job.
     assert len(prompt_gets) <= 1
     steps = client.trace(ids[-1], TOKEN_A).attempts[0].steps
-    assert steps[0].kind == "prompt" and steps[0].name == "infrahub_agent"
-    assert steps[0].result_bytes and steps[0].result_bytes > 100
+    assert steps[0].kind == "token_check" and steps[0].result_excerpt == "(cached)"
+    assert steps[1].kind == "prompt" and steps[1].name == "infrahub_agent"
+    assert steps[1].result_bytes and steps[1].result_bytes > 100
 
 
 @pytest.mark.usefixtures("worker")
@@ -205,8 +214,10 @@ def test_rejected_token_behind_real_server_auth(
     assert job.status == JobStatus.FAILED
     assert job.error is not None and job.error.code == "auth_error", job.error
     assert "401" in job.error.message
-    # The real server lets the handshake through and fails the tool call itself.
-    assert [c["auth"] for c in tool_calls_seen(double)] == ["bad"]
+    # The real server lets the handshake through and fails the token check's read itself; the
+    # agent never ran.
+    calls = [c for c in double.calls() if c["method"] == "tools/call"]
+    assert [(c["tool"], c["auth"]) for c in calls] == [("query_graphql", "bad")]
     double.reset()
     good = client.wait(client.submit(QUESTION, TOKEN_A), TOKEN_A, timeout=30)
     assert good.status == JobStatus.SUCCEEDED, good.error

@@ -9,6 +9,7 @@ the attempt's trace.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from agents.mcp import MCPServerStreamableHttp
@@ -33,15 +34,29 @@ async def prove_token(
     if proofs.proven(token):
         step.result_excerpt = "(cached)"
         return
+    # One job per token proves it while that token's other jobs wait (a cold process with 50
+    # jobs of one user in flight sends one proof, not 50).
+    key = proofs.key(token)
+    lock = _proving.setdefault(key, asyncio.Lock())
     try:
-        await _prove(server, job)
+        async with lock:
+            if proofs.proven(token):
+                step.result_excerpt = "(cached)"
+                return
+            await _prove(server, job)
+            proofs.remember(token)
     except AgentqError as failure:
         step.is_error = True
         step.error = failure.message
         raise
     finally:
         step.duration_ms = (time.time() - (step.started_at or 0.0)) * 1000
-    proofs.remember(token)
+        if not lock.locked():
+            _proving.pop(key, None)
+
+
+# Proofs under way on this process's event loop, by ProofCache key.
+_proving: dict[str, asyncio.Lock] = {}
 
 
 async def _prove(server: MCPServerStreamableHttp, job: JobContext) -> None:
