@@ -259,6 +259,9 @@ def agentq_env(d: Doubles, redis_url: str, concurrency: int) -> dict[str, str]:
         "AGENTQ_MODEL_API": "chat_completions",
         "AGENTQ_WORKER_CONCURRENCY": str(concurrency),
         "AGENTQ_TENANT_MAX_INFLIGHT": "100000",
+        # One token submits every job here: no per-tenant submit quotas in the way.
+        "AGENTQ_TENANT_SUBMITS_PER_MINUTE": "0",
+        "AGENTQ_TENANT_MAX_QUEUED_JOBS": "0",
         "AGENTQ_MODEL_MAX_CONCURRENCY": "0",
         "AGENTQ_MCP_MAX_REQUESTS_PER_SECOND": "0",
         "AGENTQ_LOG_LEVEL": "WARNING",

@@ -37,14 +37,19 @@ RATE_LIMIT_CODE = -32000
 
 
 async def list_tools_burst(url: str, count: int) -> None:
-    server = MCPServerStreamableHttp(
-        params={"url": url, "headers": {"Authorization": f"Bearer {TOKEN_A}"}},
-        cache_tools_list=False,
-    )
-    async with server:
-        for _ in range(count):
-            with contextlib.suppress(Exception):
+    """``count`` clients at once, each connecting and listing tools (2 requests each): sent one
+    after another on a loaded machine they could stay under the limit."""
+
+    async def one() -> None:
+        server = MCPServerStreamableHttp(
+            params={"url": url, "headers": {"Authorization": f"Bearer {TOKEN_A}"}},
+            cache_tools_list=False,
+        )
+        with contextlib.suppress(Exception):
+            async with server:
                 await server.list_tools()
+
+    await asyncio.gather(*(one() for _ in range(count)))
 
 
 @pytest.fixture
