@@ -214,14 +214,29 @@ class Settings(BaseSettings):
     # Webhooks and scheduled reports.
     webhook_secret: SecretStr | None = Field(
         None,
-        description="Signs completion webhooks (Standard Webhooks, `whsec_...`); required to "
-        "submit with a webhook URL.",
+        description="Master secret of completion webhooks (`whsec_...`); each tenant's deliveries "
+        "are signed with a secret derived from it (`agentq webhook-secret`). Required to submit "
+        "with a webhook URL.",
     )
     webhook_allow_private: bool = Field(
         False,
-        description="Allow webhook URLs on loopback or private addresses (for local setups).",
+        description="Allow webhook URLs on loopback or private addresses (for local setups); "
+        "checked at submit and again at each delivery.",
+    )
+    webhook_allow_http: bool = Field(
+        False, description="Allow plain http:// webhook URLs (default: https only)."
     )
     webhook_attempts: int = Field(5, ge=1, description="Delivery attempts per webhook.")
+    webhook_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Longest one delivery attempt may take, all of it (connect, send, reply).",
+    )
+    webhook_concurrency: int = Field(
+        8,
+        ge=1,
+        description="Webhook deliveries one worker process runs at once (beside its job slots).",
+    )
     schedules_file: str | None = Field(
         None, description="YAML or TOML file of scheduled reports, read by `agentq beat`."
     )

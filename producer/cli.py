@@ -21,6 +21,7 @@ from agentq.jobs import Job, JobStatus
 from agentq.logs import configure_logging
 from agentq.sealing import generate_key
 from agentq.settings import get_settings
+from agentq.webhooks import owner_webhook_secret
 from producer.batch_cli import batch_app
 from producer.cli_support import (
     EXIT_JOB_FAILED,
@@ -40,7 +41,7 @@ from producer.cli_support import (
     result_json,
     user_errors,
 )
-from producer.client import Client
+from producer.client import Client, check_token
 from producer.render import result_view, status_table, trace_view
 from scheduler.cli import beat, reports_app
 
@@ -78,6 +79,21 @@ def reseal(as_json: JsonFlag = False) -> None:
         out.print(f"resealed {done} token(s); {failed} could not be opened with any key")
     if failed:
         raise typer.Exit(EXIT_JOB_FAILED)
+
+
+@app.command("webhook-secret")
+def webhook_secret(token_file: TokenFile = None) -> None:
+    """Print the secret (whsec_...) that signs your webhooks, for your receiver to verify them.
+
+    It is yours alone, derived from AGENTQ_WEBHOOK_SECRET and your token's owner fingerprint;
+    fetch it again after the deployment rotates AGENTQ_SECRET_KEY.
+    """
+    token = read_token(token_file)
+    client = make_client()
+    with user_errors():
+        owner = client.sealer.fingerprint(check_token(token))
+        secret = owner_webhook_secret(client.settings.webhook_secret, owner)
+    sys.stdout.write(secret + "\n")
 
 
 @app.command()

@@ -288,7 +288,11 @@ class Client:
     def check_webhook(self, url: str) -> str:
         if self.settings.webhook_secret is None:
             raise BadRequest("webhooks need AGENTQ_WEBHOOK_SECRET to sign them; it is not set")
-        return check_webhook_url(url, allow_private=self.settings.webhook_allow_private)
+        return check_webhook_url(
+            url,
+            allow_private=self.settings.webhook_allow_private,
+            allow_http=self.settings.webhook_allow_http,
+        )
 
     def batch(self, batch_id: str, token: str) -> Batch:
         """The batch with its counts by status, if ``token`` submitted it; JobNotFound else."""

@@ -18,7 +18,7 @@ import redis
 from agentq.batches import batch_key, report_key
 from agentq.errors import BadRequest
 from agentq.jobs import JobStatus
-from agentq.webhooks import generate_webhook_secret, verify
+from agentq.webhooks import generate_webhook_secret, tenant_secret, verify
 from doubles.processes import Service, wait_until
 from tests.conftest import (
     TOKEN_A,
@@ -228,16 +228,20 @@ def test_webhooks_are_signed_and_retried_after_a_500(
         "webhook-tests",
         AGENTQ_WEBHOOK_SECRET=secret,
         AGENTQ_WEBHOOK_ALLOW_PRIVATE="true",
+        AGENTQ_WEBHOOK_ALLOW_HTTP="true",
     )
     worker = start_worker(hooked, service_dir)
     try:
         client = hooked.client()
+        # Deliveries are signed with the submitting tenant's own secret, derived from the master.
+        master, secret = secret, tenant_secret(secret, client.sealer.fingerprint(TOKEN_A))
         batch_id = client.submit_batch(["Which sites?"] * 3, TOKEN_A, webhook_url=receiver.url)
         wait_until(lambda: len(receiver.requests) >= 2, 60, what="the batch webhook's retry")
         (first_headers, _), (headers, body) = receiver.requests[:2]
         assert first_headers["webhook-id"] == headers["webhook-id"] == f"batch_{batch_id}"
         assert verify(secret, headers, body)
         assert not verify(generate_webhook_secret(), headers, body)
+        assert not verify(master, headers, body)
         payload = json.loads(body)
         assert payload["type"] == "batch.ended"
         assert payload["data"]["id"] == batch_id and payload["data"]["counts"]["succeeded"] == 3
@@ -255,7 +259,11 @@ def test_webhooks_are_signed_and_retried_after_a_500(
 
 def test_webhook_urls_are_checked_at_submit(stack: Stack) -> None:
     client = own_stack(
-        stack, 13, "webhook-url-tests", AGENTQ_WEBHOOK_SECRET=generate_webhook_secret()
+        stack,
+        13,
+        "webhook-url-tests",
+        AGENTQ_WEBHOOK_SECRET=generate_webhook_secret(),
+        AGENTQ_WEBHOOK_ALLOW_HTTP="true",
     ).client()
     for url, message in [
         ("http://127.0.0.1:9/hook", "private or local address"),

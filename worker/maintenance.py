@@ -11,8 +11,9 @@ number of workers can run it at once and none is special.
 - A queued job whose message was lost (see ``resend_lost_messages``) gets a new one.
 - Jobs waiting in their lanes are dispatched as slots free up (``agentq.dispatch``), and slots
   held by jobs whose records expired are freed.
-- A batch whose last job ended gets its report written (one worker does it) and its webhook sent;
-  so does a job with a webhook.
+- A batch whose last job ended gets its report written (one worker does it) and its webhook
+  queued; so does a job with a webhook. Due webhooks are delivered on the event loop, not in a
+  job slot (``worker.webhook_task``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import time
 from celery import Celery
 
 from agentq.batches import BatchStore, build_report
-from agentq.celery_app import DELIVER_WEBHOOK_TASK, send_job
+from agentq.celery_app import send_job
 from agentq.dispatch import Dispatcher
 from agentq.errors import ErrorCode
 from agentq.jobs import JobError, JobStatus
@@ -31,6 +32,7 @@ from agentq.logs import get_logger
 from agentq.settings import Settings
 from agentq.store import JobStore
 from worker.inflight import inflight
+from worker.webhook_task import WebhookDeliveries
 
 log = get_logger(__name__)
 
@@ -48,6 +50,7 @@ class Maintenance:
         self._dispatcher = dispatcher
         self._celery = celery
         self._settings = settings
+        self.webhooks = WebhookDeliveries(store, self._batches, settings)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="agentq-maintenance", daemon=True)
         self._last_reap = 0.0
@@ -71,8 +74,7 @@ class Maintenance:
         self._dispatcher.dispatch(self._celery)
         self.stop_cancelled_jobs()
         self.finish_ended_batches()
-        for job_id in self._store.take_notifications():
-            self.send_webhook("job", job_id)
+        self.webhooks.tick()
         if time.monotonic() - self._last_reap >= REAP_EVERY_SECONDS:
             self._last_reap = time.monotonic()
             self.reap()
@@ -100,7 +102,7 @@ class Maintenance:
             self._store.mark_sent(job_id)
 
     def finish_ended_batches(self) -> None:
-        """Write the report of each batch whose last job ended, then send its webhook."""
+        """Write the report of each batch whose last job ended, then queue its webhook."""
         for batch_id in self._batches.ended():
             if not self._batches.lock_report(batch_id):
                 continue  # another worker is writing it
@@ -112,12 +114,7 @@ class Maintenance:
             self._batches.save_report(batch_id, report.model_dump_json())
             log.info("batch ended", batch_id=batch_id, status=str(batch.status), total=batch.total)
             if batch.webhook_url:
-                self.send_webhook("batch", batch_id)
-
-    def send_webhook(self, kind: str, object_id: str) -> None:
-        self._celery.send_task(
-            DELIVER_WEBHOOK_TASK, args=[kind, object_id], queue=self._settings.queue
-        )
+                self.webhooks.add("batch", batch_id)
 
     def stop_cancelled_jobs(self) -> None:
         running_here = inflight.job_ids()

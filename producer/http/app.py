@@ -34,6 +34,7 @@ from agentq.metrics import HTTP_DURATION, HTTP_REQUESTS, RedisCollector
 from agentq.reports import render
 from agentq.settings import Settings, get_settings
 from agentq.store import WORKER_PREFIX
+from agentq.webhooks import owner_webhook_secret
 from producer.client import Client, check_token
 from scheduler.runs import ScheduleRuns
 
@@ -237,6 +238,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.delete("/v1/batches/{batch_id}", responses=ERRORS)
     def cancel_batch(batch_id: str, token: Token) -> dict[str, Any]:
         return {"id": batch_id, "cancelled_jobs": client.cancel_batch(batch_id, token)}
+
+    @app.get("/v1/webhook-secret", responses=ERRORS)
+    def webhook_secret(token: Token) -> dict[str, str]:
+        """The secret (whsec_...) that signs this token's webhooks: verify deliveries with it."""
+        owner = client.sealer.fingerprint(token)
+        return {"secret": owner_webhook_secret(settings.webhook_secret, owner)}
 
     @app.get("/v1/reports", responses=ERRORS)
     def list_reports(token: Token) -> dict[str, Any]:
