@@ -10,12 +10,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, computed_field
 
 from agentq.jobs import Job
+from agentq.text import printable
 
 ReportFormat = Literal["md", "json", "csv"]
 FORMATS: tuple[ReportFormat, ...] = ("md", "json", "csv")
@@ -104,32 +106,72 @@ def render(report: BatchReport, fmt: ReportFormat) -> str:
 def _csv(rows: Iterable[ReportRow]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*CSV_COLUMNS, "metadata"])
+    writer.writerow([csv_cell(c) for c in (*CSV_COLUMNS, "metadata")])
     for row in rows:
         values = row.model_dump()
-        cells = ["" if values[c] is None else values[c] for c in CSV_COLUMNS]
-        writer.writerow([*cells, json.dumps(row.metadata) if row.metadata else ""])
+        cells = [values[c] for c in CSV_COLUMNS]
+        cells.append(json.dumps(row.metadata) if row.metadata else None)
+        writer.writerow([csv_cell(c) for c in cells])
     return buffer.getvalue()
 
 
-def _cell(value: Any) -> str:
-    """A value safe inside a markdown table cell (one line, no stray pipes)."""
-    text = "" if value is None else str(value)
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
+# What makes a spreadsheet read a cell as a formula (OWASP "CSV injection"), with the full-width
+# forms that some spreadsheets fold to the ASCII ones.
+_FORMULA_START = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell no spreadsheet runs: text that could start a formula gets a leading ``'``.
+
+    Numbers that agentq writes (tokens, seconds) stay numbers, negative or not; any text, the
+    model's answer or a metadata value such as ``-1 day``, is neutralised, also when the
+    dangerous character follows leading spaces or line breaks.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, int | float):
+        return value
+    raw = str(value)
+    text = printable(raw)  # stripping an escape sequence may bare a "=": look at both
+    if any(t[:1] in _FORMULA_START or t.lstrip()[:1] in _FORMULA_START for t in (raw, text)):
+        return "'" + text
+    return text
+
+
+# Markdown that model or tool text could use to make a link, an image, a code span, emphasis or
+# a table cell of its own; each is escaped with a backslash (any ASCII punctuation may be).
+_MD_SPECIAL = re.compile(r"([\\`*_~\[\]()!|])")
+# Bare URLs that GFM renderers turn into links: "http://" and "www." lose their meaning.
+_MD_BARE_LINK = re.compile(r"(?<=[A-Za-z0-9]):(?=//)|(?<![A-Za-z0-9])(?i:www)\.")
+
+
+def md_text(value: Any) -> str:
+    """Model, tool or user text as markdown that renders as that text and nothing else: no
+    HTML, no link, image or autolink, one table cell on one line."""
+    text = printable("" if value is None else str(value))
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    text = _MD_BARE_LINK.sub(lambda m: m.group()[:-1] + "\\" + m.group()[-1], text)
+    return text.replace("\n", "<br>")
+
+
+def _code(value: str) -> str:
+    """An identifier of agentq's own (a batch id, an error code) as a code span."""
+    return "`" + re.sub(r"[`|\n]", "", printable(value)) + "`"
 
 
 def _markdown(report: BatchReport) -> str:
     title = report.name or report.batch_id
     totals = report.totals
     lines = [
-        f"# Batch report: {_cell(title)}",
+        f"# Batch report: {md_text(title)}",
         "",
-        f"- batch: `{report.batch_id}`"
-        + (f" (schedule `{report.schedule}`)" if report.schedule else ""),
-        f"- status: **{report.status}**" + ("" if report.final else " (still running)"),
+        f"- batch: {_code(report.batch_id)}"
+        + (f" (schedule {md_text(report.schedule)})" if report.schedule else ""),
+        f"- status: **{md_text(report.status)}**" + ("" if report.final else " (still running)"),
         f"- questions: {report.total}",
         "",
-        "| " + " | ".join(report.counts) + " |",
+        "| " + " | ".join(md_text(k) for k in report.counts) + " |",
         "|" + " --- |" * len(report.counts),
         "| " + " | ".join(str(v) for v in report.counts.values()) + " |",
         "",
@@ -142,10 +184,12 @@ def _markdown(report: BatchReport) -> str:
     ]
     for row in report.rows:
         outcome = (
-            row.answer if row.error_code is None else f"`{row.error_code}`: {row.error_message}"
+            md_text(row.answer)
+            if row.error_code is None
+            else f"{_code(row.error_code)}: {md_text(row.error_message)}"
         )
         lines.append(
-            f"| {row.index} | {_cell(row.question)} | {row.status} | {_cell(outcome)} | "
+            f"| {row.index} | {md_text(row.question)} | {md_text(row.status)} | {outcome} | "
             f"{row.attempts} | {row.tool_calls} | {row.input_tokens}/{row.output_tokens} |"
         )
     return "\n".join(lines) + "\n"

@@ -259,6 +259,12 @@ class Settings(BaseSettings):
         description="Port of a worker's Prometheus /metrics endpoint (0: none). With several "
         "processes, the Nth listens on this port + N - 1.",
     )
+    worker_metrics_host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Address a worker's /metrics endpoint listens on: loopback unless a "
+        "Prometheus on another host scrapes it (the compose file sets 0.0.0.0).",
+    )
     task_events: bool = Field(
         False,
         description="Send Celery task events (for Flower); they hold the job id, never a token.",

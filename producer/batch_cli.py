@@ -20,6 +20,7 @@ from rich.table import Table
 
 from agentq.batches import Batch, BatchStatus
 from agentq.reports import FORMATS, render
+from agentq.text import printable
 from producer.batch_files import load_batch_file
 from producer.cli_support import (
     EXIT_JOB_FAILED,
@@ -35,6 +36,7 @@ from producer.cli_support import (
     read_token,
     user_errors,
 )
+from producer.render import data
 
 batch_app = typer.Typer(
     help="Batch audits: many questions, one report.", no_args_is_help=True, add_completion=False
@@ -43,14 +45,14 @@ BatchId = Annotated[str, typer.Argument(help="The batch id printed by `agentq ba
 
 
 def counts_table(batch: Batch) -> Table:
-    table = Table(title=f"batch {batch.id}" + (f" ({batch.name})" if batch.name else ""))
+    table = Table(title=data(f"batch {batch.id}" + (f" ({batch.name})" if batch.name else "")))
     for column in ("status", "total", "queued", "running", "succeeded", "failed", "cancelled"):
         table.add_column(column)
     counts = batch.public()["counts"]
     table.add_row(
-        str(batch.status),
-        str(batch.total),
-        *(str(counts[s]) for s in ("queued", "running", "succeeded", "failed", "cancelled")),
+        data(batch.status),
+        data(batch.total),
+        *(data(counts[s]) for s in ("queued", "running", "succeeded", "failed", "cancelled")),
     )
     return table
 
@@ -188,13 +190,13 @@ def batch_report(
         report = client.batch_report(batch_id, token)
     text = render(report, fmt)  # type: ignore[arg-type]
     if output is None:
-        sys.stdout.write(text)
+        sys.stdout.write(printable(text))
         return
     try:
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror or exc}")
-    err.print(f"report written to {output}", highlight=False)
+    err.print(data(f"report written to {output}"))
 
 
 @batch_app.command("cancel")
@@ -209,7 +211,7 @@ def cancel_batch(
     if as_json:
         emit_json({"id": batch_id, "cancelled_jobs": cancelled})
     else:
-        out.print(f"batch {batch_id}: {cancelled} job(s) cancelled", highlight=False)
+        out.print(data(f"batch {batch_id}: {cancelled} job(s) cancelled"))
 
 
 @batch_app.command("list")
@@ -226,7 +228,6 @@ def list_batches(token_file: TokenFile = None, as_json: JsonFlag = False) -> Non
     for column in ("id", "name", "status", "ended", "total", "created"):
         table.add_column(column)
     for b in batches:
-        table.add_row(
-            b.id, b.name or "", str(b.status), str(b.ended), str(b.total), f"{b.created_at:.0f}"
-        )
+        cells = (b.id, b.name, b.status, b.ended, b.total, f"{b.created_at:.0f}")
+        table.add_row(*(data(c) for c in cells))
     out.print(table)

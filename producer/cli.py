@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from agentq.errors import ErrorCode
 from agentq.jobs import Job, JobStatus
 from agentq.logs import configure_logging
 from agentq.sealing import generate_key
 from agentq.settings import get_settings
+from agentq.text import printable
 from agentq.webhooks import owner_webhook_secret
 from producer.batch_cli import batch_app
 from producer.cli_support import (
@@ -42,7 +44,7 @@ from producer.cli_support import (
     user_errors,
 )
 from producer.client import Client, check_token
-from producer.render import result_view, status_table, trace_view
+from producer.render import data, result_view, status_table, trace_view
 from scheduler.cli import beat, reports_app
 
 app = typer.Typer(
@@ -165,7 +167,7 @@ def result(job_id: JobId, token_file: TokenFile = None, as_json: JsonFlag = Fals
     if as_json:
         emit_json(result_json(job))
     elif not job.status.terminal:
-        err.print(f"job {job.id} is {job.status}: no result yet (try `agentq wait {job.id}`)")
+        err.print(data(f"job {job.id} is {job.status}: no result yet (try `agentq wait {job.id}`)"))
     else:
         out.print(result_view(job))
     if not job.status.terminal:
@@ -185,10 +187,10 @@ def wait(
     """Block until the job ends, then print its answer (exit 1 if it failed)."""
     client, token, job = _read_job(job_id, token_file)
     show: Callable[[Job], None]
-    with err.status(f"job {job.id}: {job.status}", spinner="dots") as spinner:
+    with err.status(data(f"job {job.id}: {job.status}"), spinner="dots") as spinner:
 
         def show(current: Job) -> None:
-            spinner.update(f"job {current.id}: {current.status} (attempt {current.attempts})")
+            spinner.update(data(f"job {current.id}: {current.status} (attempt {current.attempts})"))
 
         with user_errors():
             try:
@@ -198,11 +200,12 @@ def wait(
     if as_json:
         emit_json(result_json(job))
     elif job.status == JobStatus.SUCCEEDED:
-        sys.stdout.write((job.answer or "") + "\n")  # verbatim: no wrapping, pipes cleanly
+        # Verbatim (no wrapping, pipes cleanly), but nothing a terminal would act on.
+        sys.stdout.write(printable(job.answer or "") + "\n")
     else:
         error = job.error
         reason = f"{error.code}: {error.message}" if error else job.status
-        err.print(f"[bold red]job {job.status}:[/] {reason}", highlight=False)
+        err.print(Text.assemble((f"job {job.status}:", "bold red"), " ", data(reason)))
     exit_for(job)
 
 
@@ -217,12 +220,9 @@ def cancel(job_id: JobId, token_file: TokenFile = None, as_json: JsonFlag = Fals
             {"id": job.id, "previous_status": outcome.previous, "cancelled": outcome.cancelled}
         )
     elif outcome.cancelled:
-        out.print(f"job {job.id} cancelled (it was {outcome.previous})", highlight=False)
+        out.print(data(f"job {job.id} cancelled (it was {outcome.previous})"))
     else:
-        err.print(
-            f"job {job.id} had already ended ({outcome.previous}): nothing to cancel",
-            highlight=False,
-        )
+        err.print(data(f"job {job.id} had already ended ({outcome.previous}): nothing to cancel"))
 
 
 @app.command()

@@ -2,7 +2,9 @@
 
 Exit codes: 0 done; 1 the job (or batch) failed or was cancelled; 2 bad input, unknown id or bad
 settings; 3 a service (Redis) is unreachable; 4 a wait timed out. Errors are one line on stderr,
-never a stack trace.
+never a stack trace. Whatever came from a model, a tool or a user is printed through
+``producer.render.data`` (or ``printable`` for verbatim output): as text, never as rich markup, and
+without control characters.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.text import Text
 
 from agentq.errors import AgentqError, ServiceUnavailable
 from agentq.jobs import Job, JobStatus
@@ -25,6 +28,7 @@ from agentq.logs import configure_logging
 from agentq.quotas import QuotaExceeded
 from agentq.settings import Settings, get_settings
 from producer.client import Client
+from producer.render import data
 
 EXIT_JOB_FAILED = 1
 EXIT_USAGE = 2
@@ -38,7 +42,7 @@ err = Console(stderr=True, soft_wrap=True)  # one-line messages stay one line
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(Text.assemble(("error:", "bold red"), " ", data(message)), soft_wrap=True)
     raise typer.Exit(code)
 
 

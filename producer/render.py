@@ -1,4 +1,10 @@
-"""How jobs and traces look in a terminal (``--json`` output is the models' own JSON)."""
+"""How jobs and traces look in a terminal (``--json`` output is the models' own JSON).
+
+Answers, questions, error messages, tool arguments, names and ids are data: they reach the
+terminal only through ``data`` (a rich ``Text``, never a markup string, without control
+characters), so ``[/]`` or ``[link=...]`` in an answer is shown as it is, and an escape sequence
+in a tool's output never reaches the terminal.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agentq.jobs import Job, JobStatus
+from agentq.text import printable
 from agentq.traces import AttemptTrace, Step, Trace
 
 STATUS_STYLE = {
@@ -20,6 +27,11 @@ STATUS_STYLE = {
     JobStatus.FAILED: "red",
     JobStatus.CANCELLED: "magenta",
 }
+
+
+def data(value: object, style: str = "") -> Text:
+    """Model, tool or user text as the terminal shows it: itself, and nothing it could act on."""
+    return Text(printable("" if value is None else str(value)), style=style)
 
 
 def _when(ts: float | None) -> str:
@@ -36,8 +48,8 @@ def status_table(job: Job) -> Table:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("job", job.id)
-    table.add_row("status", Text(job.status, style=STATUS_STYLE[job.status]))
+    table.add_row("job", data(job.id))
+    table.add_row("status", data(job.status, style=STATUS_STYLE[job.status]))
     table.add_row("attempts", str(job.attempts))
     table.add_row("created", _when(job.created_at))
     table.add_row("started", _when(job.started_at))
@@ -45,7 +57,7 @@ def status_table(job: Job) -> Table:
     table.add_row("queued for", _seconds(job.queued_seconds))
     table.add_row("ran for", _seconds(job.run_seconds))
     if job.error is not None:
-        table.add_row("error", Text(f"{job.error.code}: {job.error.message}", style="red"))
+        table.add_row("error", data(f"{job.error.code}: {job.error.message}", style="red"))
     return table
 
 
@@ -61,7 +73,7 @@ def result_view(job: Job) -> Group:
         )
     if job.answer is not None:
         parts.append(Text(""))
-        parts.append(Text(job.answer))
+        parts.append(data(job.answer))
     return Group(*parts)
 
 
@@ -87,7 +99,7 @@ def _attempt_table(attempt: AttemptTrace) -> Table:
     title = f"attempt {attempt.attempt}: {attempt.outcome}"
     if attempt.error_code:
         title += f" ({attempt.error_code}: {attempt.error_message})"
-    table = Table(title=title, title_justify="left", expand=False)
+    table = Table(title=data(title), title_justify="left", expand=False)
     table.add_column("#", justify="right")
     table.add_column("step")
     table.add_column("detail", overflow="fold")
@@ -102,8 +114,8 @@ def _attempt_table(attempt: AttemptTrace) -> Table:
         style = "red" if step.is_error else None
         table.add_row(
             str(index),
-            step.kind,
-            Text(_step_detail(step)),  # model and tool text is data, never rich markup
+            data(step.kind),
+            data(_step_detail(step)),
             tokens,
             "" if step.duration_ms is None else f"{step.duration_ms:.0f}",
             style=style,
@@ -113,7 +125,7 @@ def _attempt_table(attempt: AttemptTrace) -> Table:
 
 def trace_view(trace: Trace) -> Group:
     if not trace.attempts:
-        return Group(Text(f"job {trace.job_id}: no attempt has finished yet"))
+        return Group(data(f"job {trace.job_id}: no attempt has finished yet"))
     totals = trace.totals
     parts: list[Any] = [_attempt_table(a) for a in trace.attempts]
     parts.append(

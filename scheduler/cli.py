@@ -12,6 +12,7 @@ from rich.table import Table
 from agentq.batches import Batch
 from agentq.errors import JobNotFound
 from agentq.reports import FORMATS, render
+from agentq.text import printable
 from producer.cli_support import (
     JsonFlag,
     TokenFile,
@@ -24,6 +25,7 @@ from producer.cli_support import (
     read_token,
     user_errors,
 )
+from producer.render import data
 from scheduler.config import load_schedules
 from scheduler.runs import ScheduleRuns
 
@@ -51,7 +53,9 @@ def beat(
     with user_errors():
         reports = load_schedules(path, max_questions=settings.max_batch_questions)
     if check:
-        out.print(f"{path}: {len(reports)} report(s) OK: {', '.join(r.name for r in reports)}")
+        out.print(
+            data(f"{path}: {len(reports)} report(s) OK: {', '.join(r.name for r in reports)}")
+        )
         return
     client = make_client()
     with user_errors():
@@ -100,14 +104,15 @@ def list_reports(token_file: TokenFile = None, as_json: JsonFlag = False) -> Non
         if last:
             ended = sum(last["counts"][s] for s in ("succeeded", "failed", "cancelled"))
             progress = f"{ended}/{last['total']}"
-        table.add_row(
-            str(row["name"]),
+        cells = (
+            row["name"],
             when,
-            str(len(row["runs"])),
+            len(row["runs"]),
             last["id"] if last else "-",
             last["status"] if last else "-",
             progress,
         )
+        table.add_row(*(data(c) for c in cells))
     out.print(table)
 
 
@@ -130,10 +135,9 @@ def show_report(
         report = client.batch_report(batch.id, token)
     if not report.final:
         err.print(
-            f"run {batch.id} is still going: {batch.ended}/{batch.total} questions done",
-            highlight=False,
+            data(f"run {batch.id} is still going: {batch.ended}/{batch.total} questions done")
         )
-    sys.stdout.write(render(report, fmt))  # type: ignore[arg-type]
+    sys.stdout.write(printable(render(report, fmt)))  # type: ignore[arg-type]
 
 
 __all__ = ["beat", "reports_app"]

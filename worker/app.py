@@ -134,7 +134,7 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
 
     _hostnames.append(hostname)
     if settings.worker_metrics_port:
-        start_http_server(settings.worker_metrics_port)
+        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
     thread = threading.Thread(target=beat, name="agentq-heartbeat", daemon=True)
     thread.start()
     _heartbeats.append(thread)

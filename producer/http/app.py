@@ -232,8 +232,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         report = client.batch_report(batch_id, token)
         if format == "json":
             return JSONResponse(report.model_dump(mode="json"))
-        media = "text/markdown" if format == "md" else "text/csv"
-        return PlainTextResponse(render(report, format), media_type=f"{media}; charset=utf-8")
+        if format == "md":
+            return PlainTextResponse(
+                render(report, "md"), media_type="text/markdown; charset=utf-8"
+            )
+        # A download, never a page: a browser hands it to a spreadsheet, which then sees cells
+        # that ``agentq.reports.csv_cell`` neutralised.
+        name = "".join(c for c in report.batch_id if c.isascii() and (c.isalnum() or c in "-_"))
+        return PlainTextResponse(
+            render(report, "csv"),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name or "report"}.csv"'},
+        )
 
     @app.delete("/v1/batches/{batch_id}", responses=ERRORS)
     def cancel_batch(batch_id: str, token: Token) -> dict[str, Any]:
