@@ -2,11 +2,18 @@
 
 Our own code, Celery, httpx, the OpenAI client and the Agents SDK all log through the standard
 library; one handler renders every record with structlog (JSON off a TTY, console on one) after a
-redaction processor. Redaction works three ways, because a token can hide anywhere:
-- values under sensitive keys (``token``, ``authorization``, ``api_key`` ...) are replaced;
-- ``Bearer <anything>`` in any string is replaced;
+redaction processor. Every process (worker, API, beat, CLI) installs it with ``configure_logging``.
+Redaction works three ways, because a token can hide anywhere:
+- values under credential keys (``token``, ``api_token``, ``authorization``, ``x-infrahub-key``,
+  ``password`` ...) are replaced; keys are matched by word, so counters such as ``input_tokens``
+  or ``max_tokens`` stay visible;
+- credential shapes in any string are replaced: ``Authorization: <scheme> <value>`` for any
+  scheme, ``Bearer <value>``, and ``key=value`` / ``key: value`` / ``"key": "value"`` for those
+  credential keys (``?token=...``, ``api_token=...``, ``X-INFRAHUB-KEY: ...``);
 - every token a worker currently holds is registered (``secret_scope``) and replaced wherever it
-  appears, in any field, message or rendered traceback.
+  appears, raw or percent-encoded, in any field, message or rendered traceback.
+The same ``scrub``/``scrub_data`` clean what a job stores (answer, error, trace), since an MCP
+server or Infrahub may echo the token back in an error text or a tool result.
 """
 
 from __future__ import annotations
@@ -18,25 +25,61 @@ import threading
 from collections import Counter
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
+from urllib.parse import quote, quote_plus
 
 import structlog
+from pydantic import BaseModel
 
 REDACTED = "[REDACTED]"
-_SENSITIVE_KEY = re.compile(
-    r"(token|authorization|secret|api[_-]?key|password|passwd|cookie|sealed)", re.IGNORECASE
+T = TypeVar("T")
+
+# A key is a credential when its last word is one of these (``api_token``, ``X-Auth-Token``,
+# ``client_secret``), when it contains one of _SECRET_ANYWHERE, or when it ends in one of
+# _SECRET_PAIRS (``X-INFRAHUB-KEY``, ``OPENAI_API_KEY``).
+# By word, not by substring: ``input_tokens`` and ``max_tokens`` are counters, not secrets.
+_SECRET_LAST_WORDS = frozenset(
+    {"token", "secret", "password", "passwd", "passphrase", "authorization", "cookie", "apikey"}
 )
-_BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',;]+")
+_SECRET_ANYWHERE = frozenset({"sealed", "password", "passwd", "authorization", "credentials"})
+_SECRET_PAIRS = frozenset({"api_key", "infrahub_key", "secret_key", "private_key", "access_key"})
+_KEY_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+# The credential keys as they appear inside text (query strings, headers, JSON in a message).
+_KEY_IN_TEXT = (
+    r"(?:[A-Za-z0-9]+[_-])*(?:token|secret|password|passwd|passphrase|cookie"
+    r"|(?:api|infrahub|private|access|secret)[_-]?key)"
+)
+_KEY_VALUE = re.compile(
+    rf"(?i)(?<![A-Za-z0-9_-])({_KEY_IN_TEXT})(\\?[\"']?\s*[:=]\s*\\?[\"']?)([^\s\"'&,;}}\])\\]+)"
+)
+# ``Authorization: <scheme> <value>``: a known scheme is kept, the rest of the value goes.
+_SCHEMES = (
+    "basic|bearer|token|digest|negotiate|ntlm|apikey|key|hoba|mutual|oauth|mac|dpop|jwt|ssws"
+    "|aws4-hmac-sha256"
+)
+_AUTHORIZATION = re.compile(
+    r"(?i)(\b(?:proxy-)?authorization\\?[\"']?\s*[:=]\s*\\?[\"']?)"
+    rf"(?:({_SCHEMES})\s+)?([^\"'\n\r,;}}\]\\]*[^\s\"',;}}\]\\])"
+)
+_BEARER = re.compile(r"(?i)\b(bearer)\s+(?!\[REDACTED\])[^\s\"',;]+")
 _QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "openai", "openai.agents", "mcp")
 
 _active_lock = threading.Lock()
 _active: Counter[str] = Counter()
 
 
+def _forms(secret: str) -> set[str]:
+    """The secret and the encodings a server might echo it in (query strings, form bodies)."""
+    forms = {secret, quote(secret), quote(secret, safe=""), quote_plus(secret, safe="")}
+    forms |= {re.sub("%[0-9A-F]{2}", lambda m: m.group(0).lower(), f) for f in forms}
+    return forms
+
+
 @contextmanager
 def secret_scope(*secrets: str) -> Iterator[None]:
     """Scrub ``secrets`` from every log line emitted anywhere in this process while inside."""
-    kept = [s for s in secrets if s]
+    kept = [form for s in secrets if s for form in _forms(s)]
     with _active_lock:
         _active.update(kept)
     try:
@@ -49,27 +92,62 @@ def secret_scope(*secrets: str) -> Iterator[None]:
                     del _active[secret]
 
 
+def _authorization(match: re.Match[str]) -> str:
+    scheme = f"{match.group(2)} " if match.group(2) else ""
+    return f"{match.group(1)}{scheme}{REDACTED}"
+
+
+def _key_value(match: re.Match[str]) -> str:
+    if match.group(3).startswith("[REDACTED"):
+        return match.group(0)
+    return f"{match.group(1)}{match.group(2)}{REDACTED}"
+
+
 def scrub(text: str) -> str:
-    """``text`` with bearer credentials and every registered secret replaced."""
-    text = _BEARER.sub(rf"\1 {REDACTED}", text)
+    """``text`` with credential shapes and every registered secret replaced."""
     with _active_lock:
-        secrets = list(_active)
+        secrets = sorted(_active, key=len, reverse=True)
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
-    return text
+    text = _AUTHORIZATION.sub(_authorization, text)
+    text = _BEARER.sub(rf"\1 {REDACTED}", text)
+    return _KEY_VALUE.sub(_key_value, text)
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a value stored under ``key`` is a credential (``api_token`` yes, ``input_tokens``
+    no)."""
+    words = [w.lower() for w in _KEY_WORD.findall(key)]
+    if not words:
+        return False
+    return (
+        words[-1] in _SECRET_LAST_WORDS
+        or not _SECRET_ANYWHERE.isdisjoint(words)
+        or "_".join(words[-2:]) in _SECRET_PAIRS
+    )
 
 
 def _redact_value(key: str | None, value: Any) -> Any:
-    if key is not None and _SENSITIVE_KEY.search(key) and value not in (None, ""):
+    if key is not None and is_secret_key(key) and value not in (None, ""):
         return REDACTED
     if isinstance(value, str):
         return scrub(value)
     if isinstance(value, dict):
-        return {k: _redact_value(str(k), v) for k, v in value.items()}
+        return {scrub(str(k)): _redact_value(str(k), v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_redact_value(None, v) for v in value]
     return value
+
+
+def scrub_data(value: T) -> T:
+    """``value`` (text, JSON-like data or a pydantic model) with every credential removed, as a
+    log line would have it; for what a job stores (its answer, error and trace)."""
+    if isinstance(value, BaseModel):
+        cleaned = _redact_value(None, value.model_dump(mode="python"))
+        return type(value).model_validate(cleaned)
+    result: T = _redact_value(None, value)
+    return result
 
 
 def redact(

@@ -33,7 +33,8 @@ request it receives so a test can compare what a client did with what the server
   (an optional JSON body of knobs is applied afterwards)
 - ``GET /_double/calls`` -> every request, in arrival order; ``GET /_double/stats`` -> counts
 
-Tokens are compared, never stored in a record or written to a log.
+Tokens are compared, never stored in a record or written to a log (only the ``echo_token`` knob
+sends one back, in the reply to the request that carried it).
 
 Run it with ``python -m doubles.mcp_server --port 8001 --token T`` or build it in-process with
 :func:`build_app`.
@@ -185,6 +186,9 @@ class DoubleConfig:
       ``http_429``; ``hang_s`` is how long ``hang`` waits before answering normally.
     - ``rate_limit_rps``/``rate_limit_burst``: the real server's global token bucket over every MCP
       message (0 = off; burst 0 = twice the rate).
+    - ``echo_token``: tool failures quote the request's bearer token (``... (token 'T' rejected)``)
+      and tool results carry it (``"debug_token": "T"``), as a server passing on an Infrahub error
+      text, or a debugging build, could: what a client records must not keep it.
     """
 
     tokens: tuple[str, ...] = ()
@@ -203,6 +207,7 @@ class DoubleConfig:
     rate_limit_rps: float = 0.0
     rate_limit_burst: int = 0
     seed: int | None = None
+    echo_token: bool = False
 
     def with_knobs(self, knobs: Mapping[str, Any]) -> DoubleConfig:
         """This config with ``knobs`` merged in, each checked; ValueError names the bad one."""
@@ -288,6 +293,7 @@ _KNOB_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "rate_limit_rps": _number(0),
     "rate_limit_burst": _integer(0),
     "seed": _optional(_integer(-(2**63))),
+    "echo_token": _boolean,
 }
 assert set(_KNOB_CHECKS) | _FIXED_FIELDS == {f.name for f in fields(DoubleConfig)}
 
@@ -457,6 +463,15 @@ class ToolFailure(Exception):
     def message(self) -> str:
         prefix = "Internal error: " if self.code == INTERNAL_ERROR_CODE else ""
         return prefix + self.text
+
+
+def _echoing(failure: ToolFailure, token: str | None) -> ToolFailure:
+    """``failure`` with the request's token in its first line (the ``echo_token`` knob), as an
+    Infrahub error text quoting the credential it refused would have it."""
+    if token is None:
+        return failure
+    first, newline, rest = failure.text.partition("\n")
+    return ToolFailure(f"{first} (token '{token}' rejected){newline}{rest}", failure.code)
 
 
 def _infrahub_401(url: str) -> str:
@@ -775,20 +790,27 @@ class InfrahubMcpDouble:
         if self.config.tool_latency_ms > 0:
             await anyio.sleep(self.config.tool_latency_ms / 1000)
         name, arguments = params.name, dict(params.arguments or {})
+        echo = verdict.token if verdict is not None and self.config.echo_token else None
         try:
             self._check_call(name, arguments, verdict)
             if verdict is not None and verdict.record.fault == "tool_error":
                 raise ToolFailure(f"Error calling tool '{name}': injected fault (tool_error)")
             output = self.implementations[name](arguments)
         except InventoryError as error:
-            return self._failed(ToolFailure.from_inventory(error))
+            return self._failed(_echoing(ToolFailure.from_inventory(error), echo))
         except ToolFailure as failure:
-            return self._failed(failure)
+            return self._failed(_echoing(failure, echo))
         except MCPError:
             raise
         except Exception as error:  # a bug in the double: fail like the real server, loudly
             logger.exception("tool %s failed", name)
             return self._failed(ToolFailure(f"Error calling tool '{name}': {error}"))
+        if echo is not None:
+            output = (
+                {**output, "debug_token": echo}
+                if isinstance(output, dict)
+                else {"result": output, "debug_token": echo}
+            )
         return _tool_result(output)
 
     def _check_call(

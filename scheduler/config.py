@@ -33,11 +33,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agentq.batches import BatchItem
 from agentq.errors import BadRequest, ConfigError
+from agentq.logs import is_secret_key
 from agentq.reports import ReportFormat
 from producer.batch_files import load_batch_file
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PLAIN_KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")  # a key an error message may repeat
 
 
 class QuestionEntry(BaseModel):
@@ -95,16 +97,22 @@ class ReportSchedule(BaseModel):
     @classmethod
     def _env_name(cls, value: str | None) -> str | None:
         if value is not None and not ENV_NAME.match(value):
-            raise ValueError(f"{value!r} is not an environment variable name")
+            # Most likely the token itself, pasted in by mistake: never repeat it.
+            raise ValueError("must name an environment variable, not hold a token")
         return value
 
     @model_validator(mode="before")
     @classmethod
     def _no_secrets(cls, data: Any) -> Any:
-        if isinstance(data, dict) and ("token" in data or "api_token" in data):
-            raise ValueError(
-                "token: a token never goes in the schedules file; use token_env or token_file"
-            )
+        """Refuse ``token:``, ``api_token:``, ``password:`` ... (named, never repeated)."""
+        if isinstance(data, dict):
+            for key in data:
+                if isinstance(key, str) and is_secret_key(key):
+                    shown = key if _PLAIN_KEY.match(key) else "(a key)"
+                    raise ValueError(
+                        f"{shown}: a token never goes in the schedules file; "
+                        "use token_env or token_file"
+                    )
         return data
 
     @model_validator(mode="after")
@@ -128,21 +136,26 @@ class ReportSchedule(BaseModel):
         ]
 
     def read_token(self) -> str:
-        """The token, from its environment variable or file; ConfigError if there is none."""
+        """The token, from its environment variable or file; ConfigError if there is none.
+
+        The messages never repeat ``token_env`` or ``token_file``: either may hold a token pasted
+        in by mistake (a token can look like a variable name or a file name), and these messages
+        reach the terminal and the beat's log. The file and the report named are enough to find
+        it.
+        """
         if self.token_env is not None:
             token = os.environ.get(self.token_env, "").strip()
             if not token:
-                raise ConfigError(f"token_env: {self.token_env} is not set")
+                raise ConfigError("token_env: the environment variable it names is not set")
             return token
         assert self.token_file is not None
         try:
             token = self.token_file.read_text().strip()
         except OSError as exc:
-            raise ConfigError(
-                f"token_file: cannot read {self.token_file}: {exc.strerror or exc}"
-            ) from None
+            reason = exc.strerror or type(exc).__name__
+            raise ConfigError(f"token_file: cannot read the file it names: {reason}") from None
         if not token:
-            raise ConfigError(f"token_file: {self.token_file} is empty")
+            raise ConfigError("token_file: the file it names is empty")
         return token
 
     @property
@@ -237,9 +250,22 @@ def load_schedules(
 
 
 def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    location = ".".join(str(part) for part in error.get("loc", ()))
+    """The first problem, as ``field: reason``, built from pydantic's parts and never from its
+    text (which quotes the input, ``input_value=...``: a pasted token, for one)."""
+    error = exc.errors(include_input=False, include_url=False, include_context=False)[0]
+    location = ".".join(_location_part(part) for part in error.get("loc", ()))
     message = str(error["msg"]).removeprefix("Value error, ")
     if location and not message.startswith(f"{location}:"):
         return f"{location}: {message}"
     return message
+
+
+_FIELDS = frozenset(ReportSchedule.model_fields) | frozenset(QuestionEntry.model_fields)
+
+
+def _location_part(part: str | int) -> str:
+    """A field or index as the message may show it; a key that is neither a field nor a short
+    plain word (a token written as a key, say) is not repeated."""
+    if isinstance(part, int) or part in _FIELDS or _PLAIN_KEY.match(part):
+        return str(part)
+    return "(an unknown key)"

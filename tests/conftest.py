@@ -39,6 +39,7 @@ TOKEN_BAD = "ihtoken-mallory-notaccepted-77"
 ALL_TOKENS = (TOKEN_A, TOKEN_B, TOKEN_BAD)
 AGENTQ_BIN = agentq_command()
 CLI_OUTPUTS: list[CliResult] = []  # everything the CLI printed this session, for leak scans
+ECHOED_JOB_IDS: list[str] = []  # jobs whose MCP server echoed the token: the scan must see them
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -90,7 +90,10 @@ BAD = [
     (yaml_for(cron="0 2 * *"), 'report "r1": cron: expected 5 fields'),
     (yaml_for(cron="61 2 * * *"), 'report "r1": cron: invalid cron expression'),
     (yaml_for(timezone="Mars/Olympus"), "timezone: unknown time zone 'Mars/Olympus'"),
-    (yaml_for(token_env="NO_SUCH_TOKEN_VAR"), "token_env: NO_SUCH_TOKEN_VAR is not set"),
+    (
+        yaml_for(token_env="NO_SUCH_TOKEN_VAR"),
+        "token_env: the environment variable it names is not set",
+    ),
     (yaml_for(token="secret"), "a token never goes in the schedules file"),
     (yaml_for(token_env=None), "give exactly one of token_env and token_file"),
     (yaml_for(interval_seconds=30), "give exactly one of cron and interval_seconds"),

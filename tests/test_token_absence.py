@@ -1,7 +1,8 @@
 """After every other test has run: no plaintext token anywhere.
 
 Scans every key and value in the test Redis (job records, traces, Celery's queues and unacked
-messages), every log file the services wrote (workers and doubles) and everything the CLI printed.
+messages), every log file the services wrote (workers and doubles) and everything the CLI printed;
+among them, the jobs whose MCP server echoed their token back in tool results and errors.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import ALL_TOKENS, CLI_OUTPUTS
+from tests.conftest import ALL_TOKENS, CLI_OUTPUTS, ECHOED_JOB_IDS
 
 
-def redis_dump(client: redis.Redis) -> str:
+def redis_dump(client: redis.Redis, match: str = "*") -> str:
     parts: list[str] = []
-    for key in client.scan_iter(count=1000):
+    for key in client.scan_iter(match=match, count=1000):
         parts.append(key)
         kind = client.type(key)
         if kind == "string":
@@ -42,6 +43,8 @@ def test_no_plaintext_token_in_redis_logs_or_output(
         redis_dump(redis.Redis.from_url(f"{base}/{db}", decode_responses=True)) for db in databases
     )
     assert "agentq:job:" in dump  # the scan saw the jobs the other tests made
+    # ... including those whose MCP server echoed the token back (tests/test_echoed_token.py)
+    assert all(f"agentq:job:{job_id}" in dump for job_id in ECHOED_JOB_IDS)
     logs = {path: path.read_text(errors="replace") for path in service_dir.rglob("*.log")}
     assert any("worker" in path.name for path in logs)  # ... and the workers' logs
     printed = "\n".join(r.stdout + r.stderr for r in CLI_OUTPUTS)

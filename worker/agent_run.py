@@ -16,7 +16,7 @@ from agents.tracing import gen_trace_id
 
 from agentq.errors import AgentqError, ErrorCode
 from agentq.jobs import Job, Usage
-from agentq.logs import get_logger
+from agentq.logs import get_logger, scrub
 from agentq.settings import Settings
 from agentq.traces import AttemptTrace, Step, Totals
 from worker.clients import loop_clients
@@ -148,7 +148,8 @@ async def run_attempt(
     if context.proof_step is not None:
         steps.insert(0, context.proof_step)
     if answer is not None:
-        steps.append(Step(kind="final_output", started_at=finished, output=answer[:2000]))
+        # Scrubbed before it is cut, like every excerpt (the whole outcome is scrubbed later).
+        steps.append(Step(kind="final_output", started_at=finished, output=scrub(answer)[:2000]))
     trace = AttemptTrace(
         attempt=attempt,
         started_at=started,

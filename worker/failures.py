@@ -142,7 +142,7 @@ def tool_failure_function(ctx: Any, error: Exception) -> str:
         if isinstance(job, JobContext):
             failure = job.record(failure)
         raise failure
-    message = scrub(_first_line(_error_text(error)))[:2000]
+    message = _first_line(_error_text(error))
     if isinstance(job, JobContext):
         job.tool_errors.append(message)
     return f"Tool error: {message}"
@@ -191,31 +191,31 @@ def _classify_foreign(error: BaseException) -> AgentqError:
             return failure
         return AgentqError(
             f"the model endpoint refused the request (HTTP {error.status_code}): "
-            + scrub(_first_line(str(error.message))),
+            + _first_line(str(error.message)),
             code=ErrorCode.CONFIG_ERROR,
         )
     if isinstance(error, ModelBehaviorError):
         return AgentqError(
-            "the model misbehaved: " + scrub(_first_line(str(error))), code=ErrorCode.MODEL_ERROR
+            "the model misbehaved: " + _first_line(str(error)), code=ErrorCode.MODEL_ERROR
         )
     if isinstance(error, UserError):
         text = str(error)
         if "connect" in text.lower():
             return AgentqError(
-                "cannot connect to the MCP server: " + scrub(_first_line(text)),
+                "cannot connect to the MCP server: " + _first_line(text),
                 code=ErrorCode.MCP_UNAVAILABLE,
             )
         tool_failure = classify_tool_failure(error)
         if tool_failure is not None:
             return tool_failure
-        return AgentqError(scrub(_first_line(text)), code=ErrorCode.INTERNAL)
+        return AgentqError(_first_line(text), code=ErrorCode.INTERNAL)
     if isinstance(error, TimeoutError | asyncio.TimeoutError):
         return AgentqError("the job took too long", code=ErrorCode.TIMEOUT)
     tool_failure = classify_tool_failure(error)
     if tool_failure is not None:
         return tool_failure
     return AgentqError(
-        f"unexpected {type(error).__name__}: {scrub(_first_line(str(error)))}",
+        f"unexpected {type(error).__name__}: {_first_line(str(error))}",
         code=ErrorCode.INTERNAL,
     )
 
@@ -257,4 +257,6 @@ def _error_text(error: BaseException) -> str:
 
 
 def _first_line(text: str) -> str:
-    return text.strip().split("\n", 1)[0][:500]
+    """The first line of an error text, for a message: scrubbed *before* it is cut, so a token
+    echoed by the server can neither survive whole nor leave a prefix behind."""
+    return scrub(text).strip().split("\n", 1)[0][:500]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import structlog
@@ -22,7 +22,7 @@ from agentq.connections import connect
 from agentq.dispatch import Dispatcher
 from agentq.errors import MAX_ATTEMPTS_BY_CODE, AgentqError, ErrorCode, ServiceUnavailable
 from agentq.jobs import AttemptSummary, Job, JobError, JobStatus
-from agentq.logs import get_logger, secret_scope
+from agentq.logs import get_logger, scrub, scrub_data, secret_scope
 from agentq.metrics import observe_attempt, observe_finished
 from agentq.sealing import TokenSealer
 from agentq.settings import Settings
@@ -132,6 +132,7 @@ def execute(runtime: Runtime, job: Job, sealed_token: str | None, worker_name: s
         return
     deadline = job.deadline_seconds or config.job_deadline_seconds
     log.info("job started", deadline_seconds=deadline)
+    # The token stays registered until the outcome is recorded: record_outcome scrubs with it.
     with secret_scope(token):
         try:
             outcome = get_loop_thread().run(
@@ -140,17 +141,43 @@ def execute(runtime: Runtime, job: Job, sealed_token: str | None, worker_name: s
         except TimeoutError:
             # The loop did not give the job back in time: it is wedged, not merely slow.
             outcome = None
-    if outcome is None:
-        error = JobError(code=ErrorCode.TIMEOUT, message="the job did not stop at its deadline")
-        persist(lambda: store.finish(job.id, JobStatus.FAILED, error=error, owner=worker_name))
-        return
-    record_outcome(runtime, job, attempt, outcome, worker_name)
+        if outcome is None:
+            error = JobError(code=ErrorCode.TIMEOUT, message="the job did not stop at its deadline")
+            persist(lambda: store.finish(job.id, JobStatus.FAILED, error=error, owner=worker_name))
+            return
+        record_outcome(runtime, job, attempt, outcome, worker_name)
+
+
+def scrubbed(outcome: AttemptOutcome) -> AttemptOutcome:
+    """``outcome`` without credentials: the job's token (registered by ``secret_scope``) and any
+    credential shape, in the answer, the error and every field of the trace.
+
+    The MCP server or Infrahub may echo the token back, in an error text or a tool result; what
+    is recorded here reaches the job record, its trace, the API, webhooks and reports.
+    """
+    error = outcome.error
+    if error is not None:
+        error = AgentqError(
+            scrub(error.message),
+            code=error.code,
+            retry_after=error.retry_after,
+            transient=error.transient,
+        )
+    return replace(
+        outcome,
+        trace=scrub_data(outcome.trace),
+        answer=None if outcome.answer is None else scrub(outcome.answer),
+        error=error,
+    )
 
 
 def record_outcome(
     runtime: Runtime, job: Job, attempt: int, outcome: AttemptOutcome, worker_name: str
 ) -> None:
+    """Persist an attempt's outcome; called inside the job's ``secret_scope``, so that nothing
+    it writes can carry the token."""
     store, config = runtime.store, runtime.settings
+    outcome = scrubbed(outcome)
     error = outcome.error
     trace = outcome.trace
     summary = AttemptSummary(

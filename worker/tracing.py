@@ -23,6 +23,7 @@ from agents.tracing import (
     set_trace_processors,
 )
 
+from agentq.logs import scrub
 from agentq.traces import Step
 
 
@@ -121,7 +122,8 @@ def _step_for(span: Span[Any], excerpt_chars: int) -> Step | None:
             server=(data.mcp_data or {}).get("server"),
             arguments=_arguments(data.input),
             result_bytes=len(output.encode()),
-            result_excerpt=output[:excerpt_chars],
+            # Scrubbed before it is cut: a token echoed near the cut must not leave a prefix.
+            result_excerpt=scrub(output)[:excerpt_chars],
             is_error=error is not None,
             error=_error_text(error),
         )
