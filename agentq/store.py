@@ -36,7 +36,8 @@ WORKER_PREFIX = f"{KEY_PREFIX}:worker:"  # + worker name: heartbeat, expires whe
 TERMINAL = ",".join(TERMINAL_STATUSES)
 
 # Shared by the status scripts below: what every status change must also do, atomically with it.
-# A job that ends gives back its dispatch slots (see ``agentq.dispatch``) and, if it has a webhook,
+# A job that ends, however it ends, drops its sealed token (nothing may run it any more), gives
+# back its dispatch slots (see ``agentq.dispatch``) and, if it has a webhook,
 # is noted in NOTIFY_KEY; a job in a batch moves the batch's per-status counters, and the batch's
 # last job to end marks the batch ended.
 _ON_MOVE = """
@@ -44,6 +45,7 @@ local function job_moved(jkey, id, old, new, now)
   local f = redis.call('HMGET', jkey, 'owner', 'lane', 'batch_id')
   local ended = (new == 'succeeded' or new == 'failed' or new == 'cancelled')
   if ended then
+    redis.call('DEL', 'agentq:sealed:' .. id)
     if f[1] then redis.call('ZREM', 'agentq:inflight:t:' .. f[1], id) end
     if f[2] then redis.call('ZREM', 'agentq:inflight:l:' .. f[2], id) end
     if redis.call('HEXISTS', jkey, 'webhook_url') == 1 then
@@ -69,8 +71,9 @@ end
 
 # Change a job's status if it is in an allowed one (and, if given, owned by a worker).
 # KEYS: job, running, delayed, sealed, sent. ARGV: ttl, allowed (csv), owner or '', job id,
-# '1' if the new status is terminal (drop the job from the indexes and its sealed token), the new
-# status, now, then field/value pairs. Returns {previous status or false, 1 if applied else 0}.
+# '1' if the new status is terminal (drop the job from the indexes; ``job_moved`` drops its sealed
+# token), the new status, now, then field/value pairs. Returns {previous status or false, 1 if
+# applied else 0}.
 _TRANSITION = (
     _ON_MOVE
     + """
@@ -89,7 +92,6 @@ if ARGV[5] == '1' then
   redis.call('ZREM', KEYS[2], ARGV[4])
   redis.call('ZREM', KEYS[3], ARGV[4])
   redis.call('ZREM', KEYS[5], ARGV[4])
-  redis.call('DEL', KEYS[4])
 end
 job_moved(KEYS[1], ARGV[4], current, ARGV[6], ARGV[7])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))

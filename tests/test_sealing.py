@@ -1,14 +1,18 @@
-"""Token sealing and owner fingerprints."""
+"""Token sealing, owner fingerprints, and the lifetime of a job's sealed token in the store."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 from cryptography.fernet import Fernet
 
 from agentq.errors import AgentqError, ConfigError, ErrorCode
+from agentq.jobs import JobError, JobStatus
 from agentq.sealing import TokenSealer, generate_key
+from producer.client import Client
+from tests.conftest import TOKEN_A, Stack, own_stack
 
 TOKEN = "ihtoken-sealing-test-123456"
 
@@ -83,3 +87,66 @@ def test_reseal_moves_to_the_newest_key_and_keeps_the_seal_time() -> None:
     assert abs(only_new.sealed_at(rotated) - (time.time() - 3600)) < 5
     with pytest.raises(ConfigError):
         TokenSealer(generate_key()).reseal(sealed)
+
+
+# A job's sealed token is deleted however the job ends ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def idle_client(stack: Stack) -> Client:
+    """A client in a database no worker serves: its jobs stay queued until a test moves them."""
+    return own_stack(stack, 29, "sealed-lifetime-tests").client()
+
+
+def poison_by_claims(client: Client, job_id: str) -> None:
+    for n in range(3):  # each claimant dies (it never heartbeats): the next takes over
+        assert client.store.claim(job_id, f"dead-{n}", poison_after=3) == "claimed"
+    assert client.store.claim(job_id, "w", poison_after=3) == "poisoned"
+
+
+def poison_by_reaper(client: Client, job_id: str) -> None:
+    assert client.store.claim(job_id, "dead", poison_after=1) == "claimed"
+    assert client.store.requeue(job_id, 0.0, owner="dead", lost=True, poison_after=1) == "poisoned"
+
+
+def cancel_queued(client: Client, job_id: str) -> None:
+    assert client.cancel(job_id, TOKEN_A).cancelled
+
+
+def cancel_running(client: Client, job_id: str) -> None:
+    client.store.claim(job_id, "w", poison_after=3)
+    assert client.cancel(job_id, TOKEN_A).previous == JobStatus.RUNNING
+
+
+def succeed(client: Client, job_id: str) -> None:
+    client.store.claim(job_id, "w", poison_after=3)
+    assert client.store.finish(job_id, JobStatus.SUCCEEDED, answer="42", owner="w")
+
+
+def fail_at_deadline(client: Client, job_id: str) -> None:
+    client.store.claim(job_id, "w", poison_after=3)
+    error = JobError(code=ErrorCode.TIMEOUT, message="ran past its deadline")
+    assert client.store.finish(job_id, JobStatus.FAILED, error=error, owner="w")
+
+
+@pytest.mark.parametrize(
+    "end",
+    [poison_by_claims, poison_by_reaper, cancel_queued, cancel_running, succeed, fail_at_deadline],
+)
+def test_a_job_that_ends_keeps_no_sealed_token(
+    idle_client: Client, end: Callable[[Client, str], None]
+) -> None:
+    job_id = idle_client.submit("Which sites are there?", TOKEN_A)
+    assert idle_client.store.sealed_token(job_id) is not None
+    end(idle_client, job_id)
+    job = idle_client.store.load(job_id)
+    assert job is not None and job.status.terminal
+    assert idle_client.store.sealed_token(job_id) is None
+
+
+def test_a_cancelled_batch_keeps_no_sealed_tokens(idle_client: Client) -> None:
+    batch_id = idle_client.submit_batch(["Which sites?", "Which devices?", "Which tags?"], TOKEN_A)
+    ids = [i for chunk in idle_client.batches.job_ids(batch_id) for i in chunk]
+    assert all(idle_client.store.sealed_token(i) is not None for i in ids)
+    assert idle_client.cancel_batch(batch_id, TOKEN_A) == 3
+    assert all(idle_client.store.sealed_token(i) is None for i in ids)
