@@ -64,16 +64,18 @@ def keygen() -> None:
 
 @app.command()
 def reseal(as_json: JsonFlag = False) -> None:
-    """Move every waiting job to the newest AGENTQ_SECRET_KEY key, so older keys can be dropped.
+    """Move every waiting job to the newest AGENTQ_SECRET_KEY key.
 
-    Each job that has not ended gets its token sealed again under the newest key (keeping the
-    time it was first sealed, so it expires as before) and its owner fingerprint made again
-    under the newest key (its batch's too), so its owner can still read, list and cancel it
-    once the old key is gone. To rotate: put a new key first in AGENTQ_SECRET_KEY (keeping the
-    old one after it), restart producers and workers, run this, then drop the old key.
-    Jobs that ended before this ran stay readable only while the old key is listed.
-    Exits 1 if some token could not be opened or was not sealed for its job (that job will
-    fail auth_error; its owner submits it again).
+    Each job that has not ended gets its token sealed again under the newest
+    key (keeping the time it was first sealed) and its owner fingerprint made
+    again under the newest key (its batch's too), so its owner can still read,
+    list and cancel it, and workers can run it, once the old key is gone.
+
+    To rotate: put a new key first in AGENTQ_SECRET_KEY (keeping the old one
+    after it), restart producers and workers, run this, then drop the old key.
+    Jobs that ended before this ran stay readable only while the old key is
+    listed. Exits 1 if a token could not be opened or was not sealed for its
+    job (that job will fail auth_error; its owner submits it again).
     """
     client = make_client()
     with user_errors():
