@@ -26,7 +26,7 @@ from redis.client import Pipeline
 from agentq.connections import redis_errors
 from agentq.jobs import JobStatus
 from agentq.reports import BatchReport, ReportRow
-from agentq.store import KEY_PREFIX, OWNER_INDEX_SIZE, JobStore
+from agentq.store import KEY_PREFIX, OWNER_INDEX_SIZE, JobStore, newest_members
 
 ENDED_KEY = f"{KEY_PREFIX}:batches:ended"  # zset: batch id -> when its last job ended
 STATUS_FIELDS = tuple(str(s) for s in JobStatus)
@@ -179,10 +179,13 @@ class BatchStore:
         with redis_errors(self._url):
             self._redis.hset(batch_key(batch_id), "cancel_requested", "1")
 
-    def owned(self, owner: str, limit: int) -> list[str]:
+    def owned(self, owners: Sequence[str], limit: int) -> list[str]:
+        """The newest ``limit`` batch ids of an owner, newest first, over its fingerprints
+        under every configured key (as ``JobStore.owned_ids``)."""
         with redis_errors(self._url):
-            ids = self._redis.zrevrange(owner_batches_key(owner), 0, max(0, limit - 1))
-        return [str(i) for i in ids]
+            return newest_members(
+                self._redis, [owner_batches_key(owner) for owner in owners], limit
+            )
 
     # Ended batches and their reports ------------------------------------------------------
 

@@ -22,7 +22,6 @@ from agentq.connections import celery_transport_options
 from agentq.settings import Settings
 
 RUN_JOB_TASK = "agentq.run_job"
-DELIVER_WEBHOOK_TASK = "agentq.deliver_webhook"
 
 
 def make_celery(settings: Settings) -> Celery:

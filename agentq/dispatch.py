@@ -139,7 +139,8 @@ return out
 _UNDISPATCH = """
 local jkey = ARGV[2] .. 'job:' .. ARGV[1]
 local lane = redis.call('HGET', jkey, 'lane')
-local tenant = redis.call('HGET', jkey, 'owner')
+local f = redis.call('HMGET', jkey, 'tenant', 'owner')  -- as queued (see agentq.store)
+local tenant = f[1] or f[2]
 if not lane or not tenant then return 0 end
 redis.call('ZREM', ARGV[2] .. 'inflight:t:' .. tenant, ARGV[1])
 redis.call('ZREM', ARGV[2] .. 'inflight:l:' .. lane, ARGV[1])

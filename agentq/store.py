@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -20,7 +21,7 @@ from redis.client import Pipeline
 from agentq.connections import redis_errors
 from agentq.errors import AgentqError, JobNotFound
 from agentq.jobs import TERMINAL_STATUSES, AttemptSummary, Job, JobError, JobStatus, Usage
-from agentq.sealing import TokenSealer
+from agentq.sealing import SealBinding, TokenSealer
 from agentq.traces import AttemptTrace, Trace
 
 KEY_PREFIX = "agentq"
@@ -31,23 +32,28 @@ SENT_KEY = f"{KEY_PREFIX}:sent"  # zset: queued job id -> when its message was l
 # kombu's Redis transport keeps messages a worker took but has not acknowledged here.
 KOMBU_UNACKED_KEY = "unacked"
 OWNER_PREFIX = f"{KEY_PREFIX}:owner:"  # + owner fingerprint: zset of its job ids by creation
+SEALED_PREFIX = f"{KEY_PREFIX}:sealed:"  # + job id: its sealed token, while it has not ended
 OWNER_INDEX_SIZE = 10_000  # newest job ids kept in an owner's index
 WORKER_PREFIX = f"{KEY_PREFIX}:worker:"  # + worker name: heartbeat, expires when it dies
 TERMINAL = ",".join(TERMINAL_STATUSES)
 
 # Shared by the status scripts below: what every status change must also do, atomically with it.
-# A job that ends gives back its dispatch slots (see ``agentq.dispatch``) and its place in its
-# tenant's open-jobs quota (``agentq.quotas``) and, if it has a webhook, is noted in NOTIFY_KEY;
-# a job in a batch moves the batch's per-status counters, and the batch's last job to end marks
-# the batch ended (and gives back its tenant's open-batch quota).
+# A job that ends, however it ends, drops its sealed token (nothing may run it any more), gives
+# back its dispatch slots (see ``agentq.dispatch``) and its place in its tenant's open-jobs quota
+# (``agentq.quotas``) and, if it has a webhook, is noted in NOTIFY_KEY; a job in a batch moves the
+# batch's per-status counters, and the batch's last job to end marks the batch ended (and gives
+# back its tenant's open-batch quota). A job's tenant is its owner fingerprint at submission: the
+# ``tenant`` field keeps it when ``agentq reseal`` moves the job to a new-key fingerprint.
 _ON_MOVE = """
 local function job_moved(jkey, id, old, new, now)
-  local f = redis.call('HMGET', jkey, 'owner', 'lane', 'batch_id')
+  local f = redis.call('HMGET', jkey, 'owner', 'lane', 'batch_id', 'tenant')
   local ended = (new == 'succeeded' or new == 'failed' or new == 'cancelled')
   if ended then
-    if f[1] then
-      redis.call('ZREM', 'agentq:inflight:t:' .. f[1], id)
-      redis.call('ZREM', 'agentq:open:j:' .. f[1], id)
+    redis.call('DEL', 'agentq:sealed:' .. id)
+    local tenant = f[4] or f[1]
+    if tenant then
+      redis.call('ZREM', 'agentq:inflight:t:' .. tenant, id)
+      redis.call('ZREM', 'agentq:open:j:' .. tenant, id)
     end
     if f[2] then redis.call('ZREM', 'agentq:inflight:l:' .. f[2], id) end
     if redis.call('HEXISTS', jkey, 'webhook_url') == 1 then
@@ -64,7 +70,8 @@ local function job_moved(jkey, id, old, new, now)
         if done == tonumber(redis.call('HGET', bkey, 'total') or '-1') then
           redis.call('HSET', bkey, 'finished_at', now)
           redis.call('ZADD', 'agentq:batches:ended', now, f[3])
-          if f[1] then redis.call('ZREM', 'agentq:open:b:' .. f[1], f[3]) end
+          local tenant = f[4] or f[1]
+          if tenant then redis.call('ZREM', 'agentq:open:b:' .. tenant, f[3]) end
         end
       end
     end
@@ -74,8 +81,9 @@ end
 
 # Change a job's status if it is in an allowed one (and, if given, owned by a worker).
 # KEYS: job, running, delayed, sealed, sent. ARGV: ttl, allowed (csv), owner or '', job id,
-# '1' if the new status is terminal (drop the job from the indexes and its sealed token), the new
-# status, now, then field/value pairs. Returns {previous status or false, 1 if applied else 0}.
+# '1' if the new status is terminal (drop the job from the indexes; ``job_moved`` drops its sealed
+# token), the new status, now, then field/value pairs. Returns {previous status or false, 1 if
+# applied else 0}.
 _TRANSITION = (
     _ON_MOVE
     + """
@@ -94,7 +102,6 @@ if ARGV[5] == '1' then
   redis.call('ZREM', KEYS[2], ARGV[4])
   redis.call('ZREM', KEYS[3], ARGV[4])
   redis.call('ZREM', KEYS[5], ARGV[4])
-  redis.call('DEL', KEYS[4])
 end
 job_moved(KEYS[1], ARGV[4], current, ARGV[6], ARGV[7])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
@@ -173,6 +180,42 @@ return 'queued'
 """
 )
 
+# Move a waiting job to the newest key: its sealed token (re-bound to the new owner fingerprint)
+# and, if the fingerprint changed, its owner field, its place in the owner index, and its batch's
+# owner and place in the batches' owner index (``agentq.batches``). The dispatch tenant stays the
+# one it was queued under (``tenant``). Applied only if neither the sealed token nor the owner
+# changed since they were read. KEYS: job, sealed. ARGV: sealed as read, new sealed, owner as
+# read, new owner, job id, key prefix, ttl. Returns 'resealed', 'moved', 'dropped' (the job had
+# ended or is gone: its sealed token is deleted) or 'changed'.
+_RESEAL = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 'changed' end
+local f = redis.call('HMGET', KEYS[1], 'status', 'owner', 'created_at', 'batch_id')
+if not f[1] or f[1] == 'succeeded' or f[1] == 'failed' or f[1] == 'cancelled' then
+  redis.call('DEL', KEYS[2])
+  return 'dropped'
+end
+if f[2] ~= ARGV[3] then return 'changed' end
+redis.call('SET', KEYS[2], ARGV[2], 'KEEPTTL')
+local old, new, id, p, ttl = ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
+if old == new then return 'resealed' end
+redis.call('HSETNX', KEYS[1], 'tenant', old)
+redis.call('HSET', KEYS[1], 'owner', new)
+redis.call('ZREM', p .. 'owner:' .. old, id)
+redis.call('ZADD', p .. 'owner:' .. new, f[3], id)
+redis.call('EXPIRE', p .. 'owner:' .. new, ttl)
+if f[4] then
+  local bkey = p .. 'batch:' .. f[4]
+  if redis.call('HGET', bkey, 'owner') == old then
+    local created = redis.call('HGET', bkey, 'created_at')
+    redis.call('HSET', bkey, 'owner', new)
+    redis.call('ZREM', p .. 'owner:' .. old .. ':batches', f[4])
+    redis.call('ZADD', p .. 'owner:' .. new .. ':batches', created, f[4])
+    redis.call('EXPIRE', p .. 'owner:' .. new .. ':batches', ttl)
+  end
+end
+return 'moved'
+"""
+
 # Take up to ARGV[2] job ids whose next attempt is due at ARGV[1]; each is taken once.
 _POP_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
@@ -188,6 +231,32 @@ POISONED_ERROR = JobError(
 _JSON_FIELDS = ("usage", "error", "metadata", "history")
 
 
+@dataclass
+class ResealCounts:
+    """What ``JobStore.reseal_waiting`` did: tokens sealed again under the newest key (of which
+    ``moved`` also got the newest key's owner fingerprint), tokens it could not open or that
+    were not sealed for their job (left as they are: their job fails ``auth_error`` when it
+    runs), and tokens of jobs that had already ended (deleted)."""
+
+    resealed: int = 0
+    moved: int = 0
+    unreadable: int = 0
+    dropped: int = 0
+
+
+def newest_members(client: redis.Redis, keys: Sequence[str], limit: int) -> list[str]:
+    """The newest ``limit`` members over the zsets ``keys`` (scored by time), newest first,
+    each once: an owner's index under each key fingerprint, merged."""
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.zrevrange(key, 0, max(0, limit - 1), withscores=True)
+    scored: dict[str, float] = {}
+    for entries in pipe.execute():
+        for member, score in entries:
+            scored[str(member)] = max(float(score), scored.get(str(member), float("-inf")))
+    return sorted(scored, key=lambda member: scored[member], reverse=True)[:limit]
+
+
 class JobStore:
     """Reads and writes job records and traces; every key expires after ``ttl`` seconds."""
 
@@ -199,6 +268,7 @@ class JobStore:
         self._claim = client.register_script(_CLAIM)
         self._requeue = client.register_script(_REQUEUE)
         self._pop_due = client.register_script(_POP_DUE)
+        self._reseal = client.register_script(_RESEAL)
 
     @property
     def redis(self) -> redis.Redis:
@@ -214,7 +284,7 @@ class JobStore:
 
     @staticmethod
     def sealed_key(job_id: str) -> str:
-        return f"{KEY_PREFIX}:sealed:{job_id}"
+        return SEALED_PREFIX + job_id
 
     def _keys(self, job_id: str) -> list[str]:
         return [self.job_key(job_id), RUNNING_KEY, DELAYED_KEY, self.sealed_key(job_id), SENT_KEY]
@@ -224,18 +294,18 @@ class JobStore:
     def create(
         self,
         jobs: Sequence[Job],
-        sealed_token: str,
+        sealed_tokens: list[str],
         enqueue: Callable[[Pipeline], None] | None = None,
     ) -> None:
-        """Write new jobs of one owner, each with the sealed token (kept so a lost or retried
-        run can be resent), in one transaction with ``enqueue`` (which queues them for dispatch):
-        either all of it is written or none of it."""
+        """Write new jobs of one owner, each with its own sealed token (bound to it, see
+        ``agentq.sealing``; kept so a lost or retried run can be resent), in one transaction
+        with ``enqueue`` (which queues them for dispatch): all of it is written or none of it."""
         with redis_errors(self._url):
             pipe = self._redis.pipeline(transaction=True)
-            for job in jobs:
+            for job, sealed in zip(jobs, sealed_tokens, strict=True):
                 pipe.hset(self.job_key(job.id), mapping=_to_hash(job))  # type: ignore[arg-type]
                 pipe.expire(self.job_key(job.id), self._ttl)
-                pipe.set(self.sealed_key(job.id), sealed_token, ex=self._ttl)
+                pipe.set(self.sealed_key(job.id), sealed, ex=self._ttl)
             if jobs:
                 owner_key = OWNER_PREFIX + jobs[0].owner
                 pipe.zadd(owner_key, {job.id: job.created_at for job in jobs})
@@ -245,11 +315,12 @@ class JobStore:
                 enqueue(pipe)
             pipe.execute()
 
-    def owned_ids(self, owner: str, limit: int) -> list[str]:
-        """The newest ``limit`` job ids of an owner fingerprint, newest first."""
+    def owned_ids(self, owners: Sequence[str], limit: int) -> list[str]:
+        """The newest ``limit`` job ids of an owner, newest first, over its fingerprints under
+        every configured key (``TokenSealer.fingerprints``): during a key rotation its older
+        jobs are indexed under the older key's fingerprint."""
         with redis_errors(self._url):
-            ids = self._redis.zrevrange(OWNER_PREFIX + owner, 0, max(0, limit - 1))
-        return [str(job_id) for job_id in ids]
+            return newest_members(self._redis, [OWNER_PREFIX + owner for owner in owners], limit)
 
     def load_many(self, job_ids: Sequence[str]) -> list[Job | None]:
         with redis_errors(self._url):
@@ -270,24 +341,49 @@ class JobStore:
             value = self._redis.get(self.sealed_key(job_id))
         return str(value) if value is not None else None
 
-    def reseal_all(self, reseal: Callable[[str], str]) -> tuple[int, int]:
-        """Replace every stored sealed token by ``reseal(token)``, keeping its expiry; returns
-        (resealed, failed). A token ``reseal`` cannot open (ConfigError) is left as it is."""
-        done = failed = 0
+    def reseal_waiting(self, sealer: TokenSealer) -> ResealCounts:
+        """Move every job that has not ended to the newest key, so the older keys can be
+        dropped without stranding it: its sealed token is sealed again under the newest key
+        (keeping the time it was first sealed) and re-bound to the owner fingerprint under the
+        newest key, which replaces the job's owner (and its batch's) in the record and in the
+        owner indexes. A token that does not open, is in the unbound v1 format or was not sealed
+        for its job is left as it is (counted unreadable). Sealed tokens of ended jobs are
+        deleted."""
+        counts = ResealCounts()
         with redis_errors(self._url):
-            for key in self._redis.scan_iter(match=self.sealed_key("*"), count=500):
+            for key in self._redis.scan_iter(match=SEALED_PREFIX + "*", count=500):
+                job_id = str(key).removeprefix(SEALED_PREFIX)
                 value = self._redis.get(key)
                 if value is None:
                     continue
-                try:
-                    fresh = reseal(str(value))
-                except AgentqError:
-                    failed += 1
-                    continue
-                # Only if unchanged meanwhile (a job that ended deletes its token).
-                if self._redis.set(key, fresh, xx=True, keepttl=True):
-                    done += 1
-        return done, failed
+                sealed, job = str(value), self.load(job_id)
+                if job is None or job.status.terminal:
+                    # Only if still so: the script deletes the token of a job that has ended.
+                    result = self._reseal(
+                        keys=[self.job_key(job_id), key],
+                        args=[sealed, "", "", "", job_id, f"{KEY_PREFIX}:", self._ttl],
+                    )
+                else:
+                    try:
+                        token, bound = sealer.open(sealed)
+                        sealer.check_binding(token, bound, SealBinding.of(job))
+                    except AgentqError:
+                        counts.unreadable += 1
+                        continue
+                    owner = sealer.fingerprint(token)
+                    fresh = sealer.rebind(sealed, token, SealBinding.of(job).with_owner(owner))
+                    result = self._reseal(
+                        keys=[self.job_key(job_id), key],
+                        args=[
+                            sealed, fresh, job.owner, owner, job_id, f"{KEY_PREFIX}:", self._ttl,
+                        ],
+                    )  # fmt: skip
+                if result in ("resealed", "moved"):
+                    counts.resealed += 1
+                    counts.moved += result == "moved"
+                elif result == "dropped":
+                    counts.dropped += 1
+        return counts
 
     def claim(self, job_id: str, worker: str, poison_after: int) -> str:
         """Take the job for a run: 'claimed', or why not ('missing', 'terminal', 'busy',
@@ -381,12 +477,6 @@ class JobStore:
         """Put a job taken by ``pop_due`` back, when its message could not be sent."""
         with redis_errors(self._url):
             self._redis.zadd(DELAYED_KEY, {job_id: time.time()})
-
-    def take_notifications(self, limit: int = 50) -> list[str]:
-        """Ended jobs whose webhook is to be sent, each handed out once."""
-        with redis_errors(self._url):
-            ids = [str(i) for i in self._redis.zrange(NOTIFY_KEY, 0, limit - 1)]
-            return [i for i in ids if self._redis.zrem(NOTIFY_KEY, i)]
 
     def running(self) -> list[tuple[str, float]]:
         """(job id, when its current attempt started) of every running job."""

@@ -67,19 +67,39 @@ def keygen() -> None:
 
 @app.command()
 def reseal(as_json: JsonFlag = False) -> None:
-    """Re-encrypt every waiting job's sealed token under the newest AGENTQ_SECRET_KEY key.
+    """Move every waiting job to the newest AGENTQ_SECRET_KEY key.
 
-    Rotate keys by putting a new key first in AGENTQ_SECRET_KEY (keeping the old after it),
-    restarting workers and producers, running this, and then dropping the old key.
+    Each job that has not ended gets its token sealed again under the newest
+    key (keeping the time it was first sealed) and its owner fingerprint made
+    again under the newest key (its batch's too), so its owner can still read,
+    list and cancel it, and workers can run it, once the old key is gone.
+
+    To rotate: put a new key first in AGENTQ_SECRET_KEY (keeping the old one
+    after it), restart producers and workers, run this, then drop the old key.
+    Jobs that ended before this ran stay readable only while the old key is
+    listed. Exits 1 if a token could not be opened or was not sealed for its
+    job (that job will fail auth_error; its owner submits it again).
     """
     client = make_client()
     with user_errors():
-        done, failed = client.store.reseal_all(client.sealer.reseal)
+        counts = client.store.reseal_waiting(client.sealer)
     if as_json:
-        emit_json({"resealed": done, "unreadable": failed})
+        emit_json(
+            {
+                "resealed": counts.resealed,
+                "owners_moved": counts.moved,
+                "unreadable": counts.unreadable,
+                "dropped": counts.dropped,
+            }
+        )
     else:
-        out.print(f"resealed {done} token(s); {failed} could not be opened with any key")
-    if failed:
+        out.print(
+            f"resealed {counts.resealed} waiting job(s) under the newest key "
+            f"({counts.moved} moved to the newest key's owner fingerprint); "
+            f"{counts.unreadable} could not be opened or were not sealed for their job; "
+            f"{counts.dropped} token(s) of ended jobs deleted"
+        )
+    if counts.unreadable:
         raise typer.Exit(EXIT_JOB_FAILED)
 
 

@@ -30,7 +30,7 @@ from agentq.jobs import Job, JobStatus
 from agentq.logs import get_logger
 from agentq.quotas import Quotas
 from agentq.reports import BatchReport
-from agentq.sealing import TokenSealer
+from agentq.sealing import SealBinding, TokenSealer
 from agentq.settings import Settings, get_settings
 from agentq.store import JobStore
 from agentq.token_proof import ProofCache
@@ -181,7 +181,7 @@ class Client:
             self.dispatcher.enqueue(pipe, lane, job.owner, [job.id])
             self.quotas.opened(pipe, job.owner, [job.id], job.created_at)
 
-        self.store.create([job], self.sealer.seal(token), enqueue)
+        self.store.create([job], [self.sealer.seal(token, SealBinding.of(job))], enqueue)
         audit("job.submit", job.owner, job_id=job.id, allow_writes=allow_writes)
         self.dispatch()
         return job.id
@@ -271,7 +271,8 @@ class Client:
             self.dispatcher.enqueue(pipe, lane, owner, ids, cap=cap)
             self.quotas.opened(pipe, owner, ids, batch.created_at, batch.id)
 
-        self.store.create(jobs, self.sealer.seal(token), enqueue)
+        sealed = [self.sealer.seal(token, SealBinding.of(job)) for job in jobs]
+        self.store.create(jobs, sealed, enqueue)
         audit("batch.submit", owner, batch_id=batch.id, total=batch.total)
         self.dispatch()
         return batch.id
@@ -316,7 +317,8 @@ class Client:
         """The newest ``limit`` batches ``token`` submitted, newest first."""
         token = check_token(token)
         owner = self.sealer.fingerprint(token)
-        found = [self.batches.load(i) for i in self.batches.owned(owner, max(1, min(limit, 1000)))]
+        owned = self.batches.owned(self.sealer.fingerprints(token), max(1, min(limit, 1000)))
+        found = [self.batches.load(i) for i in owned]
         audit("batch.list", owner)
         return [b for b in found if b is not None and self.sealer.owns(b.owner, token)]
 
@@ -372,7 +374,7 @@ class Client:
         """The newest ``limit`` jobs ``token`` submitted, newest first."""
         token = check_token(token)
         owner = self.sealer.fingerprint(token)
-        ids = self.store.owned_ids(owner, max(1, min(limit, 1000)))
+        ids = self.store.owned_ids(self.sealer.fingerprints(token), max(1, min(limit, 1000)))
         jobs = [job for job in self.store.load_many(ids) if job is not None]
         audit("job.list", owner, count=len(jobs))
         return [job for job in jobs if self.sealer.owns(job.owner, token)]

@@ -157,5 +157,5 @@ def test_reseal_rotates_waiting_tokens(
     # Only the newest key is needed now; the owner still reads the job.
     env["AGENTQ_SECRET_KEY"] = newest + "," + secret_key
     assert run_cli(env, "status", job_id, token=TOKEN_A).code == 0
-    assert TokenSealer(newest).unseal(after) == TOKEN_A
+    assert TokenSealer(newest).open(after)[0] == TOKEN_A
     run_cli(env, "cancel", job_id, token=TOKEN_A)

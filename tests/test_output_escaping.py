@@ -166,7 +166,7 @@ class Hostile:
 @pytest.fixture(scope="module")
 def hostile(stack: Stack) -> Hostile:
     # No worker takes from this queue: the jobs stay as written here.
-    own = own_stack(stack, 27, "escaping-tests", COLUMNS="400")
+    own = own_stack(stack, 26, "escaping-tests", COLUMNS="400")
     client = own.client()
     store = client.store
     succeeded = client.submit(HOSTILE, TOKEN_A, metadata={"note": HOSTILE})

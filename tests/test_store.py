@@ -29,7 +29,7 @@ def new_job(question: str = "how many devices?") -> Job:
 
 def test_create_and_load_round_trip_with_ttl(store: JobStore, redis_client: redis.Redis) -> None:
     job = new_job()
-    store.create([job], "sealed-xyz")
+    store.create([job], ["sealed-xyz"])
     loaded = store.load(job.id)
     assert loaded == job
     ttl = redis_client.ttl(JobStore.job_key(job.id))
@@ -38,7 +38,7 @@ def test_create_and_load_round_trip_with_ttl(store: JobStore, redis_client: redi
 
 def test_transitions_are_guarded(store: JobStore, redis_client: redis.Redis) -> None:
     job = new_job()
-    store.create([job], "sealed-xyz")
+    store.create([job], ["sealed-xyz"])
     assert store.claim(job.id, "w1", poison_after=3) == "claimed"
     running = store.load(job.id)
     assert running is not None
@@ -80,7 +80,7 @@ def test_duplicate_delivery_of_a_job_running_on_a_live_worker_is_dropped(
     store: JobStore, redis_client: redis.Redis
 ) -> None:
     job = new_job()
-    store.create([job], "sealed")
+    store.create([job], ["sealed"])
     redis_client.set("agentq:worker:w1", "{}", ex=30)
     assert store.claim(job.id, "w1", poison_after=3) == "claimed"
     assert store.claim(job.id, "w2", poison_after=3) == "busy"
@@ -90,7 +90,7 @@ def test_duplicate_delivery_of_a_job_running_on_a_live_worker_is_dropped(
 
 def test_a_dead_workers_job_is_taken_over_then_poisoned(store: JobStore) -> None:
     job = new_job()
-    store.create([job], "sealed")
+    store.create([job], ["sealed"])
     assert store.claim(job.id, "dead-1", poison_after=3) == "claimed"
     assert store.claim(job.id, "dead-2", poison_after=3) == "claimed"  # lost run 1
     assert store.claim(job.id, "dead-3", poison_after=3) == "claimed"  # lost run 2
@@ -105,7 +105,7 @@ def test_a_dead_workers_job_is_taken_over_then_poisoned(store: JobStore) -> None
 
 def test_retry_waits_in_the_delayed_set_until_due(store: JobStore) -> None:
     job = new_job()
-    store.create([job], "sealed-retry")
+    store.create([job], ["sealed-retry"])
     assert store.claim(job.id, "w1", poison_after=3) == "claimed"
     assert store.requeue(job.id, 60.0, owner="other") == "skipped"
     assert store.requeue(job.id, 60.0, owner="w1") == "queued"
@@ -125,7 +125,7 @@ def test_retry_waits_in_the_delayed_set_until_due(store: JobStore) -> None:
 def test_cancel(store: JobStore) -> None:
     queued, running = new_job(), new_job()
     for job in (queued, running):
-        store.create([job], "s")
+        store.create([job], ["s"])
     store.claim(running.id, "w1", poison_after=3)
     assert store.cancel(queued.id) == "queued"
     assert store.cancel(running.id) == "running"
@@ -141,7 +141,7 @@ def test_cancel(store: JobStore) -> None:
 def test_load_owned_hides_other_owners_jobs(store: JobStore) -> None:
     sealer = TokenSealer(generate_key())
     job = Job.new("q", owner=sealer.fingerprint("token-a"))
-    store.create([job], "sealed-xyz")
+    store.create([job], ["sealed-xyz"])
     assert store.load_owned(job.id, "token-a", sealer).id == job.id
     with pytest.raises(JobNotFound) as other:
         store.load_owned(job.id, "token-b", sealer)
@@ -152,7 +152,7 @@ def test_load_owned_hides_other_owners_jobs(store: JobStore) -> None:
 
 def test_trace_attempts_are_appended_in_order(store: JobStore, redis_client: redis.Redis) -> None:
     job = new_job()
-    store.create([job], "sealed-xyz")
+    store.create([job], ["sealed-xyz"])
     for attempt in (1, 2):
         steps = [Step(kind="model_call", input_tokens=attempt, output_tokens=1)]
         store.record_attempt(
@@ -197,7 +197,7 @@ def test_a_queued_job_whose_message_was_lost_is_found(
     store: JobStore, redis_client: redis.Redis
 ) -> None:
     job = new_job()
-    store.create([job], "sealed")
+    store.create([job], ["sealed"])
     assert job.id not in store.unclaimed(older_than=-1)  # not dispatched yet
     store.mark_sent(job.id)
     assert job.id in store.unclaimed(older_than=-1)

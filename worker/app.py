@@ -36,7 +36,7 @@ from worker.supervisor import parent_gone
 
 settings = get_settings()
 app = make_celery(settings)
-app.conf.imports = ["worker.tasks", "worker.webhook_task"]
+app.conf.imports = ["worker.tasks"]
 
 log = get_logger(__name__)
 _heartbeat_stop = threading.Event()

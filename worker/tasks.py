@@ -24,7 +24,7 @@ from agentq.errors import MAX_ATTEMPTS_BY_CODE, AgentqError, ErrorCode, ServiceU
 from agentq.jobs import AttemptSummary, Job, JobError, JobStatus
 from agentq.logs import get_logger, scrub, scrub_data, secret_scope
 from agentq.metrics import observe_attempt, observe_finished
-from agentq.sealing import TokenSealer
+from agentq.sealing import SealBinding, TokenSealer
 from agentq.settings import Settings
 from agentq.store import JobStore
 from worker.agent_run import AttemptOutcome, run_attempt
@@ -124,7 +124,11 @@ def execute(runtime: Runtime, job: Job, sealed_token: str | None, worker_name: s
                 code=ErrorCode.AUTH_ERROR,
                 transient=False,
             )
-        token = runtime.sealer.unseal(sealed_token, ttl=config.sealed_token_ttl_seconds)
+        # Opens only for the job it was sealed for: a token copied onto another job in Redis
+        # fails here, before any MCP or model request.
+        token = runtime.sealer.unseal(
+            sealed_token, SealBinding.of(job), ttl=config.sealed_token_ttl_seconds
+        )
     except AgentqError as exc:
         failure = JobError(code=exc.code, message=str(exc))
         persist(lambda: store.finish(job.id, JobStatus.FAILED, error=failure, owner=worker_name))
