@@ -77,7 +77,8 @@ def read_token(token_file: Path | None) -> str:
         try:
             text = sys.stdin.read() if str(token_file) == "-" else token_file.read_text()
         except OSError as exc:
-            fail(f"cannot read the token file {token_file}: {exc.strerror}")
+            # The path is not echoed: a token pasted where the path belongs would be.
+            fail(f"cannot read the token file given with --token-file: {exc.strerror}")
         return text.strip()
     return os.environ.get(TOKEN_ENV, "")
 

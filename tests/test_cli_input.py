@@ -73,6 +73,10 @@ def test_missing_token(env: dict[str, str]) -> None:
 def test_token_file_missing(env: dict[str, str], tmp_path: Path) -> None:
     result = run_cli(env, "submit", "q?", "--token-file", str(tmp_path / "nope"))
     assert_one_line_error(result, 2, "cannot read the token file")
+    # A token pasted where the path belongs is not echoed back.
+    pasted = run_cli(env, "submit", "q?", "--token-file", TOKEN_A)
+    assert_one_line_error(pasted, 2, "cannot read the token file")
+    assert TOKEN_A not in pasted.stderr
 
 
 @pytest.mark.usefixtures("untouched")

@@ -11,7 +11,7 @@ import pytest
 from agentq.errors import ConfigError
 from doubles.processes import Service, agentq_command, free_port, spawn, wait_until
 from scheduler.config import load_schedules
-from scheduler.runs import runs_key
+from scheduler.runs import FIRED_KEEP_SECONDS, runs_key
 from tests.conftest import TOKEN_A, Stack, own_stack, run_cli, start_worker
 from tests.test_cli_input import assert_one_line_error
 
@@ -184,6 +184,9 @@ def test_two_beats_make_one_run_per_tick_and_reports_are_kept(
         for beat in beats:
             beat.stop()
         worker.stop()
+    # Each tick leaves a "fired" key for the other beat; it lives a few ticks, not for days.
+    fired = list(client.redis.scan_iter("agentq:schedule:every-few-seconds:fired:*"))
+    assert fired and all(0 < client.redis.ttl(key) <= FIRED_KEEP_SECONDS for key in fired)
     started = sorted(s for _, s in runs)
     gaps = [b - a for a, b in itertools.pairwise(started)]
     assert gaps and min(gaps) >= 2.0, started  # one run per 3 s tick, never two

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+import agentq.batches
+from agentq.batches import owner_batches_key
 from agentq.errors import AgentqError, ErrorCode
 from agentq.quotas import QuotaExceeded
 from doubles.processes import Service, wait_until
@@ -162,3 +164,12 @@ def test_quotas_refuse_with_retry_after_and_free_up_as_work_ends(
     assert result.stderr.startswith("error: too many submits")
     assert result.stderr.count("\n") == 1
     assert client.submit("another tenant has its own quotas", TOKEN_B)
+
+
+def test_owner_indexes_stay_bounded(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(agentq.batches, "OWNER_INDEX_SIZE", 3)
+    client = own_stack(stack, 22, "quota").client()
+    client.redis.flushdb()
+    ids = [client.submit_batch([f"q{n}"], TOKEN_B) for n in range(5)]
+    assert [b.id for b in client.list_batches(TOKEN_B)] == ids[::-1][:3]  # the newest 3 kept
+    assert client.redis.zcard(owner_batches_key(client.sealer.fingerprint(TOKEN_B))) == 3
