@@ -13,6 +13,7 @@ while the rest wait their turn (``agentq.dispatch``).
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,13 @@ from agentq.store import KEY_PREFIX, OWNER_INDEX_SIZE, JobStore, newest_members
 
 ENDED_KEY = f"{KEY_PREFIX}:batches:ended"  # zset: batch id -> when its last job ended
 STATUS_FIELDS = tuple(str(s) for s in JobStatus)
+_BATCH_ID = re.compile(r"b[0-9a-f]{32}")
+
+
+def is_batch_id(value: str) -> bool:
+    """Whether ``value`` has the shape of an id ``Batch.new_id`` makes (``<id>:jobs`` names the
+    batch's job list, not the batch: it must never reach a key)."""
+    return _BATCH_ID.fullmatch(value) is not None
 
 
 def batch_key(batch_id: str) -> str:
@@ -142,6 +150,21 @@ class BatchStore:
         pipe.zadd(owned, {batch.id: batch.created_at})
         pipe.zremrangebyrank(owned, 0, -OWNER_INDEX_SIZE - 1)
         pipe.expire(owned, self._ttl)
+
+    def owner(self, batch_id: str) -> str | None:
+        """The batch's owner fingerprint (one HGET: ownership is checked before the record is
+        read, so another owner's batch costs what a missing one does)."""
+        with redis_errors(self._url):
+            value = self._redis.hget(batch_key(batch_id), "owner")
+        return str(value) if value is not None else None
+
+    def owners(self, batch_ids: Sequence[str]) -> list[str | None]:
+        with redis_errors(self._url):
+            pipe = self._redis.pipeline(transaction=False)
+            for batch_id in batch_ids:
+                pipe.hget(batch_key(batch_id), "owner")
+            values = pipe.execute()
+        return [str(v) if v is not None else None for v in values]
 
     def load(self, batch_id: str) -> Batch | None:
         with redis_errors(self._url):

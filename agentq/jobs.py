@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from enum import StrEnum
@@ -23,6 +24,13 @@ class JobStatus(StrEnum):
 
 
 TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def is_job_id(value: str) -> bool:
+    """Whether ``value`` has the shape of an id ``Job.new_id`` makes: anything else is refused
+    before it becomes part of a Redis key (``x:trace`` would name another kind of key)."""
+    return _JOB_ID.fullmatch(value) is not None
 
 
 class Usage(BaseModel):
@@ -97,7 +105,7 @@ class Job(BaseModel):
         webhook_url: str | None = None,
     ) -> Job:
         return cls(
-            id=uuid.uuid4().hex,
+            id=cls.new_id(),
             status=JobStatus.QUEUED,
             question=question,
             owner=owner,
@@ -110,6 +118,10 @@ class Job(BaseModel):
             allow_writes=allow_writes,
             webhook_url=webhook_url,
         )
+
+    @staticmethod
+    def new_id() -> str:
+        return uuid.uuid4().hex
 
     @property
     def queued_seconds(self) -> float | None:

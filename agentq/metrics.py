@@ -4,20 +4,27 @@ Counters and histograms are per process, as Prometheus expects: each worker coun
 and the scrape sums them. What only Redis knows (queue depth, running jobs, live workers) is read
 at scrape time by ``RedisCollector``, registered by the API only, so it is reported once. Labels
 never hold a token, a question or a user: only statuses, error codes and tool names.
+
+Every label value comes from a fixed set (``bounded``), whatever a client, the model or the MCP
+server sends: a series, once made, lives as long as the process, so a label fed from outside
+(a made-up HTTP method, a hallucinated tool name) would let anyone grow the scrape without bound.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Collection, Iterable, Iterator
 
 import redis
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from agentq.dispatch import LANES_KEY, lane_key
+from agentq.dispatch import CAPACITY_KEY, LANES_KEY, lane_key
+from agentq.errors import ErrorCode
+from agentq.jobs import JobStatus
 from agentq.store import DELAYED_KEY, RUNNING_KEY, SENT_KEY, WORKER_PREFIX
-from agentq.traces import AttemptTrace
+from agentq.traces import AttemptTrace, Step
 
 JOBS_FINISHED = Counter(
     "agentq_jobs_finished_total", "Jobs that ended, by final status.", ["status", "error_code"]
@@ -46,9 +53,58 @@ HTTP_DURATION = Histogram(
 )
 
 
+OTHER = "other"
+HTTP_METHODS = frozenset({"GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS"})
+# The statuses the API answers with on purpose; anything else is counted by its class ("5xx").
+HTTP_STATUSES = frozenset({200, 202, 204, 304, 400, 401, 404, 405, 413, 422, 500, 503})
+ERROR_CODES = frozenset(str(code) for code in ErrorCode)
+JOB_STATUSES = frozenset(str(status) for status in JobStatus)
+OUTCOMES = frozenset({"succeeded", "retrying", "failed", "cancelled", "requeued"})
+MAX_TOOL_LABELS = 256  # distinct tool names one process labels; later ones count as "other"
+MAX_TOOL_NAME = 128
+
+_tool_labels: set[str] = set()
+_tool_labels_lock = threading.Lock()
+
+
+def bounded(value: str | None, allowed: Collection[str], empty: str = "") -> str:
+    """``value`` if it is one of ``allowed``; ``empty`` for none; ``other`` for anything else."""
+    if not value:
+        return empty
+    return value if value in allowed else OTHER
+
+
+def http_labels(method: str, route: str | None, status: int) -> tuple[str, str, str]:
+    """Labels for one API request: a known method or ``other``, the matched route template (the
+    app's own, so a fixed set) or ``unmatched``, a known status or its class."""
+    code = str(status) if status in HTTP_STATUSES else f"{status // 100}xx"
+    return bounded(method, HTTP_METHODS, OTHER), route or "unmatched", code
+
+
+def tool_label(name: str | None, listed: Collection[str]) -> str:
+    """A tool call's label: its name if the MCP server listed that tool to this attempt (the
+    model may name anything) and this process has not already labelled too many tools."""
+    if not name or name not in listed or len(name) > MAX_TOOL_NAME:
+        return OTHER
+    with _tool_labels_lock:
+        if name in _tool_labels:
+            return name
+        if len(_tool_labels) >= MAX_TOOL_LABELS:
+            return OTHER
+        _tool_labels.add(name)
+    return name
+
+
+def _listed_tools(steps: Iterable[Step]) -> set[str]:
+    return {name for step in steps if step.kind == "list_tools" for name in step.tools or ()}
+
+
 def observe_attempt(attempt: AttemptTrace, outcome: str, error_code: str | None) -> None:
     """Count one attempt and the model and tool calls in its trace."""
-    ATTEMPTS.labels(outcome=outcome, error_code=error_code or "").inc()
+    ATTEMPTS.labels(
+        outcome=bounded(outcome, OUTCOMES, OTHER), error_code=bounded(error_code, ERROR_CODES)
+    ).inc()
+    listed = _listed_tools(attempt.steps)
     for step in attempt.steps:
         if step.kind == "model_call":
             MODEL_CALLS.inc()
@@ -56,13 +112,27 @@ def observe_attempt(attempt: AttemptTrace, outcome: str, error_code: str | None)
             MODEL_TOKENS.labels(kind="output").inc(step.output_tokens or 0)
         elif step.kind == "tool_call":
             result = "error" if step.is_error else "ok"
-            TOOL_CALLS.labels(tool=step.name or "?", outcome=result).inc()
+            TOOL_CALLS.labels(tool=tool_label(step.name, listed), outcome=result).inc()
 
 
 def observe_finished(status: str, error_code: str | None, seconds: float | None) -> None:
-    JOBS_FINISHED.labels(status=status, error_code=error_code or "").inc()
+    status = bounded(status, JOB_STATUSES, OTHER)
+    JOBS_FINISHED.labels(status=status, error_code=bounded(error_code, ERROR_CODES)).inc()
     if seconds is not None:
         JOB_DURATION.labels(status=status).observe(seconds)
+
+
+def live_workers(client: redis.Redis) -> int:
+    """Workers taking jobs: those in the dispatcher's capacity hash whose heartbeat key still
+    exists. Two round trips whatever the keyspace holds (no SCAN); a draining worker has left
+    the hash already, and a dead one's heartbeat has expired."""
+    names = [str(name) for name in client.hkeys(CAPACITY_KEY)]
+    if not names:
+        return 0
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.exists(WORKER_PREFIX + name)
+    return sum(int(found) for found in pipe.execute())
 
 
 class RedisCollector(Collector):
@@ -83,7 +153,7 @@ class RedisCollector(Collector):
             pipe.zcard(RUNNING_KEY)
             pipe.zcard(DELAYED_KEY)
             *waiting, broker, sent, running, delayed = pipe.execute()
-            workers = sum(1 for _ in self._redis.scan_iter(match=WORKER_PREFIX + "*", count=500))
+            workers = live_workers(self._redis)
         except redis.RedisError:
             return
         depth = GaugeMetricFamily(

@@ -87,6 +87,13 @@ class Settings(BaseSettings):
         "another number, up to AGENTQ_TENANT_MAX_INFLIGHT).",
     )
     max_batch_questions: int = Field(10_000, ge=1, description="Most questions in one batch.")
+    api_max_body_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body the HTTP API reads, however it is sent (chunked or "
+        "not); past it the API answers 413 and stops reading. 8 MiB holds a batch of 10,000 "
+        "typical questions (~200 bytes each with a little metadata: ~4 MB of JSON) twice over.",
+    )
     dispatch_headroom: int = Field(
         8,
         ge=0,

@@ -625,9 +625,16 @@ class JobStore:
         return _from_hash(raw) if raw else None
 
     def load_owned(self, job_id: str, token: str, sealer: TokenSealer) -> Job:
-        """The job if ``token`` submitted it; else JobNotFound, exactly as if it did not exist."""
+        """The job if ``token`` submitted it; else JobNotFound, exactly as if it did not exist.
+
+        Only the owner field is read before the check, so another owner's job takes the same
+        path (one HGET, one fingerprint) as a missing one: its record is never loaded."""
+        with redis_errors(self._url):
+            owner = self._redis.hget(self.job_key(job_id), "owner")
+        if not sealer.owns(str(owner or ""), token):
+            raise JobNotFound(job_id)
         job = self.load(job_id)
-        if job is None or not sealer.owns(job.owner, token):
+        if job is None:  # expired in between
             raise JobNotFound(job_id)
         return job
 

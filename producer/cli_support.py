@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.text import Text
 
-from agentq.errors import AgentqError, ServiceUnavailable
+from agentq.errors import AgentqError, ErrorCode, ServiceUnavailable
 from agentq.jobs import Job, JobStatus
 from agentq.logs import configure_logging
 from agentq.quotas import QuotaExceeded
@@ -56,7 +56,8 @@ def user_errors() -> Iterator[None]:
     except QuotaExceeded as exc:
         fail(str(exc), EXIT_QUOTA)
     except AgentqError as exc:
-        fail(str(exc), EXIT_USAGE)
+        unreachable = exc.code == ErrorCode.MCP_UNAVAILABLE  # a token check at submit
+        fail(str(exc), EXIT_UNAVAILABLE if unreachable else EXIT_USAGE)
     except ValidationError as exc:
         first = exc.errors()[0]
         name = str(first["loc"][0]).upper() if first.get("loc") else "?"

@@ -21,12 +21,12 @@ from typing import Any
 from celery import Celery
 
 from agentq.audit import audit
-from agentq.batches import Batch, BatchItem, BatchStore, build_report
+from agentq.batches import Batch, BatchItem, BatchStore, build_report, is_batch_id
 from agentq.celery_app import make_celery
 from agentq.connections import connect, redis_errors
 from agentq.dispatch import Dispatcher
 from agentq.errors import BadRequest, JobNotFound
-from agentq.jobs import Job, JobStatus
+from agentq.jobs import Job, JobStatus, is_job_id
 from agentq.logs import get_logger
 from agentq.quotas import Quotas
 from agentq.reports import BatchReport
@@ -39,6 +39,8 @@ from agentq.webhooks import check_webhook_url
 from producer.token_check import prove_at_submit
 
 log = get_logger(__name__)
+
+MAX_METADATA_DEPTH = 32  # nesting of metadata objects and arrays
 
 
 def check_token(token: str | None) -> str:
@@ -69,6 +71,8 @@ def check_metadata(metadata: dict[str, Any] | None, max_bytes: int) -> dict[str,
         return {}
     if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
         raise BadRequest("metadata must be a JSON object with string keys")
+    if _deeper_than(metadata, MAX_METADATA_DEPTH):
+        raise BadRequest(f"metadata nests deeper than {MAX_METADATA_DEPTH} levels")
     try:
         size = len(json.dumps(metadata, separators=(",", ":")).encode())
     except (TypeError, ValueError):
@@ -79,6 +83,24 @@ def check_metadata(metadata: dict[str, Any] | None, max_bytes: int) -> dict[str,
             "(AGENTQ_MAX_METADATA_BYTES)"
         )
     return metadata
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests more than ``limit`` containers deep, found without recursion (the
+    JSON encoder and pydantic's serializer recurse, and fail on deep input)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = list(item.values())
+        elif isinstance(item, list | tuple):
+            children = list(item)
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def check_allow_writes(allow_writes: bool, settings: Settings) -> bool:
@@ -300,9 +322,15 @@ class Client:
         return self._owned_batch(batch_id, token, "batch.read")
 
     def _owned_batch(self, batch_id: str, token: str, action: str | None) -> Batch:
+        """The batch if ``token`` submitted it; JobNotFound for an id of the wrong shape, a
+        missing batch and another owner's alike. The owner is compared before the record is
+        read, so the last two take the same path."""
         token = check_token(token)
-        batch = self.batches.load(batch_id.strip())
-        if batch is None or not self.sealer.owns(batch.owner, token):
+        batch_id = batch_id.strip()
+        owner = self.batches.owner(batch_id) if is_batch_id(batch_id) else None
+        mine = self.sealer.owns(owner or "", token)
+        batch = self.batches.load(batch_id) if mine else None
+        if batch is None:
             audit(
                 f"{action or 'batch.read'}.refused",
                 self.sealer.fingerprint(token),
@@ -384,9 +412,14 @@ class Client:
         return self._owned(job_id, token, "job.read")
 
     def _owned(self, job_id: str, token: str, action: str | None) -> Job:
+        """The job if ``token`` submitted it; JobNotFound for an id of the wrong shape (checked
+        before it becomes a Redis key), a missing job and another owner's alike."""
         token = check_token(token)
+        job_id = job_id.strip()
         try:
-            job = self.store.load_owned(job_id.strip(), token, self.sealer)
+            if not is_job_id(job_id):
+                raise JobNotFound(job_id)
+            job = self.store.load_owned(job_id, token, self.sealer)
         except JobNotFound:
             audit(f"{action or 'job.read'}.refused", self.sealer.fingerprint(token), job_id=job_id)
             raise

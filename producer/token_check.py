@@ -18,7 +18,7 @@ from mcp.client.client import Client as MCPClient
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from agentq.errors import AgentqError, ErrorCode, ServiceUnavailable
+from agentq.errors import AgentqError, ErrorCode
 from agentq.logs import scrub
 from agentq.settings import Settings
 from agentq.token_proof import AUTH_REJECTION_TEXT, PROOF_ARGUMENTS, PROOF_TOOL, ProofCache
@@ -28,7 +28,7 @@ REFUSED = "Infrahub rejected the token (checked at submit through the MCP server
 
 def prove_at_submit(settings: Settings, token: str, proofs: ProofCache) -> None:
     """Return if Infrahub accepts ``token``; AgentqError ``auth_error`` if it refuses it,
-    ServiceUnavailable if the check cannot be made now."""
+    ``mcp_unavailable`` if the check cannot be made now."""
     if proofs.proven(token):
         return
     verdict = _run(_prove(settings, token))
@@ -47,7 +47,7 @@ def _run(coroutine: Any) -> AgentqError | None:
     thread = threading.Thread(target=lambda: outcome.append(asyncio.run(coroutine)))
     thread.start()
     thread.join()
-    return outcome[0] if outcome else ServiceUnavailable("the token check did not finish")
+    return outcome[0] if outcome else _unavailable("the token check did not finish")
 
 
 async def _prove(settings: Settings, token: str) -> AgentqError | None:
@@ -84,18 +84,22 @@ def _verdict(exc: BaseException) -> AgentqError:
     text = " | ".join(str(inner) for inner in _leaves(exc))
     if AUTH_REJECTION_TEXT.search(text):
         return AgentqError(REFUSED, code=ErrorCode.AUTH_ERROR)
-    return ServiceUnavailable(
-        "cannot check the token now: the MCP server did not answer "
-        f"({type(exc).__name__}); try again later"
+    return _unavailable(
+        f"cannot check the token now: the MCP server did not answer ({type(exc).__name__})"
     )
 
 
 def _text_verdict(text: str) -> AgentqError:
     if AUTH_REJECTION_TEXT.search(text):
         return AgentqError(REFUSED, code=ErrorCode.AUTH_ERROR)
-    return ServiceUnavailable(
+    return _unavailable(
         "cannot check the token now: " + scrub(text.strip().split("\n", 1)[0][:200])
     )
+
+
+def _unavailable(message: str) -> AgentqError:
+    """The check could not be made: HTTP 503, CLI exit 3 (not the user's fault; try again)."""
+    return AgentqError(message + "; try again later", code=ErrorCode.MCP_UNAVAILABLE)
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:

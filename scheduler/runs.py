@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agentq.audit import audit
 from agentq.batches import Batch, batch_jobs_key, batch_key, report_key
 from agentq.connections import redis_errors
 from agentq.logs import get_logger
@@ -120,23 +121,35 @@ class ScheduleRuns:
         return [Run(name, str(entry[0]), float(entry[1])) for entry in entries]
 
     def owned_by(self, token: str) -> list[dict[str, Any]]:
-        """The reports whose token is ``token``, each with its kept runs and latest run."""
+        """The reports ``token`` owns or has runs of, each with only the runs ``token`` submitted.
+
+        A run belongs to the owner of its batch, not to the report's current token: when a
+        schedule's token changes, the old token keeps its own runs and the new one sees only the
+        runs made with it. The read is audited like every other."""
+        sealer = self._client.sealer
         found = []
         for name, info in sorted(self.described().items()):
-            if not self._client.sealer.owns(str(info.get("owner", "")), token):
-                continue
             kept = self.runs(name)
-            latest = self._client.batches.load(kept[0].batch_id) if kept else None
+            owners = self._client.batches.owners([run.batch_id for run in kept])
+            mine = [
+                run
+                for run, owner in zip(kept, owners, strict=True)
+                if owner is not None and sealer.owns(owner, token)
+            ]
+            if not mine and not sealer.owns(str(info.get("owner", "")), token):
+                continue
+            latest = self._client.batches.load(mine[0].batch_id) if mine else None
             found.append(
                 {
                     "name": name,
                     "cron": info.get("cron"),
                     "interval_seconds": info.get("interval_seconds"),
                     "timezone": info.get("timezone"),
-                    "runs": [run.batch_id for run in kept],
+                    "runs": [run.batch_id for run in mine],
                     "latest": latest.public() if latest else None,
                 }
             )
+        audit("report.list", sealer.fingerprint(token), count=len(found))
         return found
 
     def described(self) -> dict[str, dict[str, object]]:

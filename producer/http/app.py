@@ -1,21 +1,26 @@
 """The HTTP API (``agentq api``): the Python API over HTTP, with the same token model.
 
 Every ``/v1`` route takes the user's Infrahub token as ``Authorization: Bearer <token>``, and
-every read is scoped to the token that submitted: another token gets the same 404 as an id that
-does not exist. Errors are JSON, ``{"error": {"code": ..., "message": ...}}``, with the codes of
-``agentq.errors``: 400/422 for bad input, 401 without a bearer token, 404, 413 for an oversized
-body, 503 when Redis is unreachable. Bad input never gets a 500.
+every read is scoped to the token that submitted: another token, and an id of the wrong shape,
+get the same 404 as an id that does not exist. Errors are JSON, ``{"error": {"code": ...,
+"message": ...}}``, with the codes of ``agentq.errors``: 400/422 for bad input, 401 without a
+bearer token, 404, 413 for a body over AGENTQ_API_MAX_BODY_BYTES, 503 (saying only "Redis
+unavailable") when Redis is unreachable. Bad input never gets a 500; anything unexpected gets a
+500 that says only "internal error". Every response carries the headers of ``middleware``.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
+import base64
+import hashlib
+import re
 from importlib import resources
 from typing import Annotated, Any, Literal
 
+import redis
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,12 +35,18 @@ from agentq.errors import (
     JobNotFound,
     ServiceUnavailable,
 )
-from agentq.metrics import HTTP_DURATION, HTTP_REQUESTS, RedisCollector
+from agentq.metrics import RedisCollector, live_workers
 from agentq.reports import render
 from agentq.settings import Settings, get_settings
-from agentq.store import WORKER_PREFIX
 from agentq.webhooks import owner_webhook_secret
 from producer.client import Client, check_token
+from producer.http.middleware import (
+    BodyLimit,
+    Measure,
+    SecurityHeaders,
+    add_security_headers,
+    error_response,
+)
 from scheduler.runs import ScheduleRuns
 
 STATUS_BY_CODE = {
@@ -44,12 +55,29 @@ STATUS_BY_CODE = {
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.QUOTA_EXCEEDED: 429,
     ErrorCode.SERVICE_UNAVAILABLE: 503,
+    ErrorCode.MCP_UNAVAILABLE: 503,  # a token could not be checked at submit
 }
-MAX_BODY_BYTES = 32 * 1024 * 1024
+REDIS_UNAVAILABLE = "Redis unavailable"  # all a 503 says: never the URL, user, host or db
+# The dashboard loads its script and style from this app and talks only to it.
+DASHBOARD_CSP = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+STATIC_FILES = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def docs_page(openapi_url: str, title: str) -> HTMLResponse:
+    """FastAPI's Swagger UI page with a CSP that lets it run: its assets from the CDN it names,
+    and its one inline script by hash (so no 'unsafe-inline')."""
+    page = get_swagger_ui_html(openapi_url=openapi_url, title=title)
+    inline = re.findall(rb"<script>(.*?)</script>", bytes(page.body), flags=re.DOTALL)
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(script).digest()).decode() + "'"
+        for script in inline
+    )
+    page.headers["content-security-policy"] = (
+        f"default-src 'none'; script-src {hashes} https://cdn.jsdelivr.net; "
+        "style-src https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    )
+    return page
 
 
 class JobIn(BaseModel):
@@ -121,18 +149,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         description="Run Infrahub MCP agents as background jobs. Authenticate every /v1 call "
         "with `Authorization: Bearer <your Infrahub token>`.",
+        docs_url=None,  # served below, with its own CSP
+        redoc_url=None,
     )
     app.state.client = client
     _register_collector(RedisCollector(client.redis, settings.queue))
+    # Outermost last: headers on every response, the 413 counted, the body limit nearest the app.
+    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(Measure)
+    app.add_middleware(SecurityHeaders)
+
+    @app.exception_handler(Exception)
+    async def internal(_request: Request, _exc: Exception) -> JSONResponse:
+        """The last resort: nothing about the failure reaches the client (it is logged)."""
+        response = error_response(500, ErrorCode.INTERNAL, "internal error")
+        add_security_headers(response.headers)  # this answer bypasses the middlewares
+        return response
 
     @app.exception_handler(AgentqError)
     async def agentq_error(_request: Request, exc: AgentqError) -> JSONResponse:
+        if isinstance(exc, ServiceUnavailable):
+            return error_response(503, exc.code, REDIS_UNAVAILABLE)
         if isinstance(exc, ConfigError):
             return error_response(500, exc.code, str(exc))
         response = error_response(STATUS_BY_CODE.get(exc.code, 400), exc.code, str(exc))
         if exc.retry_after is not None:
             response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
         return response
+
+    @app.exception_handler(redis.RedisError)
+    async def redis_error(_request: Request, _exc: redis.RedisError) -> JSONResponse:
+        return error_response(503, ErrorCode.SERVICE_UNAVAILABLE, REDIS_UNAVAILABLE)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -148,22 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(TimeoutError)
     async def timed_out(_request: Request, exc: TimeoutError) -> JSONResponse:
-        return error_response(503, ErrorCode.SERVICE_UNAVAILABLE, "Redis did not answer in time")
-
-    @app.middleware("http")
-    async def measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return error_response(413, ErrorCode.BAD_REQUEST, "the request body is too large")
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
-        HTTP_DURATION.labels(request.method, path).observe(time.perf_counter() - started)
-        return response
+        return error_response(503, ErrorCode.SERVICE_UNAVAILABLE, REDIS_UNAVAILABLE)
 
     @app.post("/v1/jobs", status_code=202, responses=ERRORS)
     def submit_job(body: JobIn, token: Token) -> Accepted:
@@ -263,9 +295,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def healthz() -> Response:
         try:
             client.ping()
-            workers = sum(1 for _ in client.redis.scan_iter(match=WORKER_PREFIX + "*", count=500))
-        except ServiceUnavailable as exc:
-            return error_response(503, exc.code, str(exc))
+            workers = live_workers(client.redis)
+        except (ServiceUnavailable, redis.RedisError):
+            return error_response(503, ErrorCode.SERVICE_UNAVAILABLE, REDIS_UNAVAILABLE)
         return JSONResponse({"redis": "ok", "workers": workers})
 
     @app.get("/metrics", response_class=PlainTextResponse)
@@ -275,7 +307,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def dashboard() -> HTMLResponse:
         page = resources.files("producer.http").joinpath("static/dashboard.html").read_text()
-        return HTMLResponse(page)
+        return HTMLResponse(page, headers={"content-security-policy": DASHBOARD_CSP})
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> Response:
+        if name not in STATIC_FILES:
+            raise StarletteHTTPException(404, "not found")
+        content = resources.files("producer.http").joinpath("static", name).read_bytes()
+        return Response(content, media_type=STATIC_FILES[name])
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return docs_page(app.openapi_url or "/openapi.json", f"{app.title} - API docs")
 
     return app
 

@@ -1,0 +1,146 @@
+"use strict";
+// The token stays in this tab (sessionStorage) and travels only in the Authorization header.
+const KEY = "agentq.token";
+const $ = (selector) => document.querySelector(selector);
+
+function token() { return sessionStorage.getItem(KEY) || ""; }
+
+async function api(path) {
+  const response = await fetch(path, { headers: { Authorization: "Bearer " + token() } });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    throw new Error((body.error && body.error.message) || ("HTTP " + response.status));
+  }
+  return body;
+}
+
+function cell(row, text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text == null ? "" : String(text);
+  if (cls) td.className = cls;
+  row.appendChild(td);
+  return td;
+}
+
+function when(epoch) { return epoch ? new Date(epoch * 1000).toLocaleString() : ""; }
+function outcome(item) {
+  if (item.error) return item.error.code + ": " + item.error.message;
+  return item.answer || "";
+}
+
+async function loadBatches() {
+  const body = await api("/v1/batches");
+  const tbody = $("#batches tbody");
+  tbody.replaceChildren();
+  for (const batch of body.batches) {
+    const row = document.createElement("tr");
+    row.className = "clickable";
+    row.dataset.id = batch.id;
+    cell(row, batch.id.slice(0, 13));
+    cell(row, batch.name);
+    cell(row, batch.status, "status " + batch.status);
+    const c = batch.counts;
+    cell(row, (c.succeeded + c.failed + c.cancelled) + "/" + batch.total);
+    cell(row, c.succeeded);
+    cell(row, c.failed);
+    cell(row, when(batch.created_at));
+    row.addEventListener("click", () => showBatch(batch.id));
+    tbody.appendChild(row);
+  }
+}
+
+async function showBatch(id) {
+  const report = await api("/v1/batches/" + encodeURIComponent(id) + "/report");
+  $("#batch-detail").hidden = false;
+  $("#batch-title").textContent = "Batch " + (report.name || id) + " (" + report.status + ")";
+  const tbody = $("#batch-rows tbody");
+  tbody.replaceChildren();
+  for (const r of report.rows) {
+    const row = document.createElement("tr");
+    row.className = "clickable";
+    cell(row, r.index);
+    cell(row, r.question);
+    cell(row, r.status, "status " + r.status);
+    cell(row, r.error_code ? r.error_code + ": " + r.error_message : r.answer, "answer");
+    cell(row, r.attempts);
+    cell(row, r.tool_calls);
+    row.addEventListener("click", () => showTrace(r.job_id));
+    tbody.appendChild(row);
+  }
+}
+
+async function loadJobs() {
+  const body = await api("/v1/jobs?limit=100");
+  const tbody = $("#jobs tbody");
+  tbody.replaceChildren();
+  for (const job of body.jobs) {
+    const row = document.createElement("tr");
+    row.className = "clickable job";
+    row.dataset.id = job.id;
+    cell(row, job.id.slice(0, 12));
+    cell(row, job.question);
+    cell(row, job.status, "status " + job.status);
+    cell(row, outcome(job), "answer");
+    cell(row, job.attempts);
+    cell(row, when(job.created_at));
+    row.addEventListener("click", () => showTrace(job.id));
+    tbody.appendChild(row);
+  }
+}
+
+async function showTrace(id) {
+  const trace = await api("/v1/jobs/" + encodeURIComponent(id) + "/trace");
+  $("#trace").hidden = false;
+  $("#trace-title").textContent = "Trace of job " + id.slice(0, 12);
+  const timeline = $("#timeline");
+  timeline.replaceChildren();
+  for (const attempt of trace.attempts || []) {
+    const head = document.createElement("div");
+    head.className = "muted";
+    head.textContent = "attempt " + attempt.attempt + ": " + attempt.outcome +
+      (attempt.error_code ? " (" + attempt.error_code + ")" : "");
+    timeline.appendChild(head);
+    const start = attempt.started_at;
+    const span = Math.max(0.001, attempt.finished_at - start);
+    for (const step of attempt.steps) {
+      const line = document.createElement("div");
+      line.className = "step";
+      const label = document.createElement("span");
+      label.textContent = step.kind + (step.name ? " " + step.name : "");
+      const track = document.createElement("div");
+      track.className = "bar-track";
+      const bar = document.createElement("div");
+      bar.className = "bar " + step.kind + (step.is_error ? " error" : "");
+      const offset = ((step.started_at || start) - start) / span;
+      const width = ((step.duration_ms || 0) / 1000) / span;
+      bar.style.left = (100 * Math.min(1, Math.max(0, offset))) + "%";
+      bar.style.width = (100 * Math.min(1, width)) + "%";
+      track.appendChild(bar);
+      const ms = document.createElement("span");
+      ms.className = "muted";
+      ms.textContent = step.duration_ms != null ? Math.round(step.duration_ms) + " ms" : "";
+      line.append(label, track, ms);
+      timeline.appendChild(line);
+    }
+  }
+}
+
+async function refresh() {
+  $("#message").textContent = "";
+  if (!token()) return;
+  $("#who").textContent = "signed in (token kept in this tab only)";
+  try {
+    await Promise.all([loadBatches(), loadJobs()]);
+  } catch (error) {
+    $("#message").textContent = error.message;
+  }
+}
+
+$("#login").addEventListener("submit", (event) => {
+  event.preventDefault();
+  sessionStorage.setItem(KEY, $("#token").value.trim());
+  $("#token").value = "";
+  refresh();
+});
+refresh();
+setInterval(refresh, 5000);
