@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 import agentq.batches
@@ -33,6 +34,7 @@ from tests.conftest import (
     start_model_double,
     start_worker,
 )
+from tests.test_http_api import start_api
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +175,39 @@ def test_owner_indexes_stay_bounded(stack: Stack, monkeypatch: pytest.MonkeyPatc
     ids = [client.submit_batch([f"q{n}"], TOKEN_B) for n in range(5)]
     assert [b.id for b in client.list_batches(TOKEN_B)] == ids[::-1][:3]  # the newest 3 kept
     assert client.redis.zcard(owner_batches_key(client.sealer.fingerprint(TOKEN_B))) == 3
+
+
+def test_the_api_answers_401_for_a_refused_token_and_429_with_retry_after(
+    proving: Stack, service_dir: Path
+) -> None:
+    checked = own_stack(
+        proving,
+        21,
+        "proof-api",
+        AGENTQ_VERIFY_TOKEN_AT_SUBMIT="true",
+        AGENTQ_TENANT_SUBMITS_PER_MINUTE="1",
+    )
+    checked.client().redis.flushdb()
+    api = start_api(checked.env, service_dir)
+    try:
+
+        def submit(token: str) -> httpx.Response:
+            return httpx.post(
+                f"{api.base_url}/v1/jobs",
+                json={"question": "Which sites are there?"},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+
+        refused = submit(TOKEN_BAD)
+        assert refused.status_code == 401
+        assert refused.json()["error"]["code"] == "auth_error"
+        assert TOKEN_BAD not in refused.text
+        wait_until(lambda: time.time() % 60 < 50, 15, interval=0.2, what="a fresh minute")
+        assert submit(TOKEN_A).status_code == 202
+        limited = submit(TOKEN_A)
+        assert limited.status_code == 429
+        assert limited.json()["error"]["code"] == "quota_exceeded"
+        assert 1 <= int(limited.headers["retry-after"]) <= 60
+    finally:
+        api.stop()
