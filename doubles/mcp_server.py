@@ -132,10 +132,7 @@ _HTTP_FAULTS: dict[str, tuple[int, str]] = {
 RATE_LIMIT_CODE, RATE_LIMIT_TEXT = -32000, "Global rate limit exceeded"
 NOT_FOUND_CODE = -32001
 NO_TOKEN_TEXT = "Authentication required: no Infrahub API token in request header."  # noqa: S105
-GRAPHQL_401_TEXT = (
-    "The Infrahub MCP server returned a 401 Unauthorized error — Invalid token. "
-    "Check your credentials (API token, username/password, or passthrough header)."
-)
+GRAPHQL_401_TEXT = "Invalid token"  # Infrahub's answer to an unknown API key on /graphql
 RESOURCE_NOT_FOUND_CODE = -32002
 METHOD_NOT_FOUND_CODE = -32601
 INVALID_PARAMS_CODE = -32602
@@ -839,9 +836,9 @@ class InfrahubMcpDouble:
             and name not in ("get_session_info", "reset_session_branch")
         ):
             if name in ("query_graphql", "mutate_graphql"):
-                # These post to /graphql first: the SDK turns the 401 into AuthenticationError,
-                # which the server's connection middleware answers as -32001.
-                raise ToolFailure(GRAPHQL_401_TEXT, NOT_FOUND_CODE)
+                # These post to /graphql/<branch> first: the SDK raises Infrahub's own error
+                # text (seen with infrahub-mcp 1.2.0 in front of an Infrahub that said 401).
+                raise ToolFailure(f"Error calling tool '{name}': {GRAPHQL_401_TEXT}")
             branch = arguments.get("branch") or DEFAULT_BRANCH
             url = f"{INFRAHUB_ADDRESS}/api/schema?branch={branch}"
             raise ToolFailure(f"Error calling tool '{name}': {_infrahub_401(url)}")

@@ -99,7 +99,7 @@ def _text_verdict(text: str) -> AgentqError:
 
 def _unavailable(message: str) -> AgentqError:
     """The check could not be made: HTTP 503, CLI exit 3 (not the user's fault; try again)."""
-    return AgentqError(message + "; try again later", code=ErrorCode.MCP_UNAVAILABLE)
+    return AgentqError(message.rstrip(". ") + "; try again later", code=ErrorCode.MCP_UNAVAILABLE)
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:

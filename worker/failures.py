@@ -115,7 +115,7 @@ def classify_tool_failure(error: BaseException) -> AgentqError | None:
             return failure
     if _AUTH_TEXT.search(text):
         return AgentqError(
-            "the MCP server rejected the Infrahub token: " + _first_line(text),
+            "Infrahub rejected the token; the MCP server said: " + _first_line(text),
             code=ErrorCode.AUTH_ERROR,
         )
     if _RATE_TEXT.search(text):
