@@ -154,11 +154,10 @@ class BatchStore:
     def owner(self, batch_id: str) -> str | None:
         """The batch's owner fingerprint (one HGET: ownership is checked before the record is
         read, so another owner's batch costs what a missing one does)."""
-        with redis_errors(self._url):
-            value = self._redis.hget(batch_key(batch_id), "owner")
-        return str(value) if value is not None else None
+        return self.owners([batch_id])[0]
 
     def owners(self, batch_ids: Sequence[str]) -> list[str | None]:
+        """Each batch's owner fingerprint (None if it does not exist), in one round trip."""
         with redis_errors(self._url):
             pipe = self._redis.pipeline(transaction=False)
             for batch_id in batch_ids:

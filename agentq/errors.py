@@ -7,6 +7,7 @@ for users, so they never carry a token or a stack trace.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from enum import StrEnum
 
 
@@ -101,3 +102,23 @@ class ServiceUnavailable(AgentqError):
     """A service agentq depends on (Redis) could not be reached."""
 
     code = ErrorCode.SERVICE_UNAVAILABLE
+
+
+def linked(error: BaseException, *, contexts: bool = False) -> Iterator[BaseException]:
+    """``error``, then what it groups and what caused it (and, with ``contexts``, what it was
+    raised while handling), each once, depth first: a failure often arrives wrapped by a library
+    (an exception group from anyio, a UserError from the Agents SDK) around the one that says
+    what happened."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [error]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        if isinstance(current, BaseExceptionGroup):
+            stack.extend(current.exceptions)
+        for link in (current.__cause__, current.__context__ if contexts else None):
+            if link is not None:
+                stack.append(link)

@@ -67,6 +67,9 @@ _QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "openai", "openai.
 
 _active_lock = threading.Lock()
 _active: Counter[str] = Counter()
+_ordered: tuple[str, ...] = ()  # _active's secrets, longest first: the order scrub replaces them
+# A token cut by an excerpt's end must still be found whole: scrub this much past the cut.
+EXCERPT_MARGIN = 4096
 
 
 def _forms(secret: str) -> set[str]:
@@ -79,9 +82,11 @@ def _forms(secret: str) -> set[str]:
 @contextmanager
 def secret_scope(*secrets: str) -> Iterator[None]:
     """Scrub ``secrets`` from every log line emitted anywhere in this process while inside."""
+    global _ordered
     kept = [form for s in secrets if s for form in _forms(s)]
     with _active_lock:
         _active.update(kept)
+        _ordered = tuple(sorted(_active, key=len, reverse=True))
     try:
         yield
     finally:
@@ -90,6 +95,7 @@ def secret_scope(*secrets: str) -> Iterator[None]:
             for secret in kept:
                 if _active[secret] <= 0:
                     del _active[secret]
+            _ordered = tuple(sorted(_active, key=len, reverse=True))
 
 
 def _authorization(match: re.Match[str]) -> str:
@@ -105,14 +111,18 @@ def _key_value(match: re.Match[str]) -> str:
 
 def scrub(text: str) -> str:
     """``text`` with credential shapes and every registered secret replaced."""
-    with _active_lock:
-        secrets = sorted(_active, key=len, reverse=True)
-    for secret in secrets:
+    for secret in _ordered:  # a tuple, replaced whole: no lock needed to read it
         if secret in text:
             text = text.replace(secret, REDACTED)
     text = _AUTHORIZATION.sub(_authorization, text)
     text = _BEARER.sub(rf"\1 {REDACTED}", text)
     return _KEY_VALUE.sub(_key_value, text)
+
+
+def scrubbed_excerpt(text: str, limit: int) -> str:
+    """The first ``limit`` characters of ``text``, scrubbed before the cut (so a token echoed
+    across it leaves no prefix) but without scrubbing all of a large text."""
+    return scrub(text[: limit + EXCERPT_MARGIN])[:limit]
 
 
 def is_secret_key(key: str) -> bool:

@@ -56,7 +56,7 @@ HTTP_DURATION = Histogram(
 OTHER = "other"
 HTTP_METHODS = frozenset({"GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS"})
 # The statuses the API answers with on purpose; anything else is counted by its class ("5xx").
-HTTP_STATUSES = frozenset({200, 202, 204, 304, 400, 401, 404, 405, 413, 422, 500, 503})
+HTTP_STATUSES = frozenset({200, 202, 204, 304, 400, 401, 404, 405, 413, 422, 429, 500, 503})
 ERROR_CODES = frozenset(str(code) for code in ErrorCode)
 JOB_STATUSES = frozenset(str(status) for status in JobStatus)
 OUTCOMES = frozenset({"succeeded", "retrying", "failed", "cancelled", "requeued"})

@@ -184,10 +184,7 @@ class TokenSealer:
 
     def owns(self, fingerprint: str, token: str) -> bool:
         """Whether ``token`` is the one whose fingerprint (under any configured key) is given."""
-        return any(
-            hmac.compare_digest(fingerprint, self._fingerprint_with(key, token))
-            for key in self._fingerprint_keys
-        )
+        return any(hmac.compare_digest(fingerprint, f) for f in self.fingerprints(token))
 
     @staticmethod
     def _payload(token: str, binding: SealBinding) -> bytes:

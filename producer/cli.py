@@ -23,7 +23,6 @@ from agentq.logs import configure_logging
 from agentq.sealing import generate_key
 from agentq.settings import get_settings
 from agentq.text import printable
-from agentq.webhooks import owner_webhook_secret
 from producer.batch_cli import batch_app
 from producer.cli_support import (
     EXIT_JOB_FAILED,
@@ -43,7 +42,7 @@ from producer.cli_support import (
     result_json,
     user_errors,
 )
-from producer.client import Client, check_token
+from producer.client import Client
 from producer.render import data, result_view, status_table, trace_view
 from scheduler.cli import beat, reports_app
 
@@ -113,8 +112,7 @@ def webhook_secret(token_file: TokenFile = None) -> None:
     token = read_token(token_file)
     client = make_client()
     with user_errors():
-        owner = client.sealer.fingerprint(check_token(token))
-        secret = owner_webhook_secret(client.settings.webhook_secret, owner)
+        secret = client.webhook_secret(token)
     sys.stdout.write(secret + "\n")
 
 

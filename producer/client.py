@@ -35,7 +35,7 @@ from agentq.settings import Settings, get_settings
 from agentq.store import JobStore
 from agentq.token_proof import ProofCache
 from agentq.traces import Trace
-from agentq.webhooks import check_webhook_url
+from agentq.webhooks import check_webhook_url, owner_webhook_secret
 from producer.token_check import prove_at_submit
 
 log = get_logger(__name__)
@@ -307,6 +307,12 @@ class Client:
         owner = self.sealer.fingerprint(token)
         self.quotas.admit(owner, jobs, batch=batch)
         return owner
+
+    def webhook_secret(self, token: str) -> str:
+        """The secret (whsec_...) that signs ``token``'s webhooks; BadRequest if webhooks are
+        off. Audited."""
+        owner = self.sealer.fingerprint(check_token(token))
+        return owner_webhook_secret(self.settings.webhook_secret, owner)
 
     def check_webhook(self, url: str) -> str:
         if self.settings.webhook_secret is None:

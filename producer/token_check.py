@@ -18,7 +18,7 @@ from mcp.client.client import Client as MCPClient
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from agentq.errors import AgentqError, ErrorCode
+from agentq.errors import AgentqError, ErrorCode, linked
 from agentq.logs import scrub
 from agentq.settings import Settings
 from agentq.token_proof import AUTH_REJECTION_TEXT, PROOF_ARGUMENTS, PROOF_TOOL, ProofCache
@@ -76,12 +76,12 @@ async def _prove(settings: Settings, token: str) -> AgentqError | None:
 
 
 def _verdict(exc: BaseException) -> AgentqError:
-    for inner in _leaves(exc):
+    for inner in linked(exc):
         if isinstance(inner, httpx2.HTTPStatusError) and inner.response.status_code in (401, 403):
             return AgentqError(REFUSED, code=ErrorCode.AUTH_ERROR)
         if isinstance(inner, MCPError):
             return _text_verdict(str(inner))
-    text = " | ".join(str(inner) for inner in _leaves(exc))
+    text = " | ".join(str(inner) for inner in linked(exc))
     if AUTH_REJECTION_TEXT.search(text):
         return AgentqError(REFUSED, code=ErrorCode.AUTH_ERROR)
     return _unavailable(
@@ -100,17 +100,3 @@ def _text_verdict(text: str) -> AgentqError:
 def _unavailable(message: str) -> AgentqError:
     """The check could not be made: HTTP 503, CLI exit 3 (not the user's fault; try again)."""
     return AgentqError(message.rstrip(". ") + "; try again later", code=ErrorCode.MCP_UNAVAILABLE)
-
-
-def _leaves(exc: BaseException) -> list[BaseException]:
-    """``exc`` and what it groups or was caused by, in order."""
-    found: list[BaseException] = []
-    stack = [exc]
-    while stack and len(found) < 16:
-        current = stack.pop(0)
-        found.append(current)
-        if isinstance(current, BaseExceptionGroup):
-            stack.extend(current.exceptions)
-        if current.__cause__ is not None:
-            stack.append(current.__cause__)
-    return found

@@ -17,13 +17,14 @@ import re
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import openai
 from agents.exceptions import MaxTurnsExceeded, ModelBehaviorError, UserError
 
-from agentq.errors import AgentqError, ErrorCode
-from agentq.logs import scrub
+from agentq.errors import AgentqError, ErrorCode, linked
+from agentq.logs import scrubbed_excerpt
 from agentq.token_proof import AUTH_REJECTION_TEXT
 from agentq.traces import Step
 
@@ -61,7 +62,6 @@ class JobContext:
         return self.failure
 
 
-_AUTH_TEXT = AUTH_REJECTION_TEXT
 _RATE_TEXT = re.compile(r"rate limit", re.IGNORECASE)
 _UNREACHABLE_TEXT = re.compile(
     r"unable to connect|connection closed|connection lost|connection refused|"
@@ -113,7 +113,7 @@ def classify_tool_failure(error: BaseException) -> AgentqError | None:
         failure = failure_for_http_status(int(status.group(1)), None, "MCP server")
         if failure is not None:
             return failure
-    if _AUTH_TEXT.search(text):
+    if AUTH_REJECTION_TEXT.search(text):
         return AgentqError(
             "Infrahub rejected the token; the MCP server said: " + _first_line(text),
             code=ErrorCode.AUTH_ERROR,
@@ -222,41 +222,14 @@ def _classify_foreign(error: BaseException) -> AgentqError:
 
 def _find(error: BaseException, kind: type[AgentqError]) -> AgentqError | None:
     """The first ``kind`` in ``error``'s causes, contexts and group members."""
-    seen: set[int] = set()
-    stack: list[BaseException] = [error]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, kind):
-            return current
-        if isinstance(current, BaseExceptionGroup):
-            stack.extend(current.exceptions)
-        for linked in (current.__cause__, current.__context__):
-            if linked is not None:
-                stack.append(linked)
-    return None
+    return next((e for e in linked(error, contexts=True) if isinstance(e, kind)), None)
 
 
 def _error_text(error: BaseException) -> str:
-    parts: list[str] = []
-    seen: set[int] = set()
-    stack: list[BaseException] = [error]
-    while stack and len(parts) < 8:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        parts.append(str(current) or type(current).__name__)
-        if isinstance(current, BaseExceptionGroup):
-            stack.extend(current.exceptions)
-        if current.__cause__ is not None:
-            stack.append(current.__cause__)
-    return " | ".join(parts)
+    return " | ".join(str(e) or type(e).__name__ for e in islice(linked(error), 8))
 
 
 def _first_line(text: str) -> str:
     """The first line of an error text, for a message: scrubbed *before* it is cut, so a token
     echoed by the server can neither survive whole nor leave a prefix behind."""
-    return scrub(text).strip().split("\n", 1)[0][:500]
+    return scrubbed_excerpt(text.strip().split("\n", 1)[0], 500)

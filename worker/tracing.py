@@ -23,7 +23,7 @@ from agents.tracing import (
     set_trace_processors,
 )
 
-from agentq.logs import scrub
+from agentq.logs import scrubbed_excerpt
 from agentq.traces import Step
 
 
@@ -122,8 +122,7 @@ def _step_for(span: Span[Any], excerpt_chars: int) -> Step | None:
             server=(data.mcp_data or {}).get("server"),
             arguments=_arguments(data.input),
             result_bytes=len(output.encode()),
-            # Scrubbed before it is cut: a token echoed near the cut must not leave a prefix.
-            result_excerpt=scrub(output)[:excerpt_chars],
+            result_excerpt=scrubbed_excerpt(output, excerpt_chars),
             is_error=error is not None,
             error=_error_text(error),
         )

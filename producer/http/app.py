@@ -38,7 +38,6 @@ from agentq.errors import (
 from agentq.metrics import RedisCollector, live_workers
 from agentq.reports import render
 from agentq.settings import Settings, get_settings
-from agentq.webhooks import owner_webhook_secret
 from producer.client import Client, check_token
 from producer.http.middleware import (
     BodyLimit,
@@ -284,8 +283,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/v1/webhook-secret", responses=ERRORS)
     def webhook_secret(token: Token) -> dict[str, str]:
         """The secret (whsec_...) that signs this token's webhooks: verify deliveries with it."""
-        owner = client.sealer.fingerprint(token)
-        return {"secret": owner_webhook_secret(settings.webhook_secret, owner)}
+        return {"secret": client.webhook_secret(token)}
 
     @app.get("/v1/reports", responses=ERRORS)
     def list_reports(token: Token) -> dict[str, Any]:
