@@ -8,6 +8,8 @@ COPY agentq ./agentq
 COPY worker ./worker
 COPY producer ./producer
 COPY scheduler ./scheduler
+COPY api ./api
+COPY cli ./cli
 COPY doubles ./doubles
 RUN pip install --no-cache-dir -c constraints.txt . \
     && useradd --system --uid 10001 agentq

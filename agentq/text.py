@@ -4,7 +4,7 @@ An answer, an error message from a tool, a question or a metadata value can hold
 including escape sequences that move a terminal's cursor, clear its screen or make a hidden
 hyperlink (OSC 8), and bidi overrides that make text read differently from what it is. Every
 place that shows such text strips those characters with ``printable``; each medium then escapes
-what is special to it (rich markup in ``producer.render``, markdown and CSV in
+what is special to it (rich markup in ``cli.render``, markdown and CSV in
 ``agentq.reports``).
 """
 

@@ -26,6 +26,7 @@ from agentq.logs import configure_logging
 from agentq.reports import render
 from agentq.sealing import generate_key
 from agentq.settings import Settings
+from cli.render import trace_view
 from doubles.processes import (
     Service,
     free_port,
@@ -36,7 +37,6 @@ from doubles.processes import (
     start_worker,
 )
 from producer.client import Client
-from producer.render import trace_view
 
 QUESTIONS = [
     "List every schema kind whose name starts with Dcim",

@@ -30,13 +30,13 @@ from agentq.jobs import Job, JobStatus, is_job_id
 from agentq.logs import get_logger
 from agentq.quotas import Quotas
 from agentq.reports import BatchReport
+from agentq.schedule_runs import ScheduledRuns
 from agentq.sealing import SealBinding, TokenSealer
 from agentq.settings import Settings, get_settings
 from agentq.store import JobStore
 from agentq.token_proof import ProofCache
 from agentq.traces import Trace
 from agentq.webhooks import check_webhook_url, owner_webhook_secret
-from producer.token_check import prove_at_submit
 
 log = get_logger(__name__)
 
@@ -149,6 +149,9 @@ class Client:
             self.redis, self.settings.job_ttl_seconds, self.settings.redis_url
         )
         self.quotas = Quotas(self.redis, self.settings)
+        self.scheduled = ScheduledRuns(
+            self.redis, self.batches, self.sealer, self.settings.redis_url
+        )
         self.proofs = ProofCache(self.settings.token_proof_seconds)
         self._celery: Celery | None = None
 
@@ -303,6 +306,10 @@ class Client:
         """The token's owner fingerprint, once its quotas allow this submit and (with
         AGENTQ_VERIFY_TOKEN_AT_SUBMIT) Infrahub has accepted the token."""
         if self.settings.verify_token_at_submit:
+            # Imported here: the MCP client costs ~1 s to import, and most commands never
+            # prove a token (the check is off by default; the worker proves every token anyway).
+            from producer.token_check import prove_at_submit
+
             prove_at_submit(self.settings, token, self.proofs)
         owner = self.sealer.fingerprint(token)
         self.quotas.admit(owner, jobs, batch=batch)

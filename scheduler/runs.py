@@ -1,46 +1,31 @@
-"""Runs of scheduled reports: each run is a batch, remembered under its report's name.
+"""Starting runs of scheduled reports: each run is a batch, remembered under its report's name.
 
 A run is started at most once per tick: besides celery-redbeat's lock (only one beat process
 schedules at a time), each run takes a ``SET NX`` key named after its report and its minute (or
 interval slot), so a beat that took over from a stalled one cannot fire the same tick again.
 Runs beyond ``retention_runs`` are forgotten: their batch record, job list and report are deleted.
 When a report names an ``output_dir``, the beat writes the rendered report files there once the
-run's report exists (a worker writes it when the batch's last job ends).
+run's report exists (a worker writes it when the batch's last job ends). Reading the runs
+(the API, ``agentq reports``) is the core's ``agentq.schedule_runs``.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from agentq.audit import audit
-from agentq.batches import Batch, batch_jobs_key, batch_key, report_key
+from agentq.batches import batch_jobs_key, batch_key, report_key
 from agentq.connections import redis_errors
 from agentq.logs import get_logger
 from agentq.reports import BatchReport, render
-from agentq.store import KEY_PREFIX
+from agentq.schedule_runs import FILES_KEY, SCHEDULES_KEY, fired_key, runs_key
 from producer.client import Client
 from scheduler.config import ReportSchedule
 
 log = get_logger(__name__)
 
-SCHEDULES_KEY = f"{KEY_PREFIX}:schedules"  # hash: report name -> its description (JSON)
-FILES_KEY = f"{KEY_PREFIX}:schedule-files"  # zset: "name/batch id" -> when the run started
 FIRED_KEEP_SECONDS = 300  # least time a tick's "fired" key is kept
-
-
-def runs_key(name: str) -> str:
-    return f"{KEY_PREFIX}:schedule:{name}:runs"
-
-
-@dataclass
-class Run:
-    report: str
-    batch_id: str
-    started_at: float
 
 
 class ScheduleRuns:
@@ -79,7 +64,7 @@ class ScheduleRuns:
             assert report.interval_seconds is not None
             tick = str(int(now.timestamp() // report.interval_seconds))
             tick_seconds = report.interval_seconds
-        fired = f"{KEY_PREFIX}:schedule:{report.name}:fired:{tick}"
+        fired = fired_key(report.name, tick)
         # The key only has to outlive its tick (another beat may still be in it): a few ticks'
         # worth, so a report leaves a handful of these at any time, not one per tick for days.
         keep = max(FIRED_KEEP_SECONDS, 2 * tick_seconds)
@@ -113,49 +98,6 @@ class ScheduleRuns:
                     batch_key(batch_id), batch_jobs_key(batch_id), report_key(batch_id)
                 )
                 self._redis.zrem(runs_key(report.name), batch_id)
-
-    def runs(self, name: str) -> list[Run]:
-        """The report's kept runs, newest first."""
-        with redis_errors(self._url):
-            entries: list[Any] = list(self._redis.zrevrange(runs_key(name), 0, -1, withscores=True))
-        return [Run(name, str(entry[0]), float(entry[1])) for entry in entries]
-
-    def owned_by(self, token: str) -> list[dict[str, Any]]:
-        """The reports ``token`` owns or has runs of, each with only the runs ``token`` submitted.
-
-        A run belongs to the owner of its batch, not to the report's current token: when a
-        schedule's token changes, the old token keeps its own runs and the new one sees only the
-        runs made with it. The read is audited like every other."""
-        sealer = self._client.sealer
-        found = []
-        for name, info in sorted(self.described().items()):
-            kept = self.runs(name)
-            owners = self._client.batches.owners([run.batch_id for run in kept])
-            mine = [
-                run
-                for run, owner in zip(kept, owners, strict=True)
-                if owner is not None and sealer.owns(owner, token)
-            ]
-            if not mine and not sealer.owns(str(info.get("owner", "")), token):
-                continue
-            latest = self._client.batches.load(mine[0].batch_id) if mine else None
-            found.append(
-                {
-                    "name": name,
-                    "cron": info.get("cron"),
-                    "interval_seconds": info.get("interval_seconds"),
-                    "timezone": info.get("timezone"),
-                    "runs": [run.batch_id for run in mine],
-                    "latest": latest.public() if latest else None,
-                }
-            )
-        audit("report.list", sealer.fingerprint(token), count=len(found))
-        return found
-
-    def described(self) -> dict[str, dict[str, object]]:
-        with redis_errors(self._url):
-            raw = self._redis.hgetall(SCHEDULES_KEY)
-        return {str(name): json.loads(value) for name, value in raw.items()}
 
     def write_files(self, reports: dict[str, ReportSchedule]) -> int:
         """Write the report files of ended runs; returns how many runs got their files."""
@@ -197,12 +139,3 @@ def write_report_files(report: ReportSchedule, content: BatchReport) -> list[Pat
         for stale in files[: -report.retention_runs]:
             stale.unlink(missing_ok=True)
     return paths
-
-
-def latest_batch(client: Client, name: str, token: str) -> Batch | None:
-    """The newest run of ``name`` that ``token`` may read."""
-    for run in ScheduleRuns(client).runs(name):
-        batch = client.batches.load(run.batch_id)
-        if batch is not None and client.sealer.owns(batch.owner, token):
-            return batch
-    return None

@@ -19,8 +19,8 @@ from pathlib import Path
 import structlog
 
 from agentq.settings import get_settings
+from cli.main import app
 from doubles.processes import http_ok, wait_until
-from producer.cli import app
 
 
 def main(mode: str, where: str, shapes: list[str]) -> None:

@@ -39,10 +39,10 @@ from agentq.metrics import observe_attempt
 from agentq.settings import Settings
 from agentq.store import WORKER_PREFIX
 from agentq.traces import AttemptTrace, Step
+from api.app import create_app
+from api.middleware import BodyLimit
 from doubles.processes import Service, free_port, start_redis, wait_until
 from producer.client import Client
-from producer.http.app import create_app
-from producer.http.middleware import BodyLimit
 from scheduler.config import ReportSchedule
 from scheduler.runs import ScheduleRuns
 from tests.conftest import TOKEN_A, TOKEN_B, Stack

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer.core
+import typer.main
 import yaml
 
 from agentq.settings import Settings, env_name
-from producer.cli import app
+from cli.main import app
 from scheduler.config import load_schedules
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,9 +26,10 @@ def compose() -> dict[str, Any]:
 
 
 def cli_commands() -> set[str]:
-    names = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
-    names |= {g.name for g in app.registered_groups if g.name}
-    return names
+    """The command names ``agentq`` answers to, as click sees the assembled app."""
+    command = typer.main.get_command(app)
+    assert isinstance(command, typer.core.TyperGroup)
+    return set(command.commands)
 
 
 def known_env_names() -> set[str]:

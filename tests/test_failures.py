@@ -9,8 +9,8 @@ import pytest
 from agents.exceptions import MaxTurnsExceeded, ModelBehaviorError, UserError
 
 from agentq.errors import AgentqError, ErrorCode
-from worker.backoff import backoff_bound, retry_delay
 from worker.failures import JobContext, classify, classify_tool_failure, tool_failure_function
+from worker.retries import backoff_bound, retry_delay
 
 # Messages as infrahub-mcp 1.2.0 sends them (../shared/reference/infrahub-mcp.md).
 REAL_SERVER_FAILURES = [

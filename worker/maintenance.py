@@ -13,7 +13,7 @@ number of workers can run it at once and none is special.
   held by jobs whose records expired are freed.
 - A batch whose last job ended gets its report written (one worker does it) and its webhook
   queued; so does a job with a webhook. Due webhooks are delivered on the event loop, not in a
-  job slot (``worker.webhook_task``).
+  job slot (``worker.webhook_delivery``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from agentq.logs import get_logger
 from agentq.settings import Settings
 from agentq.store import JobStore
 from worker.inflight import inflight
-from worker.webhook_task import WebhookDeliveries
+from worker.webhook_delivery import WebhookDeliveries
 
 log = get_logger(__name__)
 

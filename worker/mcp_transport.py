@@ -22,8 +22,8 @@ from collections.abc import Callable
 import httpx2
 
 from agentq.ratelimit import RateLimiter
-from worker.backoff import retry_delay
 from worker.failures import parse_retry_after
+from worker.retries import retry_delay
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 RETRY_ERRORS = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.RemoteProtocolError)

@@ -3,7 +3,7 @@
 A worker process runs all its jobs on one asyncio loop, so it uses one core, and the Agents SDK
 itself spends tens of milliseconds of CPU per job: a busy host needs about one process per core.
 Celery's prefork pool cannot provide them (a job needs the threads pool feeding one loop), so the
-supervisor starts N ordinary ``agentq worker`` processes and looks after them:
+supervisor starts N ordinary worker processes (``python -m worker``) and looks after them:
 
 - a child that dies is started again after a short backoff (longer if it keeps dying at once);
   the jobs it was running are recovered by the other workers through its expired heartbeat,
@@ -46,7 +46,7 @@ class Child:
 
 
 class Supervisor:
-    """Runs ``processes`` copies of ``agentq worker`` until told to stop."""
+    """Runs ``processes`` worker processes until told to stop."""
 
     def __init__(self, processes: int, concurrency: int, metrics_port: int) -> None:
         self.processes = processes
@@ -58,10 +58,8 @@ class Supervisor:
     def child_argv(self) -> list[str]:
         return [
             sys.executable,
-            "-c",
-            "from producer.cli import main; main()",
+            "-m",
             "worker",
-            "--processes=1",
             f"--concurrency={self.concurrency}",
             f"--group={os.getpid()}",
         ]

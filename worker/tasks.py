@@ -20,7 +20,7 @@ from agentq.audit import tenant_id
 from agentq.celery_app import RUN_JOB_TASK
 from agentq.connections import connect
 from agentq.dispatch import Dispatcher
-from agentq.errors import MAX_ATTEMPTS_BY_CODE, AgentqError, ErrorCode, ServiceUnavailable
+from agentq.errors import AgentqError, ErrorCode, ServiceUnavailable
 from agentq.jobs import AttemptSummary, Job, JobError, JobStatus
 from agentq.logs import get_logger, scrub, scrub_data, secret_scope
 from agentq.metrics import observe_attempt, observe_finished
@@ -29,8 +29,8 @@ from agentq.settings import Settings
 from agentq.store import JobStore
 from worker.agent_run import AttemptOutcome, run_attempt
 from worker.app import app, settings
-from worker.backoff import retry_delay
 from worker.event_loop import get_loop_thread
+from worker.retries import retry_in
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -222,11 +222,8 @@ def record_outcome(
         requeued = persist(lambda: store.requeue(job.id, 0.0, owner=worker_name))
         log.info("job requeued at shutdown", requeued=requeued)
         return
-    max_attempts = min(config.retry_max_attempts, MAX_ATTEMPTS_BY_CODE.get(error.code, 10**6))
-    if error.transient and attempt < max_attempts:
-        delay = retry_delay(
-            attempt, config.retry_base_seconds, config.retry_cap_seconds, error.retry_after
-        )
+    delay = retry_in(error, attempt, config)
+    if delay is not None:
         summary.outcome = trace.outcome = "retrying"
         summary.retry_in_seconds = delay
         observe_attempt(trace, "retrying", str(error.code))

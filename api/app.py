@@ -38,15 +38,14 @@ from agentq.errors import (
 from agentq.metrics import RedisCollector, live_workers
 from agentq.reports import render
 from agentq.settings import Settings, get_settings
-from producer.client import Client, check_token
-from producer.http.middleware import (
+from api.middleware import (
     BodyLimit,
     Measure,
     SecurityHeaders,
     add_security_headers,
     error_response,
 )
-from scheduler.runs import ScheduleRuns
+from producer.client import Client, check_token
 
 STATUS_BY_CODE = {
     ErrorCode.BAD_REQUEST: 400,
@@ -287,7 +286,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/v1/reports", responses=ERRORS)
     def list_reports(token: Token) -> dict[str, Any]:
-        return {"reports": ScheduleRuns(client).owned_by(token)}
+        return {"reports": client.scheduled.owned_by(token)}
 
     @app.get("/healthz", responses={503: {"model": ErrorOut}})
     def healthz() -> Response:
@@ -304,14 +303,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def dashboard() -> HTMLResponse:
-        page = resources.files("producer.http").joinpath("static/dashboard.html").read_text()
+        page = resources.files("api").joinpath("static/dashboard.html").read_text()
         return HTMLResponse(page, headers={"content-security-policy": DASHBOARD_CSP})
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> Response:
         if name not in STATIC_FILES:
             raise StarletteHTTPException(404, "not found")
-        content = resources.files("producer.http").joinpath("static", name).read_bytes()
+        content = resources.files("api").joinpath("static", name).read_bytes()
         return Response(content, media_type=STATIC_FILES[name])
 
     @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)

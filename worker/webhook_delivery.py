@@ -27,8 +27,8 @@ from agentq.logs import get_logger
 from agentq.settings import Settings
 from agentq.store import NOTIFY_KEY, JobStore
 from agentq.webhooks import Claimed, DeliveryQueue, DeliveryResult, deliver, tenant_secret
-from worker.backoff import retry_delay
 from worker.event_loop import get_loop_thread
+from worker.retries import retry_delay
 
 log = get_logger(__name__)
 

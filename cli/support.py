@@ -3,7 +3,7 @@
 Exit codes: 0 done; 1 the job (or batch) failed or was cancelled; 2 bad input, unknown id or bad
 settings; 3 a service (Redis) is unreachable; 4 a wait timed out. Errors are one line on stderr,
 never a stack trace. Whatever came from a model, a tool or a user is printed through
-``producer.render.data`` (or ``printable`` for verbatim output): as text, never as rich markup, and
+``cli.render.data`` (or ``printable`` for verbatim output): as text, never as rich markup, and
 without control characters.
 """
 
@@ -27,8 +27,8 @@ from agentq.jobs import Job, JobStatus
 from agentq.logs import configure_logging
 from agentq.quotas import QuotaExceeded
 from agentq.settings import Settings, get_settings
+from cli.render import data
 from producer.client import Client
-from producer.render import data
 
 EXIT_JOB_FAILED = 1
 EXIT_USAGE = 2

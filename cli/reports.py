@@ -1,9 +1,12 @@
-"""``agentq beat`` and ``agentq reports ...``: run the schedules, read their reports."""
+"""``agentq reports list`` and ``agentq reports show``: read the runs of scheduled reports.
+
+Reading needs only the core (``agentq.schedule_runs``), not beat or the schedules file, so it
+works on any host that reaches Redis.
+"""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -13,64 +16,30 @@ from agentq.batches import Batch
 from agentq.errors import JobNotFound
 from agentq.reports import FORMATS, render
 from agentq.text import printable
-from producer.cli_support import (
+from cli.render import data
+from cli.support import (
     JsonFlag,
     TokenFile,
     emit_json,
     err,
     fail,
-    load_settings,
     make_client,
     out,
     read_token,
     user_errors,
 )
-from producer.render import data
-from scheduler.config import load_schedules
-from scheduler.runs import ScheduleRuns
 
-reports_app = typer.Typer(
+app = typer.Typer(
     help="Scheduled reports: list them and read their runs.",
     no_args_is_help=True,
     add_completion=False,
 )
 
 
-def beat(
-    schedules: Annotated[
-        Path | None,
-        typer.Option(help="The schedules file (default AGENTQ_SCHEDULES_FILE)."),
-    ] = None,
-    check: Annotated[
-        bool, typer.Option("--check", help="Only check the schedules file, then exit.")
-    ] = False,
-) -> None:
-    """Run Celery beat for the schedules file (safe to start on several hosts: one fires)."""
-    settings = load_settings()
-    path = schedules or (Path(settings.schedules_file) if settings.schedules_file else None)
-    if path is None:
-        fail("no schedules file (set AGENTQ_SCHEDULES_FILE or use --schedules)")
-    with user_errors():
-        reports = load_schedules(path, max_questions=settings.max_batch_questions)
-    if check:
-        out.print(
-            data(f"{path}: {len(reports)} report(s) OK: {', '.join(r.name for r in reports)}")
-        )
-        return
-    client = make_client()
-    with user_errors():
-        client.ping()
-        ScheduleRuns(client).register(reports)
-    from scheduler.beat import ReportScheduler, make_beat_app
-
-    app = make_beat_app(settings, reports)
-    app.Beat(scheduler=ReportScheduler, loglevel=settings.log_level, max_interval=5).run()
-
-
 def _pick_run(name: str, token: str, run: str | None) -> Batch:
     client = make_client()
     with user_errors():
-        runs = ScheduleRuns(client).runs(name)
+        runs = client.scheduled.runs(name)
         for candidate in runs:
             if run is not None and candidate.batch_id != run:
                 continue
@@ -81,13 +50,13 @@ def _pick_run(name: str, token: str, run: str | None) -> Batch:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-@reports_app.command("list")
+@app.command("list")
 def list_reports(token_file: TokenFile = None, as_json: JsonFlag = False) -> None:
     """Your scheduled reports, each with its latest run."""
     token = read_token(token_file)
     client = make_client()
     with user_errors():
-        rows = ScheduleRuns(client).owned_by(token)
+        rows = client.scheduled.owned_by(token)
     if as_json:
         emit_json(rows)
         return
@@ -116,7 +85,7 @@ def list_reports(token_file: TokenFile = None, as_json: JsonFlag = False) -> Non
     out.print(table)
 
 
-@reports_app.command("show")
+@app.command("show")
 def show_report(
     name: Annotated[str, typer.Argument(help="The report's name in the schedules file.")],
     token_file: TokenFile = None,
@@ -138,6 +107,3 @@ def show_report(
             data(f"run {batch.id} is still going: {batch.ended}/{batch.total} questions done")
         )
     sys.stdout.write(printable(render(report, fmt)))  # type: ignore[arg-type]
-
-
-__all__ = ["beat", "reports_app"]

@@ -21,8 +21,8 @@ from rich.table import Table
 from agentq.batches import Batch, BatchStatus
 from agentq.reports import FORMATS, render
 from agentq.text import printable
-from producer.batch_files import load_batch_file
-from producer.cli_support import (
+from cli.render import data
+from cli.support import (
     EXIT_JOB_FAILED,
     EXIT_TIMEOUT,
     JsonFlag,
@@ -36,9 +36,9 @@ from producer.cli_support import (
     read_token,
     user_errors,
 )
-from producer.render import data
+from producer.batch_files import load_batch_file
 
-batch_app = typer.Typer(
+app = typer.Typer(
     help="Batch audits: many questions, one report.", no_args_is_help=True, add_completion=False
 )
 BatchId = Annotated[str, typer.Argument(help="The batch id printed by `agentq batch submit`.")]
@@ -62,7 +62,7 @@ def exit_for_batch(batch: Batch) -> None:
         raise typer.Exit(EXIT_JOB_FAILED)
 
 
-@batch_app.command("submit")
+@app.command("submit")
 def submit_batch(
     file: Annotated[
         Path, typer.Argument(help="Questions: .txt (one per line), .yaml, .json, .csv")
@@ -104,7 +104,7 @@ def submit_batch(
         sys.stdout.write(batch_id + "\n")
 
 
-@batch_app.command("status")
+@app.command("status")
 def batch_status(
     batch_id: BatchId, token_file: TokenFile = None, as_json: JsonFlag = False
 ) -> None:
@@ -119,7 +119,7 @@ def batch_status(
         out.print(counts_table(batch))
 
 
-@batch_app.command("wait")
+@app.command("wait")
 def wait_batch(
     batch_id: BatchId,
     token_file: TokenFile = None,
@@ -174,7 +174,7 @@ def wait_batch(
     exit_for_batch(batch)
 
 
-@batch_app.command("report")
+@app.command("report")
 def batch_report(
     batch_id: BatchId,
     token_file: TokenFile = None,
@@ -199,7 +199,7 @@ def batch_report(
     err.print(data(f"report written to {output}"))
 
 
-@batch_app.command("cancel")
+@app.command("cancel")
 def cancel_batch(
     batch_id: BatchId, token_file: TokenFile = None, as_json: JsonFlag = False
 ) -> None:
@@ -214,7 +214,7 @@ def cancel_batch(
         out.print(data(f"batch {batch_id}: {cancelled} job(s) cancelled"))
 
 
-@batch_app.command("list")
+@app.command("list")
 def list_batches(token_file: TokenFile = None, as_json: JsonFlag = False) -> None:
     """Your most recent batches."""
     token = read_token(token_file)
