@@ -41,7 +41,6 @@ from celery.result import AsyncResult
 from agentq.logs import configure_logging
 from bench import BASELINE_QUEUE, BASELINE_TASK
 from bench.measure import (
-    OTHER_TOKEN,
     TOKEN,
     Doubles,
     busy_cpu_seconds,
@@ -52,8 +51,9 @@ from bench.measure import (
     tree_cpu_seconds,
     work_per_job,
 )
-from bench.systems.agentq import agentq_env, client_for, run_agentq
-from doubles.processes import python_module, start_worker, wait_until
+from bench.systems.agentq import run_agentq
+from bench.systems.batches import measure_enqueue, measure_fairness
+from doubles.processes import python_module
 
 HERE = Path(__file__).resolve().parent
 TARGETS = {
@@ -184,55 +184,6 @@ def run_baseline(d: Doubles, workdir: Path, db: int, jobs: int) -> dict[str, Any
         "mcp_requests_per_job": work.get("mcp requests", 0.0),
         "work_per_job": work,
         "work_as_expected": shape_ok(work),
-    }
-
-
-def measure_enqueue(d: Doubles, db: int, questions: int) -> dict[str, Any]:
-    """A batch of ``questions`` submitted with no worker running: how fast it is accepted."""
-    env = agentq_env(d, d.db(db), 1)
-    env["AGENTQ_MAX_BATCH_QUESTIONS"] = str(max(questions, 10_000))
-    client = client_for(env)
-    items = [f"Which interfaces of device {i} are down?" for i in range(questions)]
-    started = time.perf_counter()
-    client.submit_batch(items, TOKEN)
-    seconds = time.perf_counter() - started
-    return {
-        "method": "submit_batch",
-        "questions": questions,
-        "seconds": seconds,
-        "jobs_per_s": questions / seconds,
-    }
-
-
-def measure_fairness(d: Doubles, workdir: Path, db: int, backlog: int) -> dict[str, Any]:
-    """Tenant A's ``backlog``-question batch is running when tenant B asks one question: how
-    long B's question waits to start (the default tenant cap, 50 worker slots). B asks once
-    A's first jobs have ended (50 of them, or a third of a smaller backlog), so A's lane is
-    full and running, not still starting."""
-    started_enough = min(50, max(1, backlog // 3))
-    env = {**agentq_env(d, d.db(db), 50), "AGENTQ_TENANT_MAX_INFLIGHT": "50"}
-    worker = start_worker(env, workdir, d.db(db))
-    try:
-        client = client_for(env)
-        batch_id = client.submit_batch(
-            [f"Audit device {i}" for i in range(backlog)], TOKEN, max_inflight=50
-        )
-        wait_until(
-            lambda: (b := client.batches.load(batch_id)) is not None and b.ended >= started_enough,
-            600,
-            what="tenant A's batch to be running",
-        )
-        lone = client.submit("Which sites are there?", OTHER_TOKEN)
-        job = client.wait(lone, OTHER_TOKEN, timeout=600, poll_interval=0.05)
-        batch = client.batches.load(batch_id)
-        client.cancel_batch(batch_id, TOKEN)
-    finally:
-        worker.stop(signal.SIGTERM, timeout=30)
-    waited = (job.started_at or job.created_at) - job.created_at
-    return {
-        "backlog": backlog,
-        "other_tenant_wait_s": waited,
-        "backlog_waiting_then": batch.counts.get("queued", 0) if batch else None,
     }
 
 
