@@ -34,74 +34,13 @@ from typing import Any
 
 from agentq.logs import configure_logging
 from bench.measure import busy_cpu_seconds, doubles, own_cpu_seconds
+from bench.report import judge, plot, print_table
 from bench.systems.agentq import run_agentq
 from bench.systems.baseline import run_baseline
 from bench.systems.batches import measure_enqueue, measure_fairness
 from bench.systems.limit import run_limit
 
 HERE = Path(__file__).resolve().parent
-TARGETS = {
-    "throughput_ratio_vs_baseline": (">=", 10.0),
-    "throughput_ratio_vs_limit": (">=", 0.75),
-    "cpu_per_job_ratio_vs_limit": ("<=", 1.3),
-    "peak_rss_mib": ("<=", 400.0),
-    "enqueue_jobs_per_s": (">=", 2000.0),
-}
-
-
-def judge(figures: dict[str, float]) -> dict[str, dict[str, Any]]:
-    verdicts = {}
-    for key, (op, target) in TARGETS.items():
-        value = figures[key]
-        met = value >= target if op == ">=" else value <= target
-        verdicts[key] = {"value": round(value, 3), "target": f"{op} {target}", "met": met}
-    return verdicts
-
-
-def plot(
-    sweep: list[dict[str, Any]],
-    main: tuple[dict[str, Any], dict[str, Any]],
-    baseline: dict[str, Any],
-    path: Path,
-) -> None:
-    """Throughput and p95 latency against jobs in flight: one process of agentq and of the
-    limit at each sweep level (lines), the main multi-process runs (stars), and the baseline,
-    fixed at 2 in flight (prefork, one per core), with a dotted line for reference."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for system, marker in (("agentq", "o"), ("limit", "s")):
-        points = sorted((p["concurrency"], p) for p in sweep if p["system"] == system)
-        xs = [c for c, _ in points]
-        jobs = sorted({p["jobs"] for _, p in points})
-        label = f"{system}, 1 process ({'/'.join(map(str, jobs))} jobs)"
-        left.plot(xs, [p["throughput"] for _, p in points], marker=marker, label=label)
-        right.plot(xs, [p["p95"] for _, p in points], marker=marker, label=label)
-    for system, result, color in (("agentq", main[0], "C0"), ("limit", main[1], "C1")):
-        label = f"{system}, {result['processes']} processes ({result['jobs']} jobs)"
-        for axis, key in ((left, "throughput"), (right, "p95")):
-            axis.scatter(
-                [result["concurrency"]], [result[key]], marker="*", s=160, color=color,
-                edgecolor="black", zorder=4, label=label,
-            )  # fmt: skip
-    label = f"baseline (prefork 2, {baseline['jobs']} jobs)"
-    for axis, key in ((left, "throughput"), (right, "p95")):
-        axis.scatter([2], [baseline[key]], color="red", zorder=3, label=label)
-        axis.axhline(baseline[key], color="red", linestyle=":", linewidth=1)
-    left.set(xscale="log", xlabel="jobs in flight", ylabel="jobs / s", title="Throughput")
-    right.set(
-        xscale="log", xlabel="jobs in flight", ylabel="seconds", title="p95 latency (submit to end)"
-    )
-    for axis in (left, right):
-        axis.grid(True, alpha=0.3)
-        axis.legend()
-    fig.suptitle("agentq vs naive Celery baseline vs no-queue limit (model 200 ms, MCP 20 ms)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -258,36 +197,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"\nwarning: other processes used CPU during {busy} (CPU seconds): noisy figures")
     print(f"\nwritten: {args.output} and {args.plot} ({results['took_seconds']:.0f} s)")
     return results
-
-
-def print_table(results: dict[str, Any]) -> None:
-    header = {"jobs": 6, "procs": 6, "in flight": 11, "jobs/s": 9, "p50 s": 8, "p95 s": 8,
-              "p99 s": 8, "CPU ms/job": 12, "doubles ms": 12, "model/job": 11,
-              "MCP/job": 9}  # fmt: skip
-    print(f"\n{'system':<10}" + "".join(f"{h:>{w}}" for h, w in header.items()))
-    for name in ("agentq", "limit", "baseline"):
-        r = results[name]
-        work = r["work_per_job"]
-        flag = "" if r["work_as_expected"] else "  (not the expected work!)"
-        print(
-            f"{name:<10}{r['jobs']:>6}{r['processes']:>6}{r['concurrency']:>11}"
-            f"{r['throughput']:>9.2f}"
-            f"{r['p50']:>8.2f}{r['p95']:>8.2f}{r['p99']:>8.2f}{r['cpu_per_job'] * 1000:>12.1f}"
-            f"{r['doubles_cpu_per_job'] * 1000:>12.1f}"
-            f"{work.get('model requests', 0):>11.2f}{work.get('mcp requests', 0):>9.2f}{flag}"
-        )
-    print()
-    for key, verdict in results["targets"].items():
-        mark = "ok  " if verdict["met"] else "MISS"
-        print(f"{mark} {key:<32} {verdict['value']:>10} (target {verdict['target']})")
-    agentq = results["agentq"]
-    print(f"     {'mcp_requests_per_job':<32} {results['mcp_requests_per_job']:>10}")
-    print(f"     {'agentq peak running seen':<32} {agentq['peak_running_seen']:>10}")
-    fairness = results["fairness"]
-    print(
-        f"     {'fairness_wait_s':<32} {results['fairness_wait_s']:>10} (another tenant's "
-        f"question, with {fairness['backlog_waiting_then']} of {fairness['backlog']} queued)"
-    )
 
 
 if __name__ == "__main__":
