@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import resource
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -197,3 +198,25 @@ def own_cpu_seconds() -> float:
         usage = resource.getrusage(who)
         total += usage.ru_utime + usage.ru_stime
     return total
+
+
+class Phases:
+    """How long each phase of a run took, and the CPU that processes not ours used meanwhile:
+    the figures are only comparable when that is near zero (on a shared machine it may not be).
+    A phase entered twice (the sweep's points) adds up."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.others_cpu_seconds: dict[str, float] = {}
+
+    @contextmanager
+    def timed(self, name: str, what: str) -> Iterator[None]:
+        """Announce the phase, then time it and the other processes' CPU while it runs."""
+        print(f"{name}: {what} ...", flush=True)
+        started, busy, own = time.monotonic(), busy_cpu_seconds(), own_cpu_seconds()
+        yield
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + time.monotonic() - started, 1)
+        other = (busy_cpu_seconds() - busy) - (own_cpu_seconds() - own)
+        self.others_cpu_seconds[name] = round(
+            self.others_cpu_seconds.get(name, 0.0) + max(0.0, other), 1
+        )

@@ -1,14 +1,21 @@
-"""What a benchmark run reports: the verdict against each target, the table and the plot.
+"""What a benchmark run reports: the results file, the verdict on each target, the table, the plot.
 
-Kept apart from the runs so that how figures are judged and shown can change without touching
-how they are measured. The targets are the figures the project promises (README, Performance);
-each is met or missed on the run's own numbers, never against an earlier run's.
+Kept apart from the runs so that how figures are combined, judged and shown can change without
+touching how they are measured. The targets are the figures the project promises (README,
+Performance); each is met or missed on the run's own numbers, never against an earlier run's.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bench.measure import Phases
 
 TARGETS = {
     "throughput_ratio_vs_baseline": (">=", 10.0),
@@ -17,6 +24,100 @@ TARGETS = {
     "peak_rss_mib": ("<=", 400.0),
     "enqueue_jobs_per_s": (">=", 2000.0),
 }
+
+
+@dataclass
+class Runs:
+    """What each system's run returned (``bench.systems``), as the results file's sections."""
+
+    agentq: dict[str, Any]
+    limit: dict[str, Any]
+    baseline: dict[str, Any]
+    enqueue: dict[str, Any]
+    fairness: dict[str, Any]
+    sweep: list[dict[str, Any]]
+
+
+def results(
+    runs: Runs,
+    settings: dict[str, Any],
+    *,
+    load_at_start: list[float],
+    took_seconds: float,
+    phases: Phases,
+) -> dict[str, Any]:
+    """Everything ``bench/results.json`` holds: the headline figures and their verdicts, every
+    run's own figures, the settings, notes on how to read them, and the conditions of the run."""
+    agentq, limit, baseline = runs.agentq, runs.limit, runs.baseline
+    # The memory figure is one process's at the in-flight level asked for: its sweep point, or
+    # the main run when there was none (a smoke run).
+    memory = next(
+        (
+            p
+            for p in runs.sweep
+            if p["system"] == "agentq" and p["concurrency"] == settings["rss_concurrency"]
+        ),
+        agentq,
+    )
+    figures = {
+        "throughput_ratio_vs_baseline": agentq["throughput"] / baseline["throughput"],
+        "throughput_ratio_vs_limit": agentq["throughput"] / limit["throughput"],
+        "cpu_per_job_ratio_vs_limit": agentq["cpu_per_job"] / limit["cpu_per_job"],
+        "peak_rss_mib": memory["peak_rss_mib"],
+        "enqueue_jobs_per_s": runs.enqueue["jobs_per_s"],
+        "mcp_requests_per_job": agentq["mcp_requests_per_job"],
+        "fairness_wait_s": runs.fairness["other_tenant_wait_s"],
+    }
+    jobs, processes = settings["jobs"], settings["processes"]
+    return {
+        **{k: round(v, 3) for k, v in figures.items()},
+        "targets": judge(figures),
+        "agentq": agentq,
+        "limit": limit,
+        "baseline": baseline,
+        "enqueue": runs.enqueue,
+        "fairness": runs.fairness,
+        "sweep": runs.sweep,
+        "settings": settings,
+        "notes": [
+            f"The baseline ran {settings['baseline_jobs']} jobs (agentq and the limit {jobs}); "
+            "its throughput is jobs / time from first send to last finish, after two warm-up "
+            "tasks.",
+            f"agentq and the limit each run in {processes} process(es) with "
+            f"{settings['concurrency_per_process']} jobs in flight in each; the baseline in two "
+            "(prefork -c 2). The doubles and Redis share the same cores.",
+            f"peak_rss_mib is one agentq worker process's peak RSS with {memory['concurrency']} "
+            f"jobs in flight ({'its sweep point' if memory is not agentq else 'the main run'}).",
+            "agentq's CPU is its whole worker processes (Celery, dispatch, Redis writes, traces) "
+            "between the first submit and the last end; the limit's is its own processes'.",
+            f"Sweep points run {settings['sweep_jobs']} jobs each, all submitted at once, so "
+            "their latency includes the wait behind the others; compare points of one job count.",
+        ],
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "loadavg_at_start": load_at_start,
+        },
+        "took_seconds": took_seconds,
+        "phase_seconds": phases.seconds,
+        "other_processes_cpu_seconds": phases.others_cpu_seconds,
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def publish(results: dict[str, Any], output: Path, plot_path: Path) -> None:
+    """Write the results file and the plot, print the table, and say whether other processes
+    were busy enough meanwhile to make the figures noisy."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2) + "\n")
+    plot(results["sweep"], (results["agentq"], results["limit"]), results["baseline"], plot_path)
+    print_table(results)
+    phases, others = results["phase_seconds"], results["other_processes_cpu_seconds"]
+    cores = os.cpu_count() or 1
+    busy = {k: v for k, v in others.items() if v > 0.05 * phases.get(k, 0.0) * cores}
+    if busy:
+        print(f"\nwarning: other processes used CPU during {busy} (CPU seconds): noisy figures")
+    print(f"\nwritten: {output} and {plot_path} ({results['took_seconds']:.0f} s)")
 
 
 def judge(figures: dict[str, float]) -> dict[str, dict[str, Any]]:
