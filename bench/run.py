@@ -17,6 +17,9 @@ on the doubles (model requests, MCP requests by method), so a system that skippe
 show.
 Figures are printed and written to ``bench/results.json``; the plot goes to ``bench/plot.png``.
 Ratios matter more than absolute numbers: these machines are noisy, so compare within one run.
+
+This module parses the arguments and runs the phases in order; how each system is run is in
+``bench.systems``, the doubles and readings in ``bench.measure``, the results in ``bench.report``.
 """
 
 from __future__ import annotations
