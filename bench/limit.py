@@ -3,11 +3,11 @@
     python -m bench.limit --jobs 500 --concurrency 200 --mcp-url ... --model-url ... --token ...
 
 Prints one JSON line: the epoch times it started and each job finished (all jobs being
-"submitted" at once), this process's CPU seconds per job and its peak RSS. The orchestrator runs
-one per worker process that agentq has and derives throughput and latencies from the times. A
-separate process, so that its CPU and memory are its own and not the orchestrator's. With
-``--wait-for-go`` it prints ``ready`` once it has imported the SDK and waits for a line on
-stdin, so that several of them begin together.
+"submitted" at once), this process's CPU seconds per job and its peak RSS. The orchestrator
+(``bench.systems.limit``) runs one per worker process that agentq has and derives throughput
+and latencies from the times. A separate process, so that its CPU and memory are its own and
+not the orchestrator's. With ``--wait-for-go`` it prints ``ready`` once it has imported the SDK
+and waits for a line on stdin, so that several of them begin together.
 """
 
 from __future__ import annotations

@@ -17,557 +17,29 @@ on the doubles (model requests, MCP requests by method), so a system that skippe
 show.
 Figures are printed and written to ``bench/results.json``; the plot goes to ``bench/plot.png``.
 Ratios matter more than absolute numbers: these machines are noisy, so compare within one run.
+
+This module parses the arguments and runs the phases in order; how each system is run is in
+``bench.systems``, the doubles and readings in ``bench.measure``, the results in ``bench.report``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import resource
-import signal
-import subprocess
-import sys
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-from celery import Celery
-from celery.result import AsyncResult
-
-from agentq.jobs import TERMINAL_STATUSES
 from agentq.logs import configure_logging
-from agentq.sealing import generate_key
-from agentq.settings import Settings
-from bench import BASELINE_QUEUE, BASELINE_TASK
-from doubles.processes import (
-    Service,
-    free_port,
-    http_ok,
-    python_module,
-    spawn,
-    start_redis,
-    start_worker,
-    wait_until,
-)
-from producer.client import Client
+from bench import report
+from bench.measure import Phases, doubles
+from bench.systems.agentq import run_agentq
+from bench.systems.baseline import run_baseline
+from bench.systems.batches import measure_enqueue, measure_fairness
+from bench.systems.limit import run_limit
 
-TOKEN = "ihtoken-bench-5e4d3c2b1a"  # noqa: S105 - the doubles' test token
-OTHER_TOKEN = "ihtoken-bench-other-9f8e7d"  # noqa: S105 - a second tenant
 HERE = Path(__file__).resolve().parent
-TARGETS = {
-    "throughput_ratio_vs_baseline": (">=", 10.0),
-    "throughput_ratio_vs_limit": (">=", 0.75),
-    "cpu_per_job_ratio_vs_limit": ("<=", 1.3),
-    "peak_rss_mib": ("<=", 400.0),
-    "enqueue_jobs_per_s": (">=", 2000.0),
-}
-# The work one job must do with the model double's default policy: two model calls (pick a tool,
-# then answer from its output) and one tool call. Anything else means the comparison is unfair.
-EXPECTED_MODEL_REQUESTS_PER_JOB = 2.0
-EXPECTED_TOOL_CALLS_PER_JOB = 1.0
-TERMINAL = frozenset(str(s) for s in TERMINAL_STATUSES)
-POLL_SECONDS = 0.25
-
-
-@dataclass
-class Doubles:
-    redis: Service
-    mcp: Service
-    model: Service
-    redis_url: str
-
-    def db(self, number: int) -> str:
-        return self.redis_url.rsplit("/", 1)[0] + f"/{number}"
-
-    @property
-    def mcp_url(self) -> str:
-        return f"{self.mcp.base_url}/mcp"
-
-    @property
-    def model_url(self) -> str:
-        return f"{self.model.base_url}/v1"
-
-    def cpu_seconds(self) -> float:
-        """CPU used so far by the services the jobs talk to (the doubles and Redis): they share
-        the machine's cores with the system measured, so they bound its throughput too."""
-        return sum(proc_cpu_seconds(s.pid) for s in (self.redis, self.mcp, self.model))
-
-    def counters(self) -> Counter[str]:
-        """What the doubles have served so far: model requests and MCP requests by method."""
-        mcp = httpx.get(f"{self.mcp.base_url}/_double/stats", timeout=10).json()
-        model = httpx.get(f"{self.model.base_url}/_double/stats", timeout=10).json()
-        counts: Counter[str] = Counter({f"mcp {m}": n for m, n in mcp["by_method"].items()})
-        counts["mcp requests"] = int(mcp["total_requests"])
-        counts["model requests"] = int(model["requests"])
-        return counts
-
-
-def work_per_job(before: Counter[str], after: Counter[str], jobs: int) -> dict[str, float]:
-    """Requests the doubles served between two counter readings, per job."""
-    delta = after - before
-    return {key: round(delta[key] / jobs, 3) for key in sorted(delta)}
-
-
-def shape_ok(work: dict[str, float]) -> bool:
-    """Whether the jobs did the work the comparison assumes (2 model calls, 1 tool call)."""
-    return (
-        abs(work.get("model requests", 0) - EXPECTED_MODEL_REQUESTS_PER_JOB) < 0.01
-        and abs(work.get("mcp tools/call", 0) - EXPECTED_TOOL_CALLS_PER_JOB) < 0.01
-    )
-
-
-@contextmanager
-def doubles(workdir: Path, mcp_latency_ms: float, model_latency_ms: float) -> Iterator[Doubles]:
-    redis = start_redis(workdir)
-    mcp_port, model_port = free_port(), free_port()
-    mcp = spawn(
-        f"mcp-{mcp_port}",
-        python_module(
-            "doubles.mcp_server", "--port", str(mcp_port), "--token", TOKEN,
-            "--token", OTHER_TOKEN, "--read-only",  # as deployed: every system sees 7 tools
-            "--latency-ms", str(mcp_latency_ms),
-        ),
-        mcp_port,
-        workdir,
-        ready=http_ok(f"http://127.0.0.1:{mcp_port}/health"),
-    )  # fmt: skip
-    model = spawn(
-        f"model-{model_port}",
-        python_module(
-            "doubles.model_server", "--port", str(model_port), "--latency-ms", str(model_latency_ms)
-        ),
-        model_port,
-        workdir,
-        ready=http_ok(f"http://127.0.0.1:{model_port}/health"),
-    )
-    try:
-        yield Doubles(redis, mcp, model, redis.extra["url"])
-    finally:
-        for service in (model, mcp, redis):
-            service.stop()
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile (no interpolation: every figure is a latency a job really had)."""
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))
-    return ordered[index]
-
-
-def latency_figures(latencies: list[float]) -> dict[str, float]:
-    return {
-        "p50": percentile(latencies, 50),
-        "p95": percentile(latencies, 95),
-        "p99": percentile(latencies, 99),
-    }
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    """User + system CPU of one process (all its threads), from /proc: no psutil needed."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def parent_pids() -> dict[int, int]:
-    """Every living process's parent, from /proc: pid -> parent pid."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat[1])
-    return parents
-
-
-def proc_children(pid: int) -> list[int]:
-    """Direct children of ``pid`` (the prefork pool's processes, the supervisor's workers)."""
-    return [child for child, parent in parent_pids().items() if parent == pid]
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU of a process and its living children (a prefork worker does its work in children)."""
-    total = 0.0
-    for member in (pid, *proc_children(pid)):
-        try:
-            total += proc_cpu_seconds(member)
-        except OSError:
-            continue
-    return total
-
-
-def proc_rss_mib(pid: int) -> float:
-    """Peak resident set of a process since it started (``VmHWM``), in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def busy_cpu_seconds() -> float:
-    """CPU time the whole machine has spent busy (all cores, all processes), from /proc/stat."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_seconds() -> float:
-    """CPU of this process and every process it started: the living ones from /proc (children
-    of children too), the ended ones from RUSAGE_CHILDREN (they are counted once reaped)."""
-    me = os.getpid()
-    parents = parent_pids()
-
-    def ours(pid: int) -> bool:
-        for _ in range(64):
-            pid = parents.get(pid, 0)
-            if pid == me:
-                return True
-            if pid <= 1:
-                return False
-        return False
-
-    total = 0.0
-    for pid in parents:
-        if ours(pid):
-            try:
-                total += proc_cpu_seconds(pid)
-            except OSError:
-                continue
-    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-        usage = resource.getrusage(who)
-        total += usage.ru_utime + usage.ru_stime
-    return total
-
-
-def agentq_env(d: Doubles, redis_url: str, concurrency: int) -> dict[str, str]:
-    """A worker's environment (as tests/conftest.py's base_env), tuned for throughput: no
-    shared limits (they cost a Redis round trip per request and are not what is measured)."""
-    return {
-        "AGENTQ_REDIS_URL": redis_url,
-        "AGENTQ_SECRET_KEY": generate_key(),
-        "AGENTQ_MCP_URL": d.mcp_url,
-        "AGENTQ_MODEL": "demo-model",
-        "AGENTQ_MODEL_API": "chat_completions",
-        "AGENTQ_WORKER_CONCURRENCY": str(concurrency),
-        "AGENTQ_TENANT_MAX_INFLIGHT": "100000",
-        # One token submits every job here: no per-tenant submit quotas in the way.
-        "AGENTQ_TENANT_SUBMITS_PER_MINUTE": "0",
-        "AGENTQ_TENANT_MAX_QUEUED_JOBS": "0",
-        "AGENTQ_MODEL_MAX_CONCURRENCY": "0",
-        "AGENTQ_MCP_MAX_REQUESTS_PER_SECOND": "0",
-        "AGENTQ_LOG_LEVEL": "WARNING",
-        "AGENTQ_LOG_FORMAT": "json",
-        "OPENAI_BASE_URL": d.model_url,
-        "OPENAI_API_KEY": "dummy",
-    }
-
-
-def client_for(env: dict[str, str]) -> Client:
-    values: dict[str, Any] = {
-        k.removeprefix("AGENTQ_").lower(): v for k, v in env.items() if k.startswith("AGENTQ_")
-    }
-    return Client(Settings(**values))
-
-
-def run_agentq(
-    d: Doubles, workdir: Path, db: int, jobs: int, concurrency: int, processes: int = 1
-) -> dict[str, Any]:
-    """N jobs through a real ``agentq worker`` (``--processes`` of them, each with
-    ``concurrency`` slots), each job sent with ``Client.submit``.
-
-    Latency runs from each job's submit (its ``created_at``) to its end (``finished_at``), both
-    written by agentq itself; the bench polls statuses in bulk only to know when all have ended,
-    and samples how many are running to show the worker really had them all in flight.
-    """
-    env = agentq_env(d, d.db(db), concurrency)
-    worker = start_worker(env, workdir, d.db(db), processes=processes)
-    # With several processes the supervisor's children do the work (the supervisor idles).
-    members = proc_children(worker.pid) if processes > 1 else [worker.pid]
-    try:
-        client = client_for(env)
-        before = d.counters()
-        cpu_before, doubles_before = tree_cpu_seconds(worker.pid), d.cpu_seconds()
-        job_ids = [client.submit(f"Which devices are in site {i}?", TOKEN) for i in range(jobs)]
-        submitted = time.time()
-        pending, peak_running = list(job_ids), 0
-        deadline = time.monotonic() + 1800
-        while pending:
-            statuses = client.store.statuses(pending)
-            peak_running = max(peak_running, sum(s == "running" for s in statuses.values()))
-            pending = [i for i, s in statuses.items() if s not in TERMINAL]
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(pending)} agentq jobs still running after 30 min")
-            if pending:
-                time.sleep(POLL_SECONDS)
-        cpu = tree_cpu_seconds(worker.pid) - cpu_before
-        doubles_cpu = d.cpu_seconds() - doubles_before
-        rss = max(proc_rss_mib(pid) for pid in members)
-        work = work_per_job(before, d.counters(), jobs)
-        records = [j for j in client.store.load_many(job_ids) if j is not None]
-    finally:
-        worker.stop(signal.SIGTERM, timeout=30)
-    succeeded = [j for j in records if j.status == "succeeded"]
-    latencies = [j.finished_at - j.created_at for j in records if j.finished_at]
-    # Attempts that did not end the job (a transient failure retried) cost work too: name them.
-    retried = Counter(
-        a.error_code or a.outcome for j in records for a in j.history if a.outcome != "succeeded"
-    )
-    start = min(j.created_at for j in records)
-    end = max(j.finished_at or 0.0 for j in records)
-    return {
-        "jobs": jobs,
-        "succeeded": len(succeeded),
-        "concurrency": concurrency * processes,
-        "processes": processes,
-        "submit_seconds": submitted - start,
-        "seconds": end - start,
-        "throughput": jobs / (end - start),
-        **latency_figures(latencies),
-        "cpu_per_job": cpu / jobs,
-        "doubles_cpu_per_job": doubles_cpu / jobs,
-        "peak_rss_mib": rss,
-        "peak_running_seen": peak_running,
-        "attempts": sum(j.attempts for j in records),
-        "failed_attempts_by_code": dict(retried),
-        "mcp_requests_per_job": work.get("mcp requests", 0.0),
-        "work_per_job": work,
-        "work_as_expected": shape_ok(work),
-    }
-
-
-def run_limit(d: Doubles, jobs: int, concurrency: int, processes: int = 1) -> dict[str, Any]:
-    """The same agent runs with no queue (``bench.limit``): ``processes`` processes, each with
-    ``concurrency`` in flight and its share of the jobs, started together."""
-    before, doubles_before = d.counters(), d.cpu_seconds()
-    shares = [jobs // processes + (1 if i < jobs % processes else 0) for i in range(processes)]
-    runs = [
-        subprocess.Popen(
-            python_module(
-                "bench.limit", "--jobs", str(share), "--concurrency", str(concurrency),
-                "--mcp-url", d.mcp_url, "--model-url", d.model_url, "--token", TOKEN,
-                "--wait-for-go",
-            ),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for share in shares
-    ]  # fmt: skip
-    for run in runs:  # every process has imported the SDK: start them together
-        assert run.stdout is not None
-        if run.stdout.readline().strip() != "ready":
-            raise RuntimeError(f"bench.limit failed to start:\n{run.communicate()[1][-3000:]}")
-    parts: list[dict[str, Any]] = []
-    for run in runs:
-        assert run.stdin is not None
-        run.stdin.write("go\n")
-        run.stdin.flush()
-    for run in runs:
-        stdout, stderr = run.communicate(timeout=1800)
-        if run.returncode != 0:
-            raise RuntimeError(f"bench.limit failed:\n{stderr[-3000:]}")
-        parts.append(json.loads(stdout.strip().splitlines()[-1]))
-    started = min(p["started_at"] for p in parts)
-    ended = max(max(p["finished_at"]) for p in parts)
-    late = max(p["started_at"] for p in parts) - started
-    latencies = [f - started for p in parts for f in p["finished_at"]]
-    work = work_per_job(before, d.counters(), jobs)
-    return {
-        "jobs": jobs,
-        "concurrency": concurrency * processes,
-        "processes": processes,
-        "seconds": ended - started,
-        "throughput": jobs / (ended - started),
-        "start_spread_seconds": late,  # how far apart the processes began (should be ~0)
-        **latency_figures(latencies),
-        "cpu_per_job": sum(p["cpu_per_job"] * p["jobs"] for p in parts) / jobs,
-        "peak_rss_mib": max(p["peak_rss_mib"] for p in parts),
-        "doubles_cpu_per_job": (d.cpu_seconds() - doubles_before) / jobs,
-        "mcp_requests_per_job": work.get("mcp requests", 0.0),
-        "work_per_job": work,
-        "work_as_expected": shape_ok(work),
-    }
-
-
-def run_baseline(d: Doubles, workdir: Path, db: int, jobs: int) -> dict[str, Any]:
-    """A naive Celery worker: prefork, concurrency 2, asyncio.run and fresh clients per task.
-
-    Started as a real ``celery -A bench.baseline worker`` process; its results come back through
-    the Redis result backend, each stamped with the time the task finished.
-    """
-    url = d.db(db)
-    env = {**os.environ, "BENCH_REDIS_URL": url}
-    log = workdir / "baseline-worker.log"
-    with log.open("wb") as out:
-        worker = subprocess.Popen(
-            [
-                sys.executable, "-m", "celery", "-A", "bench.baseline", "worker",
-                "--pool=prefork", "--concurrency=2", "--loglevel=WARNING",
-                "--without-gossip", "--without-mingle", "--without-heartbeat",
-                "-Q", BASELINE_QUEUE,
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )  # fmt: skip
-    # A bare client app: sends by name and reads results, without importing the Agents SDK.
-    app = Celery("bench-baseline-client", broker=url, backend=url)
-
-    def send(question: str) -> AsyncResult:
-        return app.send_task(
-            BASELINE_TASK, args=(question, TOKEN, d.mcp_url, d.model_url), queue=BASELINE_QUEUE
-        )
-
-    try:
-        # Two warm-up tasks: both pool processes are up and have run one job (imports done).
-        for result in [send("warm up") for _ in range(2)]:
-            result.get(timeout=120)
-        before, doubles_before = d.counters(), d.cpu_seconds()
-        cpu_before = tree_cpu_seconds(worker.pid)
-        started = time.time()
-        sent = [(time.time(), send(f"Which devices are in site {i}?")) for i in range(jobs)]
-        finished = [(t, float(r.get(timeout=1800))) for t, r in sent]
-        cpu = tree_cpu_seconds(worker.pid) - cpu_before
-        doubles_cpu = d.cpu_seconds() - doubles_before
-        work = work_per_job(before, d.counters(), jobs)
-    finally:
-        app.close()
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(timeout=10)
-    latencies = [f - t for t, f in finished]
-    end = max(f for _, f in finished)
-    return {
-        "jobs": jobs,
-        "concurrency": 2,
-        "processes": 2,
-        "seconds": end - started,
-        "throughput": jobs / (end - started),
-        **latency_figures(latencies),
-        "cpu_per_job": cpu / jobs,
-        "doubles_cpu_per_job": doubles_cpu / jobs,
-        "mcp_requests_per_job": work.get("mcp requests", 0.0),
-        "work_per_job": work,
-        "work_as_expected": shape_ok(work),
-    }
-
-
-def measure_enqueue(d: Doubles, db: int, questions: int) -> dict[str, Any]:
-    """A batch of ``questions`` submitted with no worker running: how fast it is accepted."""
-    env = agentq_env(d, d.db(db), 1)
-    env["AGENTQ_MAX_BATCH_QUESTIONS"] = str(max(questions, 10_000))
-    client = client_for(env)
-    items = [f"Which interfaces of device {i} are down?" for i in range(questions)]
-    started = time.perf_counter()
-    client.submit_batch(items, TOKEN)
-    seconds = time.perf_counter() - started
-    return {
-        "method": "submit_batch",
-        "questions": questions,
-        "seconds": seconds,
-        "jobs_per_s": questions / seconds,
-    }
-
-
-def measure_fairness(d: Doubles, workdir: Path, db: int, backlog: int) -> dict[str, Any]:
-    """Tenant A's ``backlog``-question batch is running when tenant B asks one question: how
-    long B's question waits to start (the default tenant cap, 50 worker slots). B asks once
-    A's first jobs have ended (50 of them, or a third of a smaller backlog), so A's lane is
-    full and running, not still starting."""
-    started_enough = min(50, max(1, backlog // 3))
-    env = {**agentq_env(d, d.db(db), 50), "AGENTQ_TENANT_MAX_INFLIGHT": "50"}
-    worker = start_worker(env, workdir, d.db(db))
-    try:
-        client = client_for(env)
-        batch_id = client.submit_batch(
-            [f"Audit device {i}" for i in range(backlog)], TOKEN, max_inflight=50
-        )
-        wait_until(
-            lambda: (b := client.batches.load(batch_id)) is not None and b.ended >= started_enough,
-            600,
-            what="tenant A's batch to be running",
-        )
-        lone = client.submit("Which sites are there?", OTHER_TOKEN)
-        job = client.wait(lone, OTHER_TOKEN, timeout=600, poll_interval=0.05)
-        batch = client.batches.load(batch_id)
-        client.cancel_batch(batch_id, TOKEN)
-    finally:
-        worker.stop(signal.SIGTERM, timeout=30)
-    waited = (job.started_at or job.created_at) - job.created_at
-    return {
-        "backlog": backlog,
-        "other_tenant_wait_s": waited,
-        "backlog_waiting_then": batch.counts.get("queued", 0) if batch else None,
-    }
-
-
-def judge(figures: dict[str, float]) -> dict[str, dict[str, Any]]:
-    verdicts = {}
-    for key, (op, target) in TARGETS.items():
-        value = figures[key]
-        met = value >= target if op == ">=" else value <= target
-        verdicts[key] = {"value": round(value, 3), "target": f"{op} {target}", "met": met}
-    return verdicts
-
-
-def plot(
-    sweep: list[dict[str, Any]],
-    main: tuple[dict[str, Any], dict[str, Any]],
-    baseline: dict[str, Any],
-    path: Path,
-) -> None:
-    """Throughput and p95 latency against jobs in flight: one process of agentq and of the
-    limit at each sweep level (lines), the main multi-process runs (stars), and the baseline,
-    fixed at 2 in flight (prefork, one per core), with a dotted line for reference."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for system, marker in (("agentq", "o"), ("limit", "s")):
-        points = sorted((p["concurrency"], p) for p in sweep if p["system"] == system)
-        xs = [c for c, _ in points]
-        jobs = sorted({p["jobs"] for _, p in points})
-        label = f"{system}, 1 process ({'/'.join(map(str, jobs))} jobs)"
-        left.plot(xs, [p["throughput"] for _, p in points], marker=marker, label=label)
-        right.plot(xs, [p["p95"] for _, p in points], marker=marker, label=label)
-    for system, result, color in (("agentq", main[0], "C0"), ("limit", main[1], "C1")):
-        label = f"{system}, {result['processes']} processes ({result['jobs']} jobs)"
-        for axis, key in ((left, "throughput"), (right, "p95")):
-            axis.scatter(
-                [result["concurrency"]], [result[key]], marker="*", s=160, color=color,
-                edgecolor="black", zorder=4, label=label,
-            )  # fmt: skip
-    label = f"baseline (prefork 2, {baseline['jobs']} jobs)"
-    for axis, key in ((left, "throughput"), (right, "p95")):
-        axis.scatter([2], [baseline[key]], color="red", zorder=3, label=label)
-        axis.axhline(baseline[key], color="red", linestyle=":", linewidth=1)
-    left.set(xscale="log", xlabel="jobs in flight", ylabel="jobs / s", title="Throughput")
-    right.set(
-        xscale="log", xlabel="jobs in flight", ylabel="seconds", title="p95 latency (submit to end)"
-    )
-    for axis in (left, right):
-        axis.grid(True, alpha=0.3)
-        axis.legend()
-    fig.suptitle("agentq vs naive Celery baseline vs no-queue limit (model 200 ms, MCP 20 ms)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -620,140 +92,52 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     began = time.time()
     load_at_start = [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
-    phases: dict[str, float] = {}
-
-    others: dict[str, float] = {}
-
-    @contextmanager
-    def phase(name: str, what: str) -> Iterator[None]:
-        """Time a phase, and measure the CPU that processes not ours used meanwhile: the
-        figures are only comparable when that is near zero (on a shared machine it may not)."""
-        print(f"{name}: {what} ...", flush=True)
-        started, busy, own = time.monotonic(), busy_cpu_seconds(), own_cpu_seconds()
-        yield
-        phases[name] = round(phases.get(name, 0.0) + time.monotonic() - started, 1)
-        other = (busy_cpu_seconds() - busy) - (own_cpu_seconds() - own)
-        others[name] = round(others.get(name, 0.0) + max(0.0, other), 1)
-
+    phases = Phases()
     with tempfile.TemporaryDirectory(prefix="agentq-bench-") as tmp:
         workdir = Path(tmp)
         with doubles(workdir, args.mcp_latency_ms, args.model_latency_ms) as d:
             in_flight = f"{args.processes} x {args.concurrency} in flight"
-            with phase("agentq", f"{args.jobs} jobs, {in_flight}"):
+            with phases.timed("agentq", f"{args.jobs} jobs, {in_flight}"):
                 agentq = run_agentq(
                     d, workdir, 1, args.jobs, args.concurrency, processes=args.processes
                 )
-            with phase("limit", f"{args.jobs} jobs, {in_flight}"):
+            with phases.timed("limit", f"{args.jobs} jobs, {in_flight}"):
                 limit = run_limit(d, args.jobs, args.concurrency, processes=args.processes)
-            with phase("baseline", f"{args.baseline_jobs} jobs, prefork 2"):
+            with phases.timed("baseline", f"{args.baseline_jobs} jobs, prefork 2"):
                 baseline = run_baseline(d, workdir, 2, args.baseline_jobs)
-            with phase("enqueue", f"a {args.enqueue}-question batch"):
+            with phases.timed("enqueue", f"a {args.enqueue}-question batch"):
                 enqueue = measure_enqueue(d, 3, args.enqueue)
-            with phase("fairness", f"a {args.fairness_backlog}-question batch, then one more"):
-                fairness = measure_fairness(d, workdir, 8, args.fairness_backlog)
+            backlog = args.fairness_backlog
+            with phases.timed("fairness", f"a {backlog}-question batch, then one more"):
+                fairness = measure_fairness(d, workdir, 8, backlog)
             sweep: list[dict[str, Any]] = []
             for position, level in enumerate(sweep_levels):
-                with phase("sweep", f"{args.sweep_jobs} jobs, 1 process x {level} in flight"):
+                what = f"{args.sweep_jobs} jobs, 1 process x {level} in flight"
+                with phases.timed("sweep", what):
                     point = run_agentq(d, workdir, 4 + position, args.sweep_jobs, level)
                     sweep.append({"system": "agentq", **point})
                     sweep.append({"system": "limit", **run_limit(d, args.sweep_jobs, level)})
-    memory = next(
-        (p for p in sweep if p["system"] == "agentq" and p["concurrency"] == args.rss_concurrency),
-        agentq,
+    settings = {
+        "jobs": args.jobs,
+        "processes": args.processes,
+        "concurrency_per_process": args.concurrency,
+        "rss_concurrency": args.rss_concurrency,
+        "baseline_jobs": args.baseline_jobs,
+        "sweep": sweep_levels,
+        "sweep_jobs": args.sweep_jobs,
+        "model_latency_ms": args.model_latency_ms,
+        "mcp_latency_ms": args.mcp_latency_ms,
+        "smoke": args.smoke,
+    }
+    results = report.results(
+        report.Runs(agentq, limit, baseline, enqueue, fairness, sweep),
+        settings,
+        load_at_start=load_at_start,
+        took_seconds=round(time.time() - began, 1),
+        phases=phases,
     )
-    figures = {
-        "throughput_ratio_vs_baseline": agentq["throughput"] / baseline["throughput"],
-        "throughput_ratio_vs_limit": agentq["throughput"] / limit["throughput"],
-        "cpu_per_job_ratio_vs_limit": agentq["cpu_per_job"] / limit["cpu_per_job"],
-        "peak_rss_mib": memory["peak_rss_mib"],
-        "enqueue_jobs_per_s": enqueue["jobs_per_s"],
-        "mcp_requests_per_job": agentq["mcp_requests_per_job"],
-        "fairness_wait_s": fairness["other_tenant_wait_s"],
-    }
-    results: dict[str, Any] = {
-        **{k: round(v, 3) for k, v in figures.items()},
-        "targets": judge(figures),
-        "agentq": agentq,
-        "limit": limit,
-        "baseline": baseline,
-        "enqueue": enqueue,
-        "fairness": fairness,
-        "sweep": sweep,
-        "settings": {
-            "jobs": args.jobs,
-            "processes": args.processes,
-            "concurrency_per_process": args.concurrency,
-            "rss_concurrency": args.rss_concurrency,
-            "baseline_jobs": args.baseline_jobs,
-            "sweep": sweep_levels,
-            "sweep_jobs": args.sweep_jobs,
-            "model_latency_ms": args.model_latency_ms,
-            "mcp_latency_ms": args.mcp_latency_ms,
-            "smoke": args.smoke,
-        },
-        "notes": [
-            f"The baseline ran {args.baseline_jobs} jobs (agentq and the limit {args.jobs}); its "
-            "throughput is jobs / time from first send to last finish, after two warm-up tasks.",
-            f"agentq and the limit each run in {args.processes} process(es) with "
-            f"{args.concurrency} jobs in flight in each; the baseline in two (prefork -c 2). "
-            "The doubles and Redis share the same cores.",
-            f"peak_rss_mib is one agentq worker process's peak RSS with {memory['concurrency']} "
-            f"jobs in flight ({'its sweep point' if memory is not agentq else 'the main run'}).",
-            "agentq's CPU is its whole worker processes (Celery, dispatch, Redis writes, traces) "
-            "between the first submit and the last end; the limit's is its own processes'.",
-            f"Sweep points run {args.sweep_jobs} jobs each, all submitted at once, so their "
-            "latency includes the wait behind the others; compare points of one job count.",
-        ],
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "loadavg_at_start": load_at_start,
-        },
-        "took_seconds": round(time.time() - began, 1),
-        "phase_seconds": phases,
-        "other_processes_cpu_seconds": others,
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    plot(sweep, (agentq, limit), baseline, args.plot)
-    print_table(results)
-    cores = os.cpu_count() or 1
-    busy = {k: v for k, v in others.items() if v > 0.05 * phases.get(k, 0.0) * cores}
-    if busy:
-        print(f"\nwarning: other processes used CPU during {busy} (CPU seconds): noisy figures")
-    print(f"\nwritten: {args.output} and {args.plot} ({results['took_seconds']:.0f} s)")
+    report.publish(results, args.output, args.plot)
     return results
-
-
-def print_table(results: dict[str, Any]) -> None:
-    header = {"jobs": 6, "procs": 6, "in flight": 11, "jobs/s": 9, "p50 s": 8, "p95 s": 8,
-              "p99 s": 8, "CPU ms/job": 12, "doubles ms": 12, "model/job": 11,
-              "MCP/job": 9}  # fmt: skip
-    print(f"\n{'system':<10}" + "".join(f"{h:>{w}}" for h, w in header.items()))
-    for name in ("agentq", "limit", "baseline"):
-        r = results[name]
-        work = r["work_per_job"]
-        flag = "" if r["work_as_expected"] else "  (not the expected work!)"
-        print(
-            f"{name:<10}{r['jobs']:>6}{r['processes']:>6}{r['concurrency']:>11}"
-            f"{r['throughput']:>9.2f}"
-            f"{r['p50']:>8.2f}{r['p95']:>8.2f}{r['p99']:>8.2f}{r['cpu_per_job'] * 1000:>12.1f}"
-            f"{r['doubles_cpu_per_job'] * 1000:>12.1f}"
-            f"{work.get('model requests', 0):>11.2f}{work.get('mcp requests', 0):>9.2f}{flag}"
-        )
-    print()
-    for key, verdict in results["targets"].items():
-        mark = "ok  " if verdict["met"] else "MISS"
-        print(f"{mark} {key:<32} {verdict['value']:>10} (target {verdict['target']})")
-    agentq = results["agentq"]
-    print(f"     {'mcp_requests_per_job':<32} {results['mcp_requests_per_job']:>10}")
-    print(f"     {'agentq peak running seen':<32} {agentq['peak_running_seen']:>10}")
-    fairness = results["fairness"]
-    print(
-        f"     {'fairness_wait_s':<32} {results['fairness_wait_s']:>10} (another tenant's "
-        f"question, with {fairness['backlog_waiting_then']} of {fairness['backlog']} queued)"
-    )
 
 
 if __name__ == "__main__":
