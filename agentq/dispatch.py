@@ -15,9 +15,10 @@ Celery still carries each dispatched job (acks-late, redelivery, the lost-messag
 everything the reliability design guarantees holds from dispatch on.
 
 Anyone may dispatch: the producer right after a submit (so a lone job starts at once), a worker
-right after a job ends (its slot is free) and each worker's maintenance tick. The script is atomic,
-so concurrent dispatchers never overshoot a cap. A job keeps its slot from dispatch until it ends,
-retries and requeues included; the store's status scripts release it (``RELEASE_LUA``).
+right after a job ends (its slot is free) and each worker's maintenance tick. The script
+(``agentq/lua/dispatch_take.lua``) is atomic, so concurrent dispatchers never overshoot a cap. A
+job keeps its slot from dispatch until it ends, retries and requeues included; the store's status
+scripts release it (``agentq/lua/store_job_moved.lua``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from collections.abc import Sequence
 import redis
 from celery import Celery
 
+from agentq import lua
 from agentq.celery_app import send_job
 from agentq.connections import redis_errors
 from agentq.jobs import TERMINAL_STATUSES
@@ -59,98 +61,6 @@ def lane_inflight_key(lane: str) -> str:
     return f"{KEY_PREFIX}:inflight:l:{lane}"
 
 
-# Add job ids to a lane. KEYS: lanes list, lane set, lane, lane meta. ARGV: lane, tenant, cap
-# (0 = none), held ('1' = not to be dispatched until released), ttl, job ids...
-_ENQUEUE = """
-for first = 6, #ARGV, 1000 do
-  redis.call('RPUSH', KEYS[3], unpack(ARGV, first, math.min(first + 999, #ARGV)))
-end
-redis.call('HSET', KEYS[4], 'tenant', ARGV[2], 'cap', ARGV[3], 'held', ARGV[4])
-redis.call('EXPIRE', KEYS[3], tonumber(ARGV[5]))
-redis.call('EXPIRE', KEYS[4], tonumber(ARGV[5]))
-if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then redis.call('RPUSH', KEYS[1], ARGV[1]) end
-return #ARGV - 5
-"""
-
-# Hand out up to ARGV[3] jobs, round-robin over lanes. KEYS: lanes list, lane set, capacity,
-# running, sent, tenants. ARGV: now, tenant cap, most to hand out, headroom, key prefix, worker
-# key prefix. Returns a flat list: job id, queue, job id, queue...
-_DISPATCH = """
-local prefix = ARGV[5]
-local slots = 0
-local workers = redis.call('HGETALL', KEYS[3])
-for i = 1, #workers, 2 do
-  if redis.call('EXISTS', ARGV[6] .. workers[i]) == 1 then
-    slots = slots + tonumber(workers[i + 1])
-  else
-    redis.call('HDEL', KEYS[3], workers[i])
-  end
-end
-local free = slots + tonumber(ARGV[4]) - redis.call('ZCARD', KEYS[4]) - redis.call('ZCARD', KEYS[5])
-local budget = math.min(free, tonumber(ARGV[3]))
-local tenant_cap = tonumber(ARGV[2])
-local out = {}
-local idle = 0
-while budget > 0 do
-  local lanes = redis.call('LLEN', KEYS[1])
-  if lanes == 0 or idle >= lanes then break end
-  local lane = redis.call('LPOP', KEYS[1])
-  local meta = redis.call('HMGET', prefix .. 'lanemeta:' .. lane, 'tenant', 'cap', 'held')
-  local tenant, cap = meta[1], tonumber(meta[2] or '0')
-  local queue = prefix .. 'lane:' .. lane
-  local took = false
-  if tenant and meta[3] ~= '1' then
-    local tkey = prefix .. 'inflight:t:' .. tenant
-    local lkey = prefix .. 'inflight:l:' .. lane
-    while true do
-      if redis.call('ZCARD', tkey) >= tenant_cap then break end
-      if cap > 0 and redis.call('ZCARD', lkey) >= cap then break end
-      local id = redis.call('LPOP', queue)
-      if not id then break end
-      local jkey = prefix .. 'job:' .. id
-      if redis.call('HGET', jkey, 'status') == 'queued' then
-        redis.call('ZADD', tkey, ARGV[1], id)
-        if cap > 0 then
-          redis.call('ZADD', lkey, ARGV[1], id)
-          redis.call('EXPIRE', lkey, 604800)
-        end
-        redis.call('ZADD', KEYS[5], ARGV[1], id)
-        redis.call('SADD', KEYS[6], tenant)
-        out[#out + 1] = id
-        out[#out + 1] = redis.call('HGET', jkey, 'queue') or ''
-        budget = budget - 1
-        took = true
-        break
-      end
-    end
-  end
-  if redis.call('LLEN', queue) > 0 and tenant then
-    redis.call('RPUSH', KEYS[1], lane)
-  else
-    redis.call('SREM', KEYS[2], lane)
-  end
-  if took then idle = 0 else idle = idle + 1 end
-end
-return out
-"""
-
-# Give a job's slot back and put it at the front of its lane (its message could not be sent).
-# KEYS: lanes list, lane set, sent. ARGV: job id, key prefix.
-_UNDISPATCH = """
-local jkey = ARGV[2] .. 'job:' .. ARGV[1]
-local lane = redis.call('HGET', jkey, 'lane')
-local f = redis.call('HMGET', jkey, 'tenant', 'owner')  -- as queued (see agentq.store)
-local tenant = f[1] or f[2]
-if not lane or not tenant then return 0 end
-redis.call('ZREM', ARGV[2] .. 'inflight:t:' .. tenant, ARGV[1])
-redis.call('ZREM', ARGV[2] .. 'inflight:l:' .. lane, ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('LPUSH', ARGV[2] .. 'lane:' .. lane, ARGV[1])
-if redis.call('SADD', KEYS[2], lane) == 1 then redis.call('LPUSH', KEYS[1], lane) end
-return 1
-"""
-
-
 class Dispatcher:
     """Puts jobs in lanes and hands out their messages; see the module docstring."""
 
@@ -170,9 +80,9 @@ class Dispatcher:
         self._ttl = ttl
         self._default_queue = default_queue
         self._url = url
-        self.enqueue_script = client.register_script(_ENQUEUE)
-        self._dispatch = client.register_script(_DISPATCH)
-        self._undispatch = client.register_script(_UNDISPATCH)
+        self.enqueue_script = lua.register(client, "dispatch_enqueue")
+        self._dispatch = lua.register(client, "dispatch_take")
+        self._undispatch = lua.register(client, "dispatch_undispatch")
 
     @classmethod
     def for_settings(cls, client: redis.Redis, settings: Settings) -> Dispatcher:

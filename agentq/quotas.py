@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import redis
 from redis.client import Pipeline
 
+from agentq import lua
 from agentq.connections import redis_errors
 from agentq.errors import AgentqError, ErrorCode
 from agentq.settings import Settings
@@ -31,27 +32,6 @@ from agentq.store import KEY_PREFIX
 OPEN_JOBS_PREFIX = f"{KEY_PREFIX}:open:j:"  # + tenant: zset of its jobs not yet ended
 OPEN_BATCHES_PREFIX = f"{KEY_PREFIX}:open:b:"  # + tenant: zset of its batches not yet ended
 SUBMITS_PREFIX = f"{KEY_PREFIX}:submits:"  # + tenant:minute: submits in that minute
-
-# KEYS: open jobs, open batches, submits. ARGV: now, oldest kept, jobs wanted, is batch (1/0),
-# max open jobs, max open batches, max submits per minute (0: no limit), seconds left in the
-# minute. Returns {'ok'} or {limit name, retry after seconds}.
-_ADMIT = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])
-local max_jobs, max_batches, max_rate = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-if max_rate > 0 and tonumber(redis.call('GET', KEYS[3]) or '0') >= max_rate then
-  return {'submits', ARGV[8]}
-end
-if max_jobs > 0 and redis.call('ZCARD', KEYS[1]) + tonumber(ARGV[3]) > max_jobs then
-  return {'jobs', '30'}
-end
-if ARGV[4] == '1' and max_batches > 0 and redis.call('ZCARD', KEYS[2]) >= max_batches then
-  return {'batches', '30'}
-end
-redis.call('INCR', KEYS[3])
-redis.call('EXPIRE', KEYS[3], 120)
-return {'ok'}
-"""
 
 
 class QuotaExceeded(AgentqError):
@@ -75,7 +55,7 @@ class Quotas:
         self._settings = settings
         self._ttl = settings.job_ttl_seconds
         self._url = settings.redis_url
-        self._admit = client.register_script(_ADMIT)
+        self._admit = lua.register(client, "quotas_admit")
 
     def admit(self, tenant: str, jobs: int, *, batch: bool) -> None:
         """Count one submit of ``jobs`` jobs (a batch if ``batch``), or raise QuotaExceeded."""

@@ -27,6 +27,7 @@ import uuid
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from agentq import lua
 from agentq.logs import get_logger
 from agentq.store import KEY_PREFIX
 
@@ -34,33 +35,6 @@ log = get_logger(__name__)
 
 MCP_RATE_KEY = f"{KEY_PREFIX}:limit:mcp-rate"
 MODEL_SLOTS_KEY = f"{KEY_PREFIX}:limit:model-slots"
-
-# Book the next request slot. KEYS: the limiter. ARGV: interval seconds. Returns the seconds to
-# wait (as a string: Lua numbers lose their fraction on the way out).
-_RESERVE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local interval = tonumber(ARGV[1])
-local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
-if slot < now then slot = now end
-local ttl_ms = math.ceil((slot + interval - now) * 1000) + 1000
-redis.call('SET', KEYS[1], string.format('%.6f', slot + interval), 'PX', ttl_ms)
-return string.format('%.6f', slot - now)
-"""
-
-# Take a lease if fewer than ARGV[1] are held. KEYS: the semaphore. ARGV: limit, holder, lease
-# seconds. Returns 1 if taken.
-_ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
-  redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[3])) + 60)
-  return 1
-end
-return 0
-"""
 
 
 class RateLimiter:
@@ -70,7 +44,7 @@ class RateLimiter:
         self._client = client
         self._key = key
         self._interval = 1.0 / per_second
-        self._reserve = client.register_script(_RESERVE)
+        self._reserve = lua.register(client, "ratelimit_reserve")
         self._turn = asyncio.Lock()  # FIFO: this process's requests book one at a time
 
     async def wait(self) -> float:
@@ -96,7 +70,7 @@ class Semaphore:
         self._key = key
         self._limit = limit
         self._lease = lease_seconds
-        self._acquire = client.register_script(_ACQUIRE)
+        self._acquire = lua.register(client, "ratelimit_acquire")
 
     async def acquire(self) -> str | None:
         """Wait for a lease; returns its id (None if Redis was unreachable: not limited)."""

@@ -2,9 +2,10 @@
 
 A job is a Redis hash written as ``queued``, in the same transaction that puts it in its dispatch
 lane (``agentq.dispatch``), so a job a worker takes always exists and no job is written without
-being queued. Status changes go through
-one Lua script that only applies a change from an allowed status: a redelivered or late message
-can never move a finished job back to ``running`` or finish it twice.
+being queued. Status changes go through Lua scripts (``agentq/lua/store_*.lua``) that only
+apply a change from an allowed status: a redelivered or late message can never move a finished
+job back to ``running`` or finish it twice. What every status change also does (slots, quotas,
+batch counters, webhooks) is one Lua function they share, ``store_job_moved.lua``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
+from agentq import lua
 from agentq.connections import redis_errors
 from agentq.errors import AgentqError, JobNotFound
 from agentq.jobs import TERMINAL_STATUSES, AttemptSummary, Job, JobError, JobStatus, Usage
@@ -36,192 +38,6 @@ SEALED_PREFIX = f"{KEY_PREFIX}:sealed:"  # + job id: its sealed token, while it 
 OWNER_INDEX_SIZE = 10_000  # newest job ids kept in an owner's index
 WORKER_PREFIX = f"{KEY_PREFIX}:worker:"  # + worker name: heartbeat, expires when it dies
 TERMINAL = ",".join(TERMINAL_STATUSES)
-
-# Shared by the status scripts below: what every status change must also do, atomically with it.
-# A job that ends, however it ends, drops its sealed token (nothing may run it any more), gives
-# back its dispatch slots (see ``agentq.dispatch``) and its place in its tenant's open-jobs quota
-# (``agentq.quotas``) and, if it has a webhook, is noted in NOTIFY_KEY; a job in a batch moves the
-# batch's per-status counters, and the batch's last job to end marks the batch ended (and gives
-# back its tenant's open-batch quota). A job's tenant is its owner fingerprint at submission: the
-# ``tenant`` field keeps it when ``agentq reseal`` moves the job to a new-key fingerprint.
-_ON_MOVE = """
-local function job_moved(jkey, id, old, new, now)
-  local f = redis.call('HMGET', jkey, 'owner', 'lane', 'batch_id', 'tenant')
-  local ended = (new == 'succeeded' or new == 'failed' or new == 'cancelled')
-  if ended then
-    redis.call('DEL', 'agentq:sealed:' .. id)
-    local tenant = f[4] or f[1]
-    if tenant then
-      redis.call('ZREM', 'agentq:inflight:t:' .. tenant, id)
-      redis.call('ZREM', 'agentq:open:j:' .. tenant, id)
-    end
-    if f[2] then redis.call('ZREM', 'agentq:inflight:l:' .. f[2], id) end
-    if redis.call('HEXISTS', jkey, 'webhook_url') == 1 then
-      redis.call('ZADD', 'agentq:notify', now, id)
-    end
-  end
-  if f[3] and old ~= new then
-    local bkey = 'agentq:batch:' .. f[3]
-    if redis.call('EXISTS', bkey) == 1 then
-      redis.call('HINCRBY', bkey, old, -1)
-      redis.call('HINCRBY', bkey, new, 1)
-      if ended then
-        local done = redis.call('HINCRBY', bkey, 'ended', 1)
-        if done == tonumber(redis.call('HGET', bkey, 'total') or '-1') then
-          redis.call('HSET', bkey, 'finished_at', now)
-          redis.call('ZADD', 'agentq:batches:ended', now, f[3])
-          local tenant = f[4] or f[1]
-          if tenant then redis.call('ZREM', 'agentq:open:b:' .. tenant, f[3]) end
-        end
-      end
-    end
-  end
-end
-"""
-
-# Change a job's status if it is in an allowed one (and, if given, owned by a worker).
-# KEYS: job, running, delayed, sealed, sent. ARGV: ttl, allowed (csv), owner or '', job id,
-# '1' if the new status is terminal (drop the job from the indexes; ``job_moved`` drops its sealed
-# token), the new status, now, then field/value pairs. Returns {previous status or false, 1 if
-# applied else 0}.
-_TRANSITION = (
-    _ON_MOVE
-    + """
-local current = redis.call('HGET', KEYS[1], 'status')
-if not current then return {false, 0} end
-local allowed = false
-for status in string.gmatch(ARGV[2], '[^,]+') do
-  if status == current then allowed = true end
-end
-if not allowed then return {current, 0} end
-if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'worker') ~= ARGV[3] then
-  return {current, 0}
-end
-if #ARGV > 7 then redis.call('HSET', KEYS[1], unpack(ARGV, 8)) end
-if ARGV[5] == '1' then
-  redis.call('ZREM', KEYS[2], ARGV[4])
-  redis.call('ZREM', KEYS[3], ARGV[4])
-  redis.call('ZREM', KEYS[5], ARGV[4])
-end
-job_moved(KEYS[1], ARGV[4], current, ARGV[6], ARGV[7])
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
-return {current, 1}
-"""
-)
-
-# Take a job for a run. KEYS: job, running, delayed, sent. ARGV: ttl, worker, worker key prefix,
-# now, poison_after, job id, error JSON for a poisoned job. A running job whose worker is alive is
-# 'busy' (a duplicate delivery); one whose worker died is taken over, unless its runs were lost
-# too often. A queued job whose retry is not yet due is 'early' (its delayed entry will send it).
-_CLAIM = (
-    _ON_MOVE
-    + """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return 'missing' end
-if status == 'succeeded' or status == 'failed' or status == 'cancelled' then
-  return 'terminal'
-end
-if status == 'running' then
-  local owner = redis.call('HGET', KEYS[1], 'worker')
-  if owner and redis.call('EXISTS', ARGV[3] .. owner) == 1 then return 'busy' end
-  local lost = redis.call('HINCRBY', KEYS[1], 'lost_runs', 1)
-  if lost >= tonumber(ARGV[5]) then
-    redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[4], 'error', ARGV[7])
-    redis.call('ZREM', KEYS[2], ARGV[6])
-    redis.call('ZREM', KEYS[3], ARGV[6])
-    job_moved(KEYS[1], ARGV[6], 'running', 'failed', ARGV[4])
-    redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
-    return 'poisoned'
-  end
-else
-  local due = redis.call('HGET', KEYS[1], 'next_attempt_at')
-  if due and tonumber(due) > tonumber(ARGV[4]) + 0.5 then return 'early' end
-end
-redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[2], 'attempt_started_at', ARGV[4])
-job_moved(KEYS[1], ARGV[6], status, 'running', ARGV[4])
-redis.call('HDEL', KEYS[1], 'next_attempt_at')
-redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-redis.call('HSETNX', KEYS[1], 'started_at', ARGV[4])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[6])
-redis.call('ZREM', KEYS[3], ARGV[6])
-redis.call('ZREM', KEYS[4], ARGV[6])
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
-if ARGV[8] == '1' then
-  return {'claimed', redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[5])}
-end
-return 'claimed'
-"""
-)
-
-# Put a running job back in the queue for a later attempt. KEYS: job, running, delayed.
-# ARGV: ttl, owner ('' = whoever), due time, job id, '1' to count a lost run, poison_after,
-# now, error JSON if poisoned. Returns 'queued', 'poisoned' or 'skipped'.
-_REQUEUE = (
-    _ON_MOVE
-    + """
-if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 'skipped' end
-if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'worker') ~= ARGV[2] then return 'skipped' end
-redis.call('ZREM', KEYS[2], ARGV[4])
-if ARGV[5] == '1' then
-  local lost = redis.call('HINCRBY', KEYS[1], 'lost_runs', 1)
-  if lost >= tonumber(ARGV[6]) then
-    redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[7], 'error', ARGV[8])
-    job_moved(KEYS[1], ARGV[4], 'running', 'failed', ARGV[7])
-    redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
-    return 'poisoned'
-  end
-end
-redis.call('HSET', KEYS[1], 'status', 'queued', 'next_attempt_at', ARGV[3])
-job_moved(KEYS[1], ARGV[4], 'running', 'queued', ARGV[7])
-redis.call('HDEL', KEYS[1], 'worker')
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
-return 'queued'
-"""
-)
-
-# Move a waiting job to the newest key: its sealed token (re-bound to the new owner fingerprint)
-# and, if the fingerprint changed, its owner field, its place in the owner index, and its batch's
-# owner and place in the batches' owner index (``agentq.batches``). The dispatch tenant stays the
-# one it was queued under (``tenant``). Applied only if neither the sealed token nor the owner
-# changed since they were read. KEYS: job, sealed. ARGV: sealed as read, new sealed, owner as
-# read, new owner, job id, key prefix, ttl. Returns 'resealed', 'moved', 'dropped' (the job had
-# ended or is gone: its sealed token is deleted) or 'changed'.
-_RESEAL = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 'changed' end
-local f = redis.call('HMGET', KEYS[1], 'status', 'owner', 'created_at', 'batch_id')
-if not f[1] or f[1] == 'succeeded' or f[1] == 'failed' or f[1] == 'cancelled' then
-  redis.call('DEL', KEYS[2])
-  return 'dropped'
-end
-if f[2] ~= ARGV[3] then return 'changed' end
-redis.call('SET', KEYS[2], ARGV[2], 'KEEPTTL')
-local old, new, id, p, ttl = ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
-if old == new then return 'resealed' end
-redis.call('HSETNX', KEYS[1], 'tenant', old)
-redis.call('HSET', KEYS[1], 'owner', new)
-redis.call('ZREM', p .. 'owner:' .. old, id)
-redis.call('ZADD', p .. 'owner:' .. new, f[3], id)
-redis.call('EXPIRE', p .. 'owner:' .. new, ttl)
-if f[4] then
-  local bkey = p .. 'batch:' .. f[4]
-  if redis.call('HGET', bkey, 'owner') == old then
-    local created = redis.call('HGET', bkey, 'created_at')
-    redis.call('HSET', bkey, 'owner', new)
-    redis.call('ZREM', p .. 'owner:' .. old .. ':batches', f[4])
-    redis.call('ZADD', p .. 'owner:' .. new .. ':batches', created, f[4])
-    redis.call('EXPIRE', p .. 'owner:' .. new .. ':batches', ttl)
-  end
-end
-return 'moved'
-"""
-
-# Take up to ARGV[2] job ids whose next attempt is due at ARGV[1]; each is taken once.
-_POP_DUE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, id in ipairs(due) do redis.call('ZREM', KEYS[1], id) end
-return due
-"""
 
 POISONED_ERROR = JobError(
     code="poisoned",
@@ -264,11 +80,11 @@ class JobStore:
         self._redis = client
         self._ttl = ttl
         self._url = url
-        self._transition = client.register_script(_TRANSITION)
-        self._claim = client.register_script(_CLAIM)
-        self._requeue = client.register_script(_REQUEUE)
-        self._pop_due = client.register_script(_POP_DUE)
-        self._reseal = client.register_script(_RESEAL)
+        self._transition = lua.register(client, "store_transition")
+        self._claim = lua.register(client, "store_claim")
+        self._requeue = lua.register(client, "store_requeue")
+        self._pop_due = lua.register(client, "store_pop_due")
+        self._reseal = lua.register(client, "store_reseal")
 
     @property
     def redis(self) -> redis.Redis:

@@ -40,6 +40,7 @@ import idna
 import redis
 from pydantic import SecretStr
 
+from agentq import lua
 from agentq.audit import audit
 from agentq.errors import BadRequest, ConfigError
 
@@ -375,31 +376,6 @@ async def _post_pinned(
 DUE_KEY = "agentq:webhooks:due"  # zset: "job:<id>" / "batch:<id>" -> when its next try is due
 ATTEMPTS_KEY = "agentq:webhooks:attempts"  # hash: the same member -> attempts started
 
-# Move ended jobs noted by the status scripts (``agentq.store``) into the due set, atomically.
-# KEYS: notify, due. ARGV: now, limit. Returns how many moved.
-_TAKE_NOTIFIED = """
-local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
-for _, id in ipairs(ids) do
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('ZADD', KEYS[2], 'NX', ARGV[1], 'job:' .. id)
-end
-return #ids
-"""
-
-# Claim due deliveries: each one's score moves to the end of its lease, so it comes due again
-# (for any worker) if its claimant dies; its attempt count goes up by one.
-# KEYS: due, attempts. ARGV: now, lease end, limit. Returns {member, attempt, ...}.
-_CLAIM = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-local out = {}
-for _, id in ipairs(ids) do
-  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], id)
-  out[#out + 1] = id
-  out[#out + 1] = redis.call('HINCRBY', KEYS[2], id, 1)
-end
-return out
-"""
-
 
 @dataclass(frozen=True)
 class Claimed:
@@ -421,8 +397,8 @@ class DeliveryQueue:
 
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client
-        self._take = client.register_script(_TAKE_NOTIFIED)
-        self._claim = client.register_script(_CLAIM)
+        self._take = lua.register(client, "webhooks_take_notified")
+        self._claim = lua.register(client, "webhooks_claim")
 
     def add(self, kind: str, object_id: str, now: float | None = None) -> None:
         self._redis.zadd(DUE_KEY, {f"{kind}:{object_id}": now or time.time()}, nx=True)

@@ -10,7 +10,8 @@ The SDK lists tools before every model turn, but caches per server object, and a
 server object per job (each carries its user's token). The list is the same for every user of a
 server, so a process keeps it for ``AGENTQ_TOOLS_CACHE_SECONDS`` and seeds each job's server
 (and its MCP client session, which would otherwise list tools to validate results) with it: a job
-then sends no ``tools/list`` at all.
+then sends no ``tools/list`` at all. Neither library has a public way to seed a list; the private
+parts that do it are kept in ``worker.sdk_adapter``.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import time
 from collections.abc import Callable
 
 from agents.mcp import MCPServerStreamableHttp, ToolFilterContext
-from mcp.types import ListToolsResult, Tool
+from mcp.types import Tool
 
 from agentq.settings import Settings
+from worker.sdk_adapter import absorb_listing, cached_tools, give_tools
 
 ToolFilter = Callable[[ToolFilterContext, Tool], bool]
 
@@ -115,17 +117,11 @@ class ToolsCache:
             entry = self._entries.get(url)
         if entry is None or entry[0] <= time.monotonic():
             return False
-        server._tools_list = list(entry[1])
-        server._cache_dirty = False
+        give_tools(server, entry[1])
         # The MCP client session lists tools again before checking a tool's result against its
         # output schema, unless it has seen a listing: give it the cached one (mcp 2.3's own
         # per-session cache; without it every job sends one tools/list).
-        absorb = getattr(server.session, "_absorb_tool_listing", None)
-        if absorb is not None:
-            try:
-                absorb(ListToolsResult(tools=list(entry[1])), complete=True)
-            except Exception:  # a changed private API costs one tools/list, nothing more
-                return True
+        absorb_listing(server.session, entry[1])
         return True
 
     def find(self, url: str, name: str) -> Tool | None:
@@ -136,8 +132,8 @@ class ToolsCache:
 
     def remember(self, server: MCPServerStreamableHttp, url: str) -> None:
         """Keep the list a server fetched, for the jobs after it."""
-        tools = server._tools_list
-        if self._ttl <= 0 or not tools or server._cache_dirty:
+        tools = cached_tools(server)
+        if self._ttl <= 0 or not tools:
             return
         with self._lock:
             entry = self._entries.get(url)
