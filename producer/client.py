@@ -36,7 +36,8 @@ from agentq.settings import Settings, get_settings
 from agentq.store import JobStore
 from agentq.token_proof import ProofCache
 from agentq.traces import Trace
-from agentq.webhooks import check_webhook_url, owner_webhook_secret
+from agentq.webhooks.signing import owner_webhook_secret
+from agentq.webhooks.targets import check_webhook_url
 
 log = get_logger(__name__)
 

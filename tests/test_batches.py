@@ -18,7 +18,7 @@ import redis
 from agentq.batches import batch_key, report_key
 from agentq.errors import BadRequest
 from agentq.jobs import JobStatus
-from agentq.webhooks import generate_webhook_secret, tenant_secret, verify
+from agentq.webhooks.signing import generate_webhook_secret, tenant_secret, verify
 from doubles.processes import Service, wait_until
 from tests.conftest import (
     TOKEN_A,

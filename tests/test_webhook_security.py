@@ -2,8 +2,8 @@
 connection pinned to the checked one (DNS rebinding), https only by default, a whole-attempt
 deadline and no buffered reply, deliveries off the job slots and durable, one secret per tenant.
 
-Names resolve through a table here (``agentq.webhooks`` takes its resolver as a parameter); every
-connection is real HTTP(S) over loopback.
+Names resolve through a table here (``agentq.webhooks.targets`` takes its resolver as a
+parameter); every connection is real HTTP(S) over loopback.
 """
 
 from __future__ import annotations
@@ -31,16 +31,10 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from agentq.errors import BadRequest
 from agentq.jobs import JobStatus
 from agentq.store import NOTIFY_KEY
-from agentq.webhooks import (
-    Address,
-    DeliveryQueue,
-    DeliveryResult,
-    Resolver,
-    check_webhook_url,
-    deliver,
-    generate_webhook_secret,
-    is_public,
-)
+from agentq.webhooks.delivery import DeliveryResult, deliver
+from agentq.webhooks.queue import DeliveryQueue
+from agentq.webhooks.signing import generate_webhook_secret
+from agentq.webhooks.targets import Address, Resolver, check_webhook_url, is_public
 from doubles.processes import Service, wait_until
 from tests.conftest import TOKEN_A, TOKEN_B, Stack, own_stack, run_cli, start_worker
 from tests.test_batches import Receiver

@@ -8,9 +8,9 @@ delivery only waits on the network, which the loop does for hundreds at little c
 whole-attempt deadline (``AGENTQ_WEBHOOK_TIMEOUT_SECONDS``).
 
 Durability comes from Redis, not from a message: a delivery waits in a sorted set of due
-deliveries (``agentq.webhooks.DeliveryQueue``). The maintenance tick claims due ones by pushing
-their score to the end of a lease; a delivery that succeeded, or failed for good, or used its
-``AGENTQ_WEBHOOK_ATTEMPTS`` tries, is removed; one to retry gets its backoff as its score. A
+deliveries (``agentq.webhooks.queue.DeliveryQueue``). The maintenance tick claims due ones by
+pushing their score to the end of a lease; a delivery that succeeded, or failed for good, or used
+its ``AGENTQ_WEBHOOK_ATTEMPTS`` tries, is removed; one to retry gets its backoff as its score. A
 worker that dies mid-delivery leaves its claim to expire, and another worker takes it.
 """
 
@@ -26,7 +26,9 @@ from agentq.batches import BatchStore
 from agentq.logs import get_logger
 from agentq.settings import Settings
 from agentq.store import NOTIFY_KEY, JobStore
-from agentq.webhooks import Claimed, DeliveryQueue, DeliveryResult, deliver, tenant_secret
+from agentq.webhooks.delivery import DeliveryResult, deliver
+from agentq.webhooks.queue import Claimed, DeliveryQueue
+from agentq.webhooks.signing import tenant_secret
 from worker.event_loop import get_loop_thread
 from worker.retries import retry_delay
 
