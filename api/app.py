@@ -45,7 +45,8 @@ from api.middleware import (
     add_security_headers,
     error_response,
 )
-from producer.client import Client, check_token
+from producer.checks import check_token
+from producer.client import Client
 
 STATUS_BY_CODE = {
     ErrorCode.BAD_REQUEST: 400,

@@ -28,8 +28,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "bench": frozenset({"agentq", "producer", "worker", "doubles"}),
 }
 OURS = frozenset(ALLOWED) | {"tests"}
-# Besides the core, a role uses only the producer's client (and the batch-file reader it takes).
-PRODUCER_API = frozenset({"producer", "producer.client", "producer.batch_files"})
+# Besides the core, a role uses only the producer's client (with its checks and batch-file reader).
+PRODUCER_API = frozenset({"producer", "producer.client", "producer.checks", "producer.batch_files"})
 
 
 def imports_of(path: Path) -> list[tuple[int, str]]:

@@ -1,0 +1,97 @@
+"""What a submission must be before anything is written: question, token, metadata, options.
+
+Each check returns the value as it will be stored (stripped, typed) or raises ``BadRequest`` with
+one line a user can act on, naming the setting that sets a limit. The client runs them all before
+its one write, so a refused submit leaves nothing behind; the API runs ``check_token`` on every
+request's bearer token too.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from agentq.errors import BadRequest
+from agentq.settings import Settings
+
+MAX_METADATA_DEPTH = 32  # nesting of metadata objects and arrays
+
+
+def check_token(token: str | None) -> str:
+    """The token without surrounding whitespace; BadRequest if it is missing or malformed."""
+    if token is None or not token.strip():
+        raise BadRequest("no Infrahub token given (set INFRAHUB_API_TOKEN or use --token-file)")
+    token = token.strip()
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in token):
+        raise BadRequest("the Infrahub token contains whitespace or control characters")
+    return token
+
+
+def check_question(question: str | None, max_bytes: int) -> str:
+    if question is None or not question.strip():
+        raise BadRequest("the question is empty")
+    question = question.strip()
+    size = len(question.encode())
+    if size > max_bytes:
+        raise BadRequest(
+            f"the question is {size} bytes; the limit is {max_bytes} (AGENTQ_MAX_QUESTION_BYTES)"
+        )
+    return question
+
+
+def check_metadata(metadata: dict[str, Any] | None, max_bytes: int) -> dict[str, Any]:
+    """The metadata if it is a JSON object within the size limit; BadRequest otherwise."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
+        raise BadRequest("metadata must be a JSON object with string keys")
+    if _deeper_than(metadata, MAX_METADATA_DEPTH):
+        raise BadRequest(f"metadata nests deeper than {MAX_METADATA_DEPTH} levels")
+    try:
+        size = len(json.dumps(metadata, separators=(",", ":")).encode())
+    except (TypeError, ValueError):
+        raise BadRequest("metadata must hold only JSON values") from None
+    if size > max_bytes:
+        raise BadRequest(
+            f"the metadata is {size} bytes of JSON; the limit is {max_bytes} "
+            "(AGENTQ_MAX_METADATA_BYTES)"
+        )
+    return metadata
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests more than ``limit`` containers deep, found without recursion (the
+    JSON encoder and pydantic's serializer recurse, and fail on deep input)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = list(item.values())
+        elif isinstance(item, list | tuple):
+            children = list(item)
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def check_allow_writes(allow_writes: bool, settings: Settings) -> bool:
+    if allow_writes and not settings.allow_write_tools:
+        raise BadRequest(
+            "write tools are not allowed in this deployment (AGENTQ_ALLOW_WRITE_TOOLS is off)"
+        )
+    return allow_writes
+
+
+def check_deadline(deadline: float | None, settings: Settings) -> float | None:
+    if deadline is None:
+        return None
+    limit = settings.visibility_timeout_seconds - 60
+    if not 1 <= deadline <= limit:
+        raise BadRequest(
+            f"the deadline must be between 1 and {limit} seconds "
+            "(below AGENTQ_VISIBILITY_TIMEOUT_SECONDS)"
+        )
+    return float(deadline)
