@@ -73,13 +73,8 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from doubles.asgi import drop_connection, hang, serve
-from doubles.inventory import (
-    GraphQLSyntaxError,
-    Inventory,
-    InventoryError,
-    build_inventory,
-    toon_encode,
-)
+from doubles.inventory import GraphQLSyntaxError, Inventory, InventoryError, build_inventory
+from doubles.toon import toon_encode
 
 __all__ = [
     "FAULTS",
