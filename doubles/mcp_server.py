@@ -74,6 +74,9 @@ from starlette.types import Message, Receive, Scope, Send
 
 from doubles.asgi import drop_connection, hang, serve
 from doubles.inventory import GraphQLSyntaxError, Inventory, InventoryError, build_inventory
+from doubles.inventory.graphql import execute as run_graphql
+from doubles.inventory.graphql import graphql_sdl
+from doubles.inventory.traversal import find_paths, find_reachable
 from doubles.toon import toon_encode
 
 __all__ = [
@@ -899,7 +902,7 @@ class InfrahubMcpDouble:
 
     def _query_graphql(self, args: dict[str, Any]) -> Any:
         try:
-            operation, data = self.inventory.graphql(args["query"])
+            operation, data = run_graphql(self.inventory, args["query"])
         except GraphQLSyntaxError as error:
             raise ToolFailure(error.message) from None
         if operation == "mutation":
@@ -910,7 +913,8 @@ class InfrahubMcpDouble:
 
     def _find_paths(self, args: dict[str, Any]) -> Any:
         return toon_encode(
-            self.inventory.find_paths(
+            find_paths(
+                self.inventory,
                 args["source"],
                 args["destination"],
                 args.get("max_depth"),
@@ -921,7 +925,8 @@ class InfrahubMcpDouble:
 
     def _find_reachable(self, args: dict[str, Any]) -> Any:
         return toon_encode(
-            self.inventory.find_reachable(
+            find_reachable(
+                self.inventory,
                 args["source"],
                 args["target_kinds"],
                 args.get("max_depth"),
@@ -968,7 +973,7 @@ class InfrahubMcpDouble:
 
     def _mutate_graphql(self, args: dict[str, Any]) -> Any:
         try:
-            operation, data = self.inventory.graphql(args["query"])
+            operation, data = run_graphql(self.inventory, args["query"])
         except GraphQLSyntaxError as error:
             raise ToolFailure(error.message) from None
         if operation != "mutation":
@@ -1099,7 +1104,7 @@ class InfrahubMcpDouble:
         elif uri == "infrahub://schema":
             text, mime = _json_text(self.inventory.catalog()), "application/json"
         elif uri == "infrahub://graphql-schema":
-            text, mime = self.inventory.graphql_sdl(), "text/plain"
+            text, mime = graphql_sdl(self.inventory), "text/plain"
         else:
             branches = {
                 name: {"is_default": name == DEFAULT_BRANCH, "description": description}
