@@ -2,8 +2,9 @@
 
 Nodes are named by UUID or by kind-qualified human-friendly id (``DcimDevice__atl1-edge1``), as
 agents name them to the real server. Every ``one`` relationship is an undirected edge labelled with
-its identifier; a breadth-first search from the source gives the shortest paths, in the order the
-edges were found (that is, the order of the dataset), so an answer is the same on every run.
+its identifier; a breadth-first search from the source gives the shortest paths. A node's edges
+are met in a fixed order (its own links in schema order, then the nodes linking to it in dataset
+order), so the same question gets the same paths, in the same order, on every run.
 """
 
 from __future__ import annotations
