@@ -1,5 +1,7 @@
-"""agentq's shared core: settings, the job model and store, token sealing, traces, logging.
+"""agentq's shared core: what every role uses, and nothing that only one role needs.
 
-Both sides use it: ``producer`` (the Python API and the ``agentq`` CLI) and ``worker`` (the Celery
-worker that runs agents against the Infrahub MCP server).
+Settings, Redis connections, the job model and store (its scripts in ``agentq/lua``), admission,
+quotas and rate limits, batches, reports and scheduled runs, token sealing and proof, traces,
+webhooks, errors, logging and metrics. It imports none of the roles (``producer``, ``worker``,
+``scheduler``, ``api``) nor the ``cli``: see ARCHITECTURE.md.
 """
