@@ -6,9 +6,10 @@ dependencies, in ``tests/contract/infrahub-mcp-requirements.txt``) into a Python
 of its own, run it in token-passthrough mode, as the compose deployment does, in front of a
 small fake Infrahub (``doubles.infrahub_backend``, serving the double's inventory), and ask both
 servers the same things over MCP: the listings, the agent prompt, the answers of the read tools
-and the errors for a bad token, a missing token and an unknown kind. Any difference fails. Then
-one agentq job runs through the real server, and the fake Infrahub must have received exactly the
-user's token.
+and the errors (a bad or a missing token, an unknown kind, invalid arguments and more). Any
+difference fails: the fix belongs in the double (or, if the real server's answer looks wrong, in
+the fake Infrahub), never in a looser comparison. Then one agentq job runs through the real
+server, and the fake Infrahub must have received exactly the user's token.
 
 The real server needs Python >= 3.13; agentq's interpreter may be older, so it runs from its own
 virtualenv, built once and cached (see :func:`server_virtualenv`). Without a 3.13 interpreter, or
@@ -62,12 +63,13 @@ READY_MARKER = ".agentq-ready.json"
 # Building the virtualenv the first time downloads ~80 packages: more than the suite's default.
 pytestmark = pytest.mark.timeout(900)
 
-# What pip prints when it cannot reach the index (then the tests skip rather than fail).
+# What pip prints when it cannot reach the index (then the tests skip rather than fail). Not "No
+# matching distribution found" on its own: that is also what a pin of a version that does not
+# exist gets, and a broken pin must fail.
 _UNREACHABLE = re.compile(
     r"NewConnectionError|Failed to establish a new connection|Temporary failure in name "
     r"resolution|Name or service not known|Network is unreachable|No route to host|"
-    r"Connection refused|ConnectTimeout|Read timed out|ProxyError|"
-    r"No matching distribution found",
+    r"Connection refused|ConnectTimeout|Read timed out|ProxyError",
     re.IGNORECASE,
 )
 
@@ -108,7 +110,7 @@ def find_python313() -> str | None:
             )
         except (OSError, subprocess.TimeoutExpired):
             continue
-        lines = probe.stdout.split("\n")
+        lines = [*probe.stdout.splitlines(), "", ""]
         if probe.returncode == 0 and lines[0].split() == ["3", "13"] and lines[1]:
             return lines[1]
     return None
@@ -174,10 +176,11 @@ def server_virtualenv(python: str) -> Path:
         )  # fmt: skip
         if install.returncode != 0:
             output = install.stdout + install.stderr
-            if _UNREACHABLE.search(output):
+            unreachable = [line for line in output.splitlines() if _UNREACHABLE.search(line)]
+            if unreachable:
                 raise ServerUnavailable(
                     f"cannot install {SERVER}=={SERVER_VERSION}: the package index is "
-                    f"unreachable ({output.strip().splitlines()[-1][:200]})"
+                    f"unreachable ({unreachable[-1].strip()[:300]})"
                 )
             raise RuntimeError(f"pip install -r {REQUIREMENTS.name} failed:\n{output[-4000:]}")
         check = _run(
@@ -493,7 +496,15 @@ ERRORS: dict[str, Case] = {
         )
     ),
     "unknown tool": Case(lambda c: c.call_tool("no_such_tool", {})),
+    # Invalid arguments: the real server's texts are pydantic's.
     "missing argument": Case(lambda c: c.call_tool("get_nodes", {})),
+    "wrong type": Case(lambda c: c.call_tool("get_nodes", {"kind": 5})),
+    "unexpected argument": Case(
+        lambda c: c.call_tool("get_nodes", {"kind": "DcimDevice", "colour": "red"})
+    ),
+    "out of bounds": Case(
+        lambda c: c.call_tool("search_nodes", {"query": "a", "kind": "DcimDevice", "limit": 500})
+    ),
     "mutation in query_graphql": Case(
         lambda c: c.call_tool("query_graphql", {"query": "mutation { Foo { ok } }"})
     ),
