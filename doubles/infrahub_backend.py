@@ -11,10 +11,10 @@ so the two servers can be asked the same questions and must give the same answer
   ``SchemaRootAPI`` (``{"main": <hash>, "nodes": [...], "generics": [], ...}``). An unknown branch
   is HTTP 400, which the SDK turns into ``BranchNotFoundError``.
 - ``POST /graphql`` and ``POST /graphql/<branch>``: queries over the inventory (the subset of
-  GraphQL that ``doubles.inventory`` resolves, which covers the SDK's node and count queries and
-  ``AccountProfile``, agentq's token proof). GraphQL errors come back as Infrahub sends them:
-  ``{"data": null, "errors": [{"message": ...}]}``. Mutations are refused: this instance is read
-  only, so a contract test cannot change what the next one sees.
+  GraphQL that ``doubles.inventory.graphql`` resolves, which covers the SDK's node and count
+  queries and ``AccountProfile``, agentq's token proof). GraphQL errors come back as Infrahub
+  sends them: ``{"data": null, "errors": [{"message": ...}]}``. Mutations are refused: this
+  instance is read only, so a contract test cannot change what the next one sees.
 - ``GET /schema.graphql``: the inventory's SDL (the ``infrahub://graphql-schema`` resource).
 
 Authentication is Infrahub's for API tokens: the token comes in ``X-INFRAHUB-KEY`` (the header
@@ -57,6 +57,7 @@ from starlette.routing import Route
 
 from doubles.asgi import serve
 from doubles.inventory import Inventory, InventoryError, KindSchema, Node, build_inventory
+from doubles.inventory.graphql import execute, graphql_sdl
 
 __all__ = ["BackendConfig", "BackendRecord", "build_app", "main", "schema_document"]
 
@@ -229,7 +230,7 @@ _ORDER_ARGUMENT = re.compile(r"\border\s*:\s*\{[^{}]*\}")
 
 
 def _inline_sdk_query(query: str, variables: Mapping[str, Any]) -> str:
-    """The SDK's query in the GraphQL subset ``doubles.inventory`` resolves.
+    """The SDK's query in the GraphQL subset ``doubles.inventory.graphql`` resolves.
 
     The SDK's node queries use two things that subset does not: variables (``$offset``,
     ``$limit``), here written into the query as literals, and ``order: {disable: true}``, dropped
@@ -296,7 +297,7 @@ class _Backend:
         if not ok:
             return self.refuse(record)
         record.status = 200
-        return PlainTextResponse(self.state.inventory.graphql_sdl())
+        return PlainTextResponse(graphql_sdl(self.state.inventory))
 
     async def graphql(self, request: Request) -> Response:
         record, ok = self.authenticate(request)
@@ -321,7 +322,7 @@ class _Backend:
             payload["query"], variables if isinstance(variables, dict) else {}
         )
         try:
-            kind, data = self.state.inventory.graphql(query)
+            kind, data = execute(self.state.inventory, query)
         except InventoryError as error:
             # Infrahub's own words only: the remediation is what the MCP server adds to them.
             return JSONResponse({"data": None, "errors": [{"message": error.message}]})
