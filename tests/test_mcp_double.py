@@ -527,7 +527,7 @@ def test_read_only_hides_and_refuses_write_tools(passthrough_double: Service) ->
     )
     prompt = with_client(passthrough_double, lambda s: s.get_prompt("infrahub_agent", {}))
     text = prompt.messages[0].content.text
-    assert "read-only" in text and "write operations" in text and "are disabled" in text
+    assert "read-only" in text and "Write operations" in text and "are disabled" in text
     assert "node_upsert" not in text
 
 

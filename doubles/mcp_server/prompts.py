@@ -1,13 +1,17 @@
 """The prompts of infrahub-mcp 1.2.0: their listing, and the texts ``prompts/get`` renders.
 
 ``prompts/list`` matches the real server's: names, descriptions, and the argument descriptions
-FastMCP generates, kept verbatim, since a client may show or compare them. The rendered texts
-tell an agent how to answer inventory questions, or make changes, with this server's tools.
+FastMCP generates, kept verbatim, since a client may show or compare them. ``infrahub_agent``,
+the prompt agentq's worker runs its agent on, renders the real server's text verbatim; the other
+three render the double's own texts (how to answer a question, explore the schema or make a
+change with this server's tools), not the real server's.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from importlib import resources
 from typing import Any
 
 import mcp_types as types
@@ -131,68 +135,17 @@ def get_prompt(params: types.GetPromptRequestParams, read_only: bool) -> types.G
 
 
 def agent_prompt(read_only: bool) -> str:
-    """The ``infrahub_agent`` prompt: how to answer inventory questions with these tools."""
-    mode = "read-only" if read_only else "read and write"
-    text = f"""\
-You answer questions about an infrastructure inventory kept in Infrahub, a graph database of \
-sites, devices, interfaces, IP prefixes and addresses. You have {mode} access through the tools \
-of this server. Base every answer on data you fetched in this conversation; never invent kinds, \
-attribute names, objects or values.
-
-## Find out what exists first
-Kind names are specific to this instance (for example a device may be `DcimDevice`, not \
-`Device`). Start with the schema: read the `infrahub://schema` resource, or call `get_schema()` \
-without arguments, to get every kind and its label. Before filtering a kind you have not used \
-yet, call `get_schema(kind="...")` (or read `infrahub://schema/{{kind}}`) for its attributes, \
-relationships and the exact filter keys it accepts.
-
-## Fetch the data
-- `get_nodes(kind, filters)` lists the objects of one kind. Attribute filters are \
-`<attribute>__value` (`{{"name__value": "atl1"}}`); filters through a relationship are \
-`<relationship>__<attribute>__value` (`{{"site__name__value": "atl1"}}`). Pass \
-`include_attributes=True` only when you need more than names. Results are paged: check \
-`total_count` and `has_more`, and use `offset`/`limit` to read further pages.
-- `search_nodes(query, kind)` finds objects when you only know part of a name or value.
-- `query_graphql(query)` reads across relationships in one request when the typed tools are not \
-enough. It accepts queries only.
-- `find_paths(source, destination)` and `find_reachable(source, target_kinds)` answer "how are \
-these connected" and "what depends on this"; refer to objects by id or by kind-qualified \
-human-friendly id such as `DcimDevice__atl1-edge1`.
-
-## Data formats
-Schema details, attribute rows and traversal results come in TOON: a header names the fields \
-once and each indented line below it is one record, like a table.
-
-## When a tool fails
-Errors explain what went wrong and usually end with a remediation: follow it (fix the kind, the \
-filter key or the arguments) and try again. If the server reports that authentication failed or \
-that the service is unavailable, stop and say so; retrying will not help.
-
-## Answering
-Answer briefly and precisely. Name the kind you queried, the filters you used and how many \
-objects matched; list the objects when there are few. If the data does not answer the question, \
-say what is missing instead of guessing."""
-    if read_only:
-        return (
-            text
-            + """
-
-## Read-only mode
-This server runs in read-only mode: write operations (creating, updating or deleting nodes, \
-GraphQL mutations, branch changes and proposed changes) are disabled. Only reads and schema \
-discovery are available."""
-        )
-    return (
-        text
-        + """
-
-## Changing data
-Writes go to a session branch that is created on your first write; the default branch is never \
-changed directly. Use `node_upsert` to create or update scalar attributes, `node_delete` to \
-remove a node (only after the user confirmed), `mutate_graphql` for anything else, \
-`reset_session_branch` to start over or switch branch, and `propose_changes` to open a proposed \
-change for human review when you are done."""
+    """The ``infrahub_agent`` prompt, the real 1.2.0 server's text verbatim, read-write or
+    read-only (``data/infrahub-mcp-1.2.0-prompts.json``, captured from it): it depends on nothing
+    but the read-only mode, and agentq's worker runs its agent on it, so the double must not
+    differ (``tests/test_contract_infrahub_mcp.py`` compares the two)."""
+    text = (
+        resources.files("doubles")
+        .joinpath("data", "infrahub-mcp-1.2.0-prompts.json")
+        .read_text(encoding="utf-8")
     )
+    prompt: str = json.loads(text)["infrahub_agent"]["read-only" if read_only else "read-write"]
+    return prompt
 
 
 def question_prompt(
