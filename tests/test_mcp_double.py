@@ -538,8 +538,13 @@ def test_json_response_mode_answers_handshake_clients_in_json(passthrough_double
         reply = session.post("tools/call", {"name": "get_session_info", "arguments": {}})
         (message,) = session.messages(reply)
         info = message["result"]["structuredContent"]
-        assert info["branch"] == "main" and info["read_only"] is True
-        assert info["server_version"] == "1.2.0-double"
+        assert info == {
+            "session_branch": None,
+            "has_session_branch": False,
+            "infrahub_address": "http://infrahub.double",
+        }
+        (init,) = session.messages(session.init)
+        assert init["result"]["serverInfo"]["version"] == "1.2.0-double"
     finally:
         session.close()
 

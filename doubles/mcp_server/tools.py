@@ -29,7 +29,6 @@ from doubles.mcp_server.auth import NO_TOKEN_TEXT, tool_refusal
 from doubles.mcp_server.config import (
     DEFAULT_BRANCH,
     INFRAHUB_ADDRESS,
-    SERVER_VERSION,
     DoubleConfig,
 )
 from doubles.mcp_server.errors import (
@@ -210,14 +209,11 @@ class InfrahubTools:
         return self.inventory.search(args["kind"], query, args.get("limit", 10))
 
     def _get_session_info(self, args: dict[str, Any]) -> Any:
+        """The real server's three keys, no more (its version is in ``serverInfo``)."""
         return {
             "session_branch": self.state.session_branch,
             "has_session_branch": self.state.session_branch is not None,
             "infrahub_address": INFRAHUB_ADDRESS,
-            "branch": self.state.session_branch or DEFAULT_BRANCH,
-            "default_branch": DEFAULT_BRANCH,
-            "read_only": self.config.read_only,
-            "server_version": SERVER_VERSION,
         }
 
     def _query_graphql(self, args: dict[str, Any]) -> Any:
