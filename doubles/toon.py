@@ -1,22 +1,27 @@
 """TOON (Token-Oriented Object Notation), the text format infrahub-mcp 1.2.0 answers in.
 
-The real server renders schema detail, attribute rows and traversal results as TOON: objects as
-indented ``key: value`` lines, arrays of flat objects as a table whose field names are declared
-once. The MCP double must send the same text, so it needs an encoder; this is the subset of TOON
-those answers use. It knows nothing of Infrahub: it turns JSON-like data into text.
+The real server renders schema detail, attribute rows and traversal results as TOON with the
+``toonify`` package (1.6.0 in its pinned set): objects as indented ``key: value`` lines, arrays
+of flat objects as a table whose field names are declared once, arrays of scalars inline
+(``[a,b]``, ``[]`` when empty). The MCP double must send the same text, so this encoder writes
+what toonify writes for the values the double produces, quoting and all: a string is quoted
+only when it is empty, padded, reads as ``true``/``false``/``null`` in any case, or holds one of
+``, : " \\ [ ] { } | tab newline`` (a number in a string stays bare, as toonify leaves it);
+floats are written without an exponent between 1e-100 and 1e100, NaN and infinities as null.
+The contract tests (``tests/test_contract_infrahub_mcp.py``) compare the two byte for byte. It
+knows nothing of Infrahub: it turns JSON-like data into text.
 """
 
 from __future__ import annotations
 
-import json
-import re
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["toon_encode"]
 
-_BARE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
-_NUMBER_LIKE = re.compile(r"^-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?$")
+# A string is quoted when it is empty, padded, reads as a literal, or holds one of these.
+_SPECIAL = frozenset(',:\n"\t|\\[]{}')
 
 
 def _toon_scalar(value: Any) -> str:
@@ -24,22 +29,32 @@ def _toon_scalar(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, float):
+        if value != value or value in (math.inf, -math.inf):
+            return "null"
+        if value == 0:
+            return "0"
+        text = str(value)
+        if "e" not in text:
+            return text.rstrip("0").rstrip(".") if "." in text else text
+        if not 1e-100 <= abs(value) < 1e100:
+            return text
+        fixed = f"{value:.10f}" if abs(value) >= 1 else f"{value:.15f}"
+        return fixed.rstrip("0").rstrip(".")
+    if isinstance(value, int):
         return str(value)
     text = str(value)
     needs_quotes = (
         text == ""
         or text != text.strip()
-        or text in ("true", "false", "null")
-        or _NUMBER_LIKE.match(text) is not None
-        or text.startswith("-")
-        or any(c in text for c in ',:"\\[]{}\n\r\t')
+        or text.lower() in ("true", "false", "null")
+        or any(c in _SPECIAL for c in text)
     )
-    return json.dumps(text, ensure_ascii=False) if needs_quotes else text
-
-
-def _toon_key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else json.dumps(key, ensure_ascii=False)
+    if not needs_quotes:
+        return text
+    for raw, escaped in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\t", "\\t"), ("\r", "\\r")):
+        text = text.replace(raw, escaped)
+    return f'"{text}"'
 
 
 def _is_scalar(value: Any) -> bool:
@@ -51,56 +66,65 @@ def _tabular_fields(items: Sequence[Any]) -> list[str] | None:
     if not items or not all(isinstance(i, dict) for i in items):
         return None
     fields = list(items[0])
-    for item in items:
-        if list(item) != fields or not all(_is_scalar(v) for v in item.values()):
+    if not fields or not all(_is_scalar(v) for v in items[0].values()):
+        return None
+    for item in items[1:]:
+        if set(item) != set(fields) or not all(_is_scalar(v) for v in item.values()):
             return None
     return fields
 
 
-def _toon_array(key: str, items: Sequence[Any], indent: int) -> list[str]:
+def _toon_array(key: str, items: Sequence[Any], indent: int) -> str:
+    """An array: ``[]``, a table, ``[a,b]`` inline, or a ``- item`` list (with ``key`` in its
+    header; the caller puts a one-line answer after ``key: ``)."""
     pad = "  " * indent
-    header = f"{pad}{key}[{len(items)}]"
-    if all(_is_scalar(i) for i in items):
-        return [f"{header}: {','.join(_toon_scalar(i) for i in items)}".rstrip()]
+    if not items:
+        return "[]"
     fields = _tabular_fields(items)
     if fields is not None:
-        lines = [f"{header}{{{','.join(_toon_key(f) for f in fields)}}}:"]
-        lines += [f"{pad}  {','.join(_toon_scalar(i[f]) for f in fields)}" for i in items]
-        return lines
-    lines = [f"{header}:"]
+        lines = [f"{pad if key else ''}{key}[{len(items)}]{{{','.join(fields)}}}:"]
+        lines += [f"{pad}  {','.join(_toon_scalar(i.get(f)) for f in fields)}" for i in items]
+        return "\n".join(lines)
+    if all(_is_scalar(i) for i in items):
+        return f"[{','.join(_toon_scalar(i) for i in items)}]"
+    lines = [f"{pad if key else ''}{key}[{len(items)}]:"]
     for item in items:
         if isinstance(item, dict) and item:
-            body = _toon_object(item, indent + 2)
+            body = _toon_value(item, indent + 2).split("\n")
             lines.append(f"{pad}  - {body[0].lstrip()}")
             lines += body[1:]
-        elif isinstance(item, list):
-            nested = _toon_array("", item, indent + 2)
-            lines.append(f"{pad}  - {nested[0].lstrip()}")
-            lines += nested[1:]
         else:
-            lines.append(f"{pad}  - {_toon_scalar(item) if _is_scalar(item) else ''}")
-    return lines
+            lines.append(f"{pad}  - {_toon_value(item, indent + 1)}")
+    return "\n".join(lines)
 
 
-def _toon_object(data: Mapping[str, Any], indent: int) -> list[str]:
+def _toon_object(data: Mapping[str, Any], indent: int) -> str:
+    if not data:
+        return "{}"
     pad = "  " * indent
     lines: list[str] = []
     for key, value in data.items():
-        name = _toon_key(str(key))
-        if isinstance(value, dict):
-            lines.append(f"{pad}{name}:")
-            lines += _toon_object(value, indent + 1)
-        elif isinstance(value, list | tuple):
-            lines += _toon_array(name, list(value), indent)
+        if isinstance(value, list | tuple):
+            encoded = _toon_array(str(key), list(value), indent)
+            lines.append(encoded if "\n" in encoded else f"{pad}{key}: {encoded}")
+        elif isinstance(value, dict):
+            if value:
+                lines += [f"{pad}{key}:", _toon_object(value, indent + 1)]
+            else:
+                lines.append(f"{pad}{key}: {{}}")
         else:
-            lines.append(f"{pad}{name}: {_toon_scalar(value)}")
-    return lines
+            lines.append(f"{pad}{key}: {_toon_scalar(value)}")
+    return "\n".join(lines)
+
+
+def _toon_value(value: Any, indent: int) -> str:
+    if isinstance(value, dict):
+        return _toon_object(value, indent)
+    if isinstance(value, list | tuple):
+        return _toon_array("", list(value), indent)
+    return _toon_scalar(value)
 
 
 def toon_encode(value: Any) -> str:
-    """Encode JSON-like data as TOON text (a subset sufficient for the double's answers)."""
-    if isinstance(value, dict):
-        return "\n".join(_toon_object(value, 0))
-    if isinstance(value, list | tuple):
-        return "\n".join(_toon_array("", list(value), 0))
-    return _toon_scalar(value)
+    """Encode JSON-like data as TOON text, as the real server's encoder does."""
+    return _toon_value(value, 0)
