@@ -334,7 +334,7 @@ def test_invalid_arguments_are_invalid_params(double: Service) -> None:
     assert error.code == -32602
     assert error.message.startswith("Invalid params: 1 validation error for call[get_nodes]")
     missing = with_client(double, mcp_error(lambda s: s.call_tool("get_nodes", {})))
-    assert missing.code == -32602 and "kind\n  Field required" in missing.message
+    assert missing.code == -32602 and "kind\n  Missing required argument" in missing.message
 
 
 def test_unknown_tool(double: Service) -> None:

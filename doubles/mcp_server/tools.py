@@ -36,6 +36,7 @@ from doubles.mcp_server.errors import (
     METHOD_NOT_FOUND_CODE,
     NOT_FOUND_CODE,
     ToolFailure,
+    argument_problems,
     echoing,
     invalid_params_text,
 )
@@ -152,9 +153,16 @@ class InfrahubTools:
             )
         if name not in self.tools:
             raise MCPError(NOT_FOUND_CODE, f"Not found: Unknown tool: '{name}'")
+        problems = argument_problems(self.tools[name].input_schema, arguments)
         errors = sorted(self.validators[name].iter_errors(arguments), key=lambda e: list(e.path))
-        if errors:
-            raise MCPError(INVALID_PARAMS_CODE, invalid_params_text(name, errors))
+        if problems or errors:
+            # pydantic's words when it would refuse too; a value it would coerce (``"7"`` for an
+            # integer) the double cannot use, and refuses in the same shape.
+            problems = problems or [
+                (".".join(map(str, e.path)) or name, str(e.message), "value_error", e.instance)
+                for e in errors
+            ]
+            raise MCPError(INVALID_PARAMS_CODE, invalid_params_text(name, problems))
         if (
             passthrough
             and auth == "bad"
