@@ -5,5 +5,6 @@ the Infrahub it answers from, a dataset kept as data (``data/inventory.yaml``) a
 over it; ``toon``: the text format the real server answers in; ``model_server`` and
 ``model_policy``: an OpenAI-compatible model (the "offline demo model"); ``asgi``: serving and
 fault plumbing both servers share; ``processes``: starting and stopping them, and Redis, on free
-ports; ``demo``: ``make demo``.
+ports; ``demo``: ``make demo``; ``infrahub_backend``: a fake Infrahub API over the inventory, for
+the contract tests that run the real infrahub-mcp in front of it.
 """

@@ -7,7 +7,10 @@ and copies the parts of 1.2.0 a client can observe:
 
 - ``tools/list`` answers the real server's tool definitions verbatim
   (``data/infrahub-mcp-1.2.0-tools.json``); prompts and resources have the real names, arguments
-  and MIME types.
+  and MIME types, and ``infrahub_agent`` (the worker's instructions) the real text
+  (``data/infrahub-mcp-1.2.0-prompts.json``). ``tests/test_contract_infrahub_mcp.py`` checks all
+  of this, the read tools' answers (TOON and FastMCP's result wrapping included) and the error
+  texts against the real server.
 - Both protocol eras, exactly as the SDK serves them for the real server: a client that sends
   ``initialize`` gets a stateful session (``mcp-session-id``, SSE-framed replies unless
   ``--json-response``); a 2026-07-28 client (the MCP SDK 2.3 client, hence the Agents SDK) probes
