@@ -32,6 +32,9 @@ from doubles.processes import (
 )
 from producer.client import Client
 
+# Builds the real infrahub-mcp's virtualenv in the background; runs `contract` tests late.
+pytest_plugins = ("tests.infrahub_mcp_server",)
+
 # Tokens the MCP double accepts. Distinctive, so a leak is found by a plain substring search.
 TOKEN_A = "ihtoken-alice-6f1d2c9e8b7a4f30"
 TOKEN_B = "ihtoken-bob-0a9b8c7d6e5f4a3b"

@@ -12,24 +12,22 @@ the fake Infrahub), never in a looser comparison. Then one agentq job runs throu
 server, and the fake Infrahub must have received exactly the user's token.
 
 The real server needs Python >= 3.13; agentq's interpreter may be older, so it runs from its own
-virtualenv, built once and cached (see :func:`server_virtualenv`). Without a 3.13 interpreter, or
-when PyPI cannot be reached to build that virtualenv, the tests are skipped with the reason (the
-suite runs with ``-ra``, so the reason is printed); any other failure, and every mismatch, fails.
+virtualenv, built once and cached, and built in the background while the rest of the suite runs:
+these tests are marked ``contract``, which ``tests/infrahub_mcp_server.py`` (the plugin that
+builds it) runs after every other test but the ``last`` ones. Without a 3.13 interpreter, or
+when the package index cannot be reached to build that virtualenv, the tests are skipped with
+the reason (the suite runs with ``-ra``, so the reason is printed); any other failure, and every
+mismatch, fails.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import glob
 import hashlib
 import json
 import os
-import re
-import shutil
 import subprocess
-import tempfile
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,176 +53,24 @@ from tests.conftest import (
     start_mcp_double,
     start_worker,
 )
+from tests.infrahub_mcp_server import SERVER_VERSION, ServerUnavailable, build_for
 
-SERVER = "infrahub-mcp"
-SERVER_VERSION = "1.2.0"
-REQUIREMENTS = Path(__file__).parent / "contract" / "infrahub-mcp-requirements.txt"
-READY_MARKER = ".agentq-ready.json"
-# Building the virtualenv the first time downloads ~80 packages: more than the suite's default.
-pytestmark = pytest.mark.timeout(900)
-
-# What pip prints when it cannot reach the index (then the tests skip rather than fail). Not "No
-# matching distribution found" on its own: that is also what a pin of a version that does not
-# exist gets, and a broken pin must fail.
-_UNREACHABLE = re.compile(
-    r"NewConnectionError|Failed to establish a new connection|Temporary failure in name "
-    r"resolution|Name or service not known|Network is unreachable|No route to host|"
-    r"Connection refused|ConnectTimeout|Read timed out|ProxyError",
-    re.IGNORECASE,
-)
+# The first test waits for the virtualenv if its build (~90 s cold) has not finished yet.
+pytestmark = [pytest.mark.contract, pytest.mark.timeout(900)]
 
 
-# --- the real server's interpreter and virtualenv ---------------------------------------------
-
-
-class ServerUnavailable(Exception):
-    """The real server cannot be installed here for a reason that is not a bug: skip."""
-
-
-def find_python313() -> str | None:
-    """A working Python 3.13 interpreter: ``python3.13`` on PATH, else one that pyenv installed.
-
-    Each candidate is run, because a pyenv shim is on PATH whether or not its version is
-    selected (it then exits with an error). The answer is the interpreter's own path, not the
-    shim's, so the cache key below names the interpreter that built the virtualenv.
-    """
-    candidates: list[str] = []
-    on_path = shutil.which("python3.13")
-    if on_path:
-        candidates.append(on_path)
-    roots = [os.environ.get("PYENV_ROOT"), str(Path.home() / ".pyenv")]
-    for root in dict.fromkeys(r for r in roots if r):
-        candidates += sorted(glob.glob(f"{root}/versions/3.13*/bin/python3.13"), reverse=True)
-    for candidate in dict.fromkeys(candidates):
-        try:
-            probe = subprocess.run(
-                [
-                    candidate,
-                    "-c",
-                    "import sys; print(*sys.version_info[:2]); print(sys.executable)",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        lines = [*probe.stdout.splitlines(), "", ""]
-        if probe.returncode == 0 and lines[0].split() == ["3", "13"] and lines[1]:
-            return lines[1]
-    return None
-
-
-def cache_root() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "agentq" / f"{SERVER}-{SERVER_VERSION}-py3.13"
-
-
-def _run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False
-    )
-
-
-def _ready(venv: Path) -> bool:
-    return (venv / READY_MARKER).is_file() and (venv / "bin" / "python").exists()
-
-
-def server_virtualenv(python: str) -> Path:
-    """The real server's virtualenv, built on first use and cached across runs.
-
-    Where: ``~/.cache/agentq/infrahub-mcp-1.2.0-py3.13/<key>``, the key a hash of the pinned
-    requirements file and of the interpreter (path and full version), so a new pin or a new
-    interpreter gets a new virtualenv and the old one is simply no longer used.
-
-    How: it is built in a temporary directory beside its final place, checked (the pinned
-    server imports), marked ready, and only then renamed into place: a rename is atomic, so a
-    run killed while building leaves a temporary directory that nothing mistakes for a ready
-    virtualenv (the next build sweeps it away once it is an hour old), and two runs building at
-    once both succeed (the second rename fails, and that run uses the first one's). Because the
-    virtualenv is moved after it is built, nothing runs its console scripts (their ``#!`` line
-    names the temporary path): the server runs as ``<venv>/bin/python -m infrahub_mcp``.
-    """
-    identity = _run([python, "-c", "import sys; print(sys.version)"], timeout=30).stdout
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes())
-    digest.update(f"\0{python}\0{identity}".encode())
-    key = digest.hexdigest()[:16]
-    root = cache_root()
-    venv = root / key
-    if _ready(venv):
-        return venv
-    root.mkdir(parents=True, exist_ok=True)
-    for stale in root.glob(".build-*"):
-        with contextlib.suppress(OSError):
-            if time.time() - stale.stat().st_mtime > 3600:
-                shutil.rmtree(stale, ignore_errors=True)
-    build = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=root))
-    try:
-        started = time.monotonic()
-        made = _run([python, "-m", "venv", str(build)], timeout=300)
-        if made.returncode != 0:
-            raise RuntimeError(f"python -m venv failed:\n{made.stdout}{made.stderr}")
-        install = _run(
-            [
-                str(build / "bin" / "python"), "-m", "pip", "install",
-                "--no-deps", "--no-input", "--disable-pip-version-check", "--quiet",
-                "--timeout", "60", "--retries", "3",
-                "-r", str(REQUIREMENTS),
-            ],
-            timeout=1200,
-        )  # fmt: skip
-        if install.returncode != 0:
-            output = install.stdout + install.stderr
-            unreachable = [line for line in output.splitlines() if _UNREACHABLE.search(line)]
-            if unreachable:
-                raise ServerUnavailable(
-                    f"cannot install {SERVER}=={SERVER_VERSION}: the package index is "
-                    f"unreachable ({unreachable[-1].strip()[:300]})"
-                )
-            raise RuntimeError(f"pip install -r {REQUIREMENTS.name} failed:\n{output[-4000:]}")
-        check = _run(
-            [
-                str(build / "bin" / "python"), "-c",
-                "import importlib.metadata as m, infrahub_mcp; print(m.version('infrahub-mcp'))",
-            ],
-            timeout=120,
-        )  # fmt: skip
-        if check.returncode != 0 or check.stdout.strip() != SERVER_VERSION:
-            raise RuntimeError(f"the installed server does not import:\n{check.stderr[-4000:]}")
-        (build / READY_MARKER).write_text(
-            json.dumps(
-                {
-                    "requirements_sha256": hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest(),
-                    "python": python,
-                    "python_version": identity.strip(),
-                    "build_seconds": round(time.monotonic() - started, 1),
-                }
-            )
-        )
-        try:
-            build.rename(venv)
-        except OSError:
-            if not _ready(venv):  # not another run's finished build: a real problem
-                raise
-    finally:
-        shutil.rmtree(build, ignore_errors=True)  # gone after a rename; the leftovers otherwise
-    return venv
+# --- the real server's interpreter -----------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def server_python() -> Path:
-    """The interpreter of the real server's virtualenv (skips the module if there can be none)."""
-    python = find_python313()
-    if python is None:
-        pytest.skip(
-            f"{SERVER} {SERVER_VERSION} needs Python 3.13: no python3.13 on PATH or under pyenv"
-        )
+def server_python(request: pytest.FixtureRequest) -> Path:
+    """The interpreter of the real server's virtualenv, which ``tests/infrahub_mcp_server.py``
+    has been building since collection ended (waited for here if it is not done); skips the
+    module if there can be none here."""
     try:
-        venv = server_virtualenv(python)
+        return build_for(request.config).python()
     except ServerUnavailable as unavailable:
         pytest.skip(str(unavailable))
-    return venv / "bin" / "python"
 
 
 # --- the servers -------------------------------------------------------------------------------
