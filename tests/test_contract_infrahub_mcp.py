@@ -42,7 +42,10 @@ from mcp.shared.exceptions import MCPError
 
 from agentq.jobs import JobStatus
 from agentq.token_proof import PROOF_ARGUMENTS, PROOF_TOOL
+from doubles.inventory import build_inventory
+from doubles.inventory.traversal import find_paths, find_reachable
 from doubles.processes import Service, free_port, http_ok, python_module, spawn, wait_until
+from doubles.toon import toon_encode
 from tests.conftest import (
     TOKEN_A,
     TOKEN_B,
@@ -407,6 +410,50 @@ def test_errors_alike(answers: dict[str, tuple[Any, Any]], name: str) -> None:
     double, real = answers[name]
     assert "error" in real, real
     assert double == real
+
+
+# Edge cases of TOON beyond the inventory's values: quoting, numbers, empty and nested shapes.
+TOON_SAMPLES: list[Any] = [
+    *["", " padded", "true", "True", "NULL", "12", "-3", "1.5e3", "a,b", "a:b", "a|b", "a\tb"],
+    *["a\nb", "a\rb", 'say "hi"', "back\\slash", "[x]", "{x}", "- dash", "-", "#x", "a b"],
+    *["caf\u00e9", "\u00fc:x"],
+    *[1.0, 0.0, -0.0, 1.5, 1e20, 1e-7, 123456789.123, 1e200, float("nan"), float("inf")],
+    *[True, None, 10**20, [], {}, [1, "a", None, True], ["", None]],
+    {"k": [], "d": {}, "n": {"m": [1, "a b"]}, "key with space": 1, "k.dot": 2},
+    [{"a": 1, "b": 2}, {"b": 3, "a": 4}],
+    [{"a": 1, "b": None}, {"a": 2, "b": "x,y"}],
+    [{"a": 1}, {"a": [1]}],
+    [{"x": {"y": 1}}, {"x": 2}],
+    [{"a": 1}, 3, "s", [1, 2]],
+    [{}, {}],
+    {"a": [{"b": [{"c": 1}]}]},
+]
+
+
+def test_toon_as_the_real_servers_encoder_writes_it(server_python: Path) -> None:
+    """``doubles.toon`` against toonify itself, the real server's encoder, run in its virtualenv:
+    every schema detail and attribute row of the inventory, a path and a reachability answer,
+    and the edge cases above (the read answers only cover the values they ask about)."""
+    inventory = build_inventory()
+    values: list[Any] = [
+        *TOON_SAMPLES,
+        *(inventory.schema_detail(k, expand) for k in inventory.schemas for expand in (1, 0)),
+        *([inventory.node_dict(n) for n in inventory.of_kind(k)] for k in inventory.schemas),
+        find_paths(inventory, "DcimDevice__atl1-edge1", "LocationSite__dfw1"),
+        find_reachable(inventory, "LocationSite__atl1", ["InterfacePhysical", "IpamIPAddress"]),
+    ]
+    script = "import json, sys, toon; print(json.dumps([*map(toon.encode, json.load(sys.stdin))]))"
+    done = subprocess.run(
+        [str(server_python), "-c", script],
+        input=json.dumps(values),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for value, theirs in zip(values, json.loads(done.stdout), strict=True):
+        assert toon_encode(value) == theirs, value
 
 
 def test_server_identity(servers: Servers) -> None:
