@@ -354,6 +354,16 @@ ERRORS: dict[str, Case] = {
     "out of bounds": Case(
         lambda c: c.call_tool("search_nodes", {"query": "a", "kind": "DcimDevice", "limit": 500})
     ),
+    # Infrahub refuses the query: the real server quotes infrahub-sdk's GraphQLError.
+    "unknown field in query_graphql": Case(
+        lambda c: c.call_tool(
+            "query_graphql",
+            {"query": "query { DcimDevice { edges { node { colour { value } } } } }"},
+        )
+    ),
+    "unknown kind in query_graphql": Case(
+        lambda c: c.call_tool("query_graphql", {"query": "query { NoSuchKind { count } }"})
+    ),
     "mutation in query_graphql": Case(
         lambda c: c.call_tool("query_graphql", {"query": "mutation { Foo { ok } }"})
     ),

@@ -49,6 +49,13 @@ __all__ = ["InfrahubTools", "load_tool_definitions"]
 logger = logging.getLogger("doubles.mcp_server")
 
 
+# What the real server's query_graphql adds to any error Infrahub answers a query with.
+GRAPHQL_REMEDIATION = (
+    "Call get_schema() to list valid kinds, or get_schema(kind='...') to see attributes and "
+    "filters."
+)
+
+
 def load_tool_definitions() -> list[dict[str, Any]]:
     """The ``tools/list`` entries of infrahub-mcp 1.2.0, as it sends them."""
     text = (
@@ -225,10 +232,19 @@ class InfrahubTools:
         }
 
     def _query_graphql(self, args: dict[str, Any]) -> Any:
+        query: str = args["query"]
         try:
-            operation, data = run_graphql(self.inventory, args["query"])
+            operation, data = run_graphql(self.inventory, query)
         except GraphQLSyntaxError as error:
             raise ToolFailure(error.message) from None
+        except InventoryError as error:
+            # Infrahub refused the query: the real server quotes infrahub-sdk's GraphQLError
+            # (the query, then Infrahub's errors as Python prints the list) and its remediation.
+            errors = [{"message": error.message}]
+            raise ToolFailure(
+                f"An error occurred while executing the GraphQL Query {query}, {errors}"
+                f"\n\nRemediation: {GRAPHQL_REMEDIATION}"
+            ) from None
         if operation == "mutation":
             raise ToolFailure(
                 "Mutations are not allowed in query_graphql. Use mutate_graphql instead."
