@@ -84,6 +84,23 @@ class Service:
         return self.process.returncode
 
 
+def stop_together(
+    services: Sequence[Service], sig: int = signal.SIGTERM, timeout: float = 10.0
+) -> None:
+    """Stop several services at once: signal each by PID, then wait for each (and kill one that
+    does not go in time), so their shutdowns overlap instead of adding up."""
+    running = [service for service in services if service.alive()]
+    for service in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(service.pid, sig)
+    deadline = time.monotonic() + timeout
+    for service in running:
+        try:
+            service.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            service.stop(signal.SIGKILL)
+
+
 def spawn(
     name: str,
     argv: Sequence[str],

@@ -2,6 +2,20 @@
 
 Every service is started here on a free loopback port and stopped by PID at the end of the
 session; nothing relies on a service that happens to run on the machine.
+
+Workers (about 5 s each to start) come from one place, ``workers``:
+
+- ``worker``: the session's worker, on ``stack`` (database 0, queue ``agentq``);
+- ``roomy``, ``capped``, ``proving``: named stacks, each in a Redis database and queue of its own,
+  whose one worker is started the first time a test asks for it and shared by every test that
+  does; each is handed out idle (nothing queued, running or waiting for a retry), so a count a
+  test takes before it acts is its own;
+- ``workers.shared(stack)``: the same for any other configuration; ``workers.start(stack)`` for a
+  module fixture's worker of its own (the fixture stops it);
+- ``fresh_worker(stack)``: a worker of the test's own, stopped when the test ends, for a test
+  that kills, stops or restarts it, or needs jobs to wait until it starts.
+
+The summary at the end of a run says how many workers were started and how long they took.
 """
 
 from __future__ import annotations
@@ -9,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +33,11 @@ import httpx
 import pytest
 import redis
 
+from agentq.dispatch import LANES_KEY
 from agentq.sealing import generate_key
 from agentq.settings import Settings
+from agentq.store import DELAYED_KEY, RUNNING_KEY, SENT_KEY
+from agentq.webhooks.signing import generate_webhook_secret
 from doubles import processes
 from doubles.processes import (
     Service,
@@ -29,6 +47,7 @@ from doubles.processes import (
     python_module,
     spawn,
     start_redis,
+    wait_until,
 )
 from producer.client import Client
 
@@ -124,6 +143,19 @@ def start_model_double(service_dir: Path, *extra: str) -> Double:
     return Double(service)
 
 
+def start_api(env: dict[str, str], service_dir: Path) -> Service:
+    """A real ``agentq api`` process with ``env``, ready once it answers /healthz."""
+    port = free_port()
+    return spawn(
+        f"api-{port}",
+        [agentq_command(), "api", "--port", str(port)],
+        port,
+        service_dir,
+        env=env,
+        ready=http_ok(f"http://127.0.0.1:{port}/healthz"),
+    )
+
+
 @pytest.fixture(scope="session")
 def mcp_double(service_dir: Path) -> Iterator[Double]:
     double = start_mcp_double(service_dir)
@@ -197,19 +229,193 @@ def stack(redis_url: str, secret_key: str, mcp_double: Double, model_double: Dou
     return Stack(env=base_env(redis_url, secret_key, mcp_double, model_double), redis_url=redis_url)
 
 
-def start_worker(stack: Stack, service_dir: Path, worker_processes: int = 1, **env: str) -> Service:
-    service = processes.start_worker(
-        {**stack.env, **env}, service_dir, stack.redis_url, processes=worker_processes
-    )
-    stack.logs.append(service.log_path)
-    return service
+class Workers:
+    """Every worker process the session starts, each stopped by PID when the session ends.
+
+    ``shared`` keeps one running worker per configuration (Redis URL, settings, processes), so
+    tests that need the same one share it; ``start`` starts one more, for its caller to stop.
+    """
+
+    def __init__(self, service_dir: Path) -> None:
+        self.service_dir = service_dir
+        self.started: list[Service] = []
+        self.startup_seconds: list[float] = []
+        self._shared: dict[tuple[str, tuple[tuple[str, str], ...], int], Service] = {}
+
+    def start(self, stack: Stack, worker_processes: int = 1) -> Service:
+        """A new worker on ``stack`` (a supervisor of ``worker_processes`` if more than one)."""
+        began = time.monotonic()
+        service = processes.start_worker(
+            stack.env, self.service_dir, stack.redis_url, processes=worker_processes
+        )
+        self.startup_seconds.append(time.monotonic() - began)
+        self.started.append(service)
+        stack.logs.append(service.log_path)  # the leak scan reads every worker's log
+        return service
+
+    def shared(self, stack: Stack, worker_processes: int = 1) -> Service:
+        """The running worker for this configuration, started on first use; idle when returned
+        (see ``wait_idle``). A shared worker that died is an error, not restarted silently."""
+        key = (stack.redis_url, tuple(sorted(stack.env.items())), worker_processes)
+        service = self._shared.get(key)
+        if service is None:
+            service = self._shared[key] = self.start(stack, worker_processes)
+        elif not service.alive():
+            tail = service.log_text()[-3000:]
+            raise RuntimeError(f"a shared worker ({service.name}) died; its log ends:\n{tail}")
+        wait_idle(stack)
+        return service
+
+    def stop_all(self) -> None:
+        processes.stop_together(self.started)
+
+
+def wait_idle(stack: Stack, timeout: float = 60) -> None:
+    """Until nothing in the stack's Redis database waits to be sent, is sent and not started,
+    runs, or waits for a retry: a test on a shared worker then finds it doing nothing else."""
+    client = redis.Redis.from_url(stack.redis_url)
+
+    def idle() -> bool:
+        pipe = client.pipeline(transaction=False)
+        pipe.llen(LANES_KEY).zcard(SENT_KEY).zcard(RUNNING_KEY).zcard(DELAYED_KEY)
+        return not any(pipe.execute())
+
+    wait_until(idle, timeout, what=f"{stack.redis_url} to be idle")
+
+
+WORKERS: list[Workers] = []  # the session's, for the summary
 
 
 @pytest.fixture(scope="session")
-def worker(stack: Stack, service_dir: Path) -> Iterator[Service]:
-    service = start_worker(stack, service_dir)
+def workers(stack: Stack, service_dir: Path) -> Iterator[Workers]:
+    # After ``stack``: the workers stop before the Redis and doubles they use.
+    started = Workers(service_dir)
+    WORKERS.append(started)
+    yield started
+    started.stop_all()
+
+
+@pytest.fixture(scope="session")
+def worker(stack: Stack, workers: Workers) -> Service:
+    """The session's worker, on ``stack``."""
+    return workers.shared(stack)
+
+
+FreshWorker = Callable[..., Service]
+
+
+@pytest.fixture
+def fresh_worker(workers: Workers) -> Iterator[FreshWorker]:
+    """Starts workers of the test's own (``fresh_worker(stack, worker_processes=1)``); any the
+    test has not stopped are stopped when it ends, before the services of fixtures listed
+    before this one (a worker should stop before its Redis or doubles do)."""
+    mine: list[Service] = []
+
+    def start(stack: Stack, worker_processes: int = 1) -> Service:
+        service = workers.start(stack, worker_processes)
+        mine.append(service)
+        return service
+
+    yield start
+    for service in reversed(mine):
+        service.stop()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for started in WORKERS:
+        seconds = started.startup_seconds
+        terminalreporter.write_line(
+            f"agentq workers started: {len(seconds)}, {sum(seconds):.1f} s until ready in all"
+            + (f" (slowest {max(seconds):.1f} s)" if seconds else "")
+        )
+
+
+@pytest.fixture(scope="session")
+def api(stack: Stack, service_dir: Path) -> Iterator[Service]:
+    """The session's ``agentq api``, on ``stack``."""
+    service = start_api(stack.env, service_dir)
+    stack.logs.append(service.log_path)
     yield service
     service.stop()
+
+
+# --- Named shared stacks --------------------------------------------------------------------
+# Each has a Redis database and a queue no other test uses, and one worker, shared.
+
+
+@pytest.fixture(scope="session")
+def slow_model(service_dir: Path) -> Iterator[Double]:
+    """A model double that takes 150 ms per request: jobs stay in flight long enough to count."""
+    double = start_model_double(service_dir, "--latency-ms", "150")
+    yield double
+    double.service.stop()
+
+
+@pytest.fixture(scope="session")
+def roomy_stack(stack: Stack) -> Stack:
+    return own_stack(
+        stack,
+        9,
+        "roomy",
+        AGENTQ_TASK_EVENTS="true",
+        AGENTQ_WORKER_METRICS_PORT=str(free_port()),
+        AGENTQ_WEBHOOK_SECRET=generate_webhook_secret(),
+        AGENTQ_WEBHOOK_ALLOW_PRIVATE="true",  # the tests' receivers listen on loopback
+        AGENTQ_WEBHOOK_ALLOW_HTTP="true",
+        AGENTQ_ALLOW_WRITE_TOOLS="true",
+    )
+
+
+@pytest.fixture
+def roomy(roomy_stack: Stack, workers: Workers) -> Stack:
+    """A stack whose worker has what several tests need and no test minds: task events, a
+    metrics port (``AGENTQ_WORKER_METRICS_PORT``), webhooks with a secret and allowed to
+    loopback over http, write tools allowed when a job asks. Its worker is idle when handed out.
+    Only ``tests/test_dashboard.py`` submits as ``TOKEN_B`` here, so its page shows its own."""
+    workers.shared(roomy_stack)
+    return roomy_stack
+
+
+@pytest.fixture(scope="session")
+def capped_stack(stack: Stack, slow_model: Double) -> Stack:
+    return own_stack(
+        stack,
+        7,
+        "capped",
+        AGENTQ_WORKER_CONCURRENCY="10",
+        AGENTQ_TENANT_MAX_INFLIGHT="3",
+        OPENAI_BASE_URL=f"{slow_model.url}/v1",
+    )
+
+
+@pytest.fixture
+def capped(capped_stack: Stack, workers: Workers) -> Stack:
+    """A stack where a tenant has at most 3 jobs in flight, on a worker with 10 slots and the
+    slow model: a cap (a tenant's, or a batch's below it) shows as a peak of running jobs."""
+    workers.shared(capped_stack)
+    return capped_stack
+
+
+@pytest.fixture(scope="session")
+def passthrough_mcp(service_dir: Path) -> Iterator[Double]:
+    """An MCP double that checks tokens like the real server with token passthrough: the
+    handshake, tools/list and prompts/get need none; only reads that reach Infrahub check it."""
+    double = start_mcp_double(service_dir, "--auth-mode", "passthrough", name="mcp-passthrough")
+    yield double
+    double.service.stop()
+
+
+@pytest.fixture(scope="session")
+def proving_stack(stack: Stack, passthrough_mcp: Double) -> Stack:
+    return own_stack(stack, 20, "proof", AGENTQ_MCP_URL=f"{passthrough_mcp.url}/mcp")
+
+
+@pytest.fixture
+def proving(proving_stack: Stack, workers: Workers) -> Stack:
+    """A stack in front of ``passthrough_mcp``, so only the worker's token proof finds a bad
+    token; its worker is idle when handed out."""
+    workers.shared(proving_stack)
+    return proving_stack
 
 
 @dataclass

@@ -18,19 +18,10 @@ import redis
 from agentq.batches import batch_key, report_key
 from agentq.errors import BadRequest
 from agentq.jobs import JobStatus
+from agentq.webhooks.queue import DUE_KEY
 from agentq.webhooks.signing import generate_webhook_secret, tenant_secret, verify
 from doubles.processes import Service, wait_until
-from tests.conftest import (
-    TOKEN_A,
-    TOKEN_B,
-    CliResult,
-    Double,
-    Stack,
-    own_stack,
-    run_cli,
-    start_model_double,
-    start_worker,
-)
+from tests.conftest import TOKEN_A, TOKEN_B, CliResult, Stack, own_stack, run_cli
 from tests.test_cli_input import assert_one_line_error
 
 
@@ -151,37 +142,22 @@ def test_batch_reads_need_the_submitting_token_and_cancel_stops_every_job(
     assert batch_cli(idle, "wait", batch_id).code == 1
 
 
-def test_a_batch_never_runs_more_than_its_cap(
-    stack: Stack, service_dir: Path, tmp_path: Path
-) -> None:
-    slow = start_model_double(service_dir, "--latency-ms", "150")
-    capped = own_stack(
-        stack,
-        11,
-        "batch-cap-tests",
-        AGENTQ_WORKER_CONCURRENCY="8",
-        OPENAI_BASE_URL=f"{slow.url}/v1",
+def test_a_batch_never_runs_more_than_its_cap(capped: Stack) -> None:
+    client = capped.client()  # 10 slots, the slow model: a batch capped at 2 shows it
+    batch_id = client.submit_batch(
+        [f"Which devices in site {i}?" for i in range(12)], TOKEN_A, max_inflight=2
     )
-    worker = start_worker(capped, service_dir)
-    try:
-        client = capped.client()
-        batch_id = client.submit_batch(
-            [f"Which devices in site {i}?" for i in range(12)], TOKEN_A, max_inflight=2
-        )
-        peak = 0
+    peak = 0
 
-        def done() -> bool:
-            nonlocal peak
-            batch = client.batch(batch_id, TOKEN_A)
-            peak = max(peak, batch.counts["running"])
-            return batch.ended == batch.total
+    def done() -> bool:
+        nonlocal peak
+        batch = client.batch(batch_id, TOKEN_A)
+        peak = max(peak, batch.counts["running"])
+        return batch.ended == batch.total
 
-        wait_until(done, 60, interval=0.02, what="the capped batch")
-        assert 1 <= peak <= 2
-        assert client.batch(batch_id, TOKEN_A).counts["succeeded"] == 12
-    finally:
-        worker.stop()
-        slow.service.stop()
+    wait_until(done, 60, interval=0.02, what="the capped batch")
+    assert 1 <= peak <= 2
+    assert client.batch(batch_id, TOKEN_A).counts["succeeded"] == 12
 
 
 class Receiver:
@@ -218,42 +194,37 @@ def receiver() -> Iterator[Receiver]:
     server.server.shutdown()
 
 
-def test_webhooks_are_signed_and_retried_after_a_500(
-    stack: Stack, service_dir: Path, receiver: Receiver, model_double: Double
-) -> None:
-    secret = generate_webhook_secret()
-    hooked = own_stack(
-        stack,
-        12,
-        "webhook-tests",
-        AGENTQ_WEBHOOK_SECRET=secret,
-        AGENTQ_WEBHOOK_ALLOW_PRIVATE="true",
-        AGENTQ_WEBHOOK_ALLOW_HTTP="true",
-    )
-    worker = start_worker(hooked, service_dir)
-    try:
-        client = hooked.client()
-        # Deliveries are signed with the submitting tenant's own secret, derived from the master.
-        master, secret = secret, tenant_secret(secret, client.sealer.fingerprint(TOKEN_A))
-        batch_id = client.submit_batch(["Which sites?"] * 3, TOKEN_A, webhook_url=receiver.url)
-        wait_until(lambda: len(receiver.requests) >= 2, 60, what="the batch webhook's retry")
-        (first_headers, _), (headers, body) = receiver.requests[:2]
-        assert first_headers["webhook-id"] == headers["webhook-id"] == f"batch_{batch_id}"
-        assert verify(secret, headers, body)
-        assert not verify(generate_webhook_secret(), headers, body)
-        assert not verify(master, headers, body)
-        payload = json.loads(body)
-        assert payload["type"] == "batch.ended"
-        assert payload["data"]["id"] == batch_id and payload["data"]["counts"]["succeeded"] == 3
+def test_webhooks_are_signed_and_retried_after_a_500(roomy: Stack, receiver: Receiver) -> None:
+    client = roomy.client()
+    # Deliveries are signed with the submitting tenant's own secret, derived from the master.
+    master = roomy.env["AGENTQ_WEBHOOK_SECRET"]
+    secret = tenant_secret(master, client.sealer.fingerprint(TOKEN_A))
+    batch_id = client.submit_batch(["Which sites?"] * 3, TOKEN_A, webhook_url=receiver.url)
+    wait_until(lambda: len(receiver.requests) >= 2, 60, what="the batch webhook's retry")
+    (first_headers, _), (headers, body) = receiver.requests[:2]
+    assert first_headers["webhook-id"] == headers["webhook-id"] == f"batch_{batch_id}"
+    assert verify(secret, headers, body)
+    assert not verify(generate_webhook_secret(), headers, body)
+    assert not verify(master, headers, body)
+    payload = json.loads(body)
+    assert payload["type"] == "batch.ended"
+    assert payload["data"]["id"] == batch_id and payload["data"]["counts"]["succeeded"] == 3
 
-        job_id = client.submit("Which devices?", TOKEN_A, webhook_url=receiver.url)
-        wait_until(lambda: len(receiver.requests) >= 3, 60, what="the job webhook")
-        headers, body = receiver.requests[2]
-        assert headers["webhook-id"] == f"job_{job_id}" and verify(secret, headers, body)
-        assert json.loads(body)["data"]["status"] == JobStatus.SUCCEEDED
-        assert TOKEN_A not in body.decode()
-    finally:
-        worker.stop()
+    job_id = client.submit("Which devices?", TOKEN_A, webhook_url=receiver.url)
+    wait_until(lambda: len(receiver.requests) >= 3, 60, what="the job webhook")
+    headers, body = receiver.requests[2]
+    assert headers["webhook-id"] == f"job_{job_id}" and verify(secret, headers, body)
+    assert json.loads(body)["data"]["status"] == JobStatus.SUCCEEDED
+    assert TOKEN_A not in body.decode()
+    # Both deliveries are settled (nothing left to send or retry): no more will come.
+    wait_until(
+        lambda: (
+            client.redis.zscore(DUE_KEY, f"batch:{batch_id}") is None
+            and client.redis.zscore(DUE_KEY, f"job:{job_id}") is None
+        ),
+        30,
+        what="the deliveries to be settled",
+    )
     assert len(receiver.requests) == 3  # one retry after the 500, no duplicates
 
 

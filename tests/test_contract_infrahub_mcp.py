@@ -52,9 +52,9 @@ from tests.conftest import (
     TOKEN_BAD,
     Double,
     Stack,
+    Workers,
     own_stack,
     start_mcp_double,
-    start_worker,
 )
 from tests.infrahub_mcp_server import SERVER_VERSION, ServerUnavailable, build_for
 
@@ -492,10 +492,10 @@ def test_a_bad_token_reaches_infrahub_and_is_refused_there(servers: Servers) -> 
 
 
 @pytest.fixture(scope="module")
-def real_server_worker(servers: Servers, stack: Stack, service_dir: Path) -> Iterator[Stack]:
+def real_server_worker(servers: Servers, stack: Stack, workers: Workers) -> Iterator[Stack]:
     """An agentq worker whose MCP server is the real one (Redis db 19, a queue of its own)."""
     side = own_stack(stack, 19, "contract-real-mcp", AGENTQ_MCP_URL=servers.url("real"))
-    worker = start_worker(side, service_dir)
+    worker = workers.start(side)
     yield side
     worker.stop()
 

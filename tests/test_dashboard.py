@@ -1,8 +1,9 @@
 """The dashboard in a real headless Chromium against a real API, worker and doubles.
 
-Runs in its own Redis database, so the page holds this test's batch only, and saves a
-screenshot of it; with ``AGENTQ_UPDATE_SCREENSHOT=1`` it also replaces ``docs/dashboard.png``,
-the one the README shows (a plain ``make test`` leaves the working tree as it was).
+Runs on the shared ``roomy`` stack as ``TOKEN_B``, as which no other test submits there, so the
+page holds this test's batch and jobs only, and saves a screenshot of it; with
+``AGENTQ_UPDATE_SCREENSHOT=1`` it also replaces ``docs/dashboard.png``, the one the README shows
+(a plain ``make test`` leaves the working tree as it was).
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.conftest import TOKEN_A, Stack, own_stack, start_worker
-from tests.test_http_api import start_api
+from tests.conftest import TOKEN_B, Stack, start_api
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -32,25 +32,20 @@ def page() -> Iterator[Page]:
 
 
 def test_the_dashboard_shows_a_finished_batch_and_a_trace(
-    stack: Stack, service_dir: Path, tmp_path: Path, page: Page
+    roomy: Stack, service_dir: Path, tmp_path: Path, page: Page
 ) -> None:
-    shown = own_stack(stack, 16, "dashboard-tests")
-    client = shown.client()
-    worker = start_worker(shown, service_dir)
-    try:
-        batch_id = client.submit_batch(
-            ["Which devices are in atl1?", "Which sites are there?", "Which VLANs exist?"],
-            TOKEN_A,
-            name="dashboard audit",
-        )
-        client.wait_batch(batch_id, TOKEN_A, timeout=60, poll_interval=0.2)
-    finally:
-        worker.stop()
-    api = start_api(shown.env, service_dir)
+    client = roomy.client()
+    batch_id = client.submit_batch(
+        ["Which devices are in atl1?", "Which sites are there?", "Which VLANs exist?"],
+        TOKEN_B,
+        name="dashboard audit",
+    )
+    client.wait_batch(batch_id, TOKEN_B, timeout=60, poll_interval=0.2)
+    api = start_api(roomy.env, service_dir)
     screenshot = tmp_path / "dashboard.png"
     try:
         page.goto(api.base_url + "/")
-        page.fill("#token", TOKEN_A)
+        page.fill("#token", TOKEN_B)
         page.click("#login button")
         batch_row = page.locator(f"#batches tr[data-id='{batch_id}']")
         expect(batch_row).to_contain_text("dashboard audit", timeout=15_000)
@@ -66,8 +61,8 @@ def test_the_dashboard_shows_a_finished_batch_and_a_trace(
         expect(timeline).to_contain_text("model_call", timeout=15_000)
         expect(timeline).to_contain_text("tool_call")
         assert page.locator("#timeline .bar.tool_call").count() >= 1
-        assert TOKEN_A not in page.url
-        assert TOKEN_A not in page.content()  # the token is not written into the page
+        assert TOKEN_B not in page.url
+        assert TOKEN_B not in page.content()  # the token is not written into the page
         page.screenshot(path=str(screenshot), full_page=True)
     finally:
         api.stop()

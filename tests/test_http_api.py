@@ -7,35 +7,13 @@ import io
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from doubles.processes import Service, agentq_command, free_port, http_ok, spawn, start_redis
-from tests.conftest import TOKEN_A, TOKEN_B, Stack
-
-
-def start_api(env: dict[str, str], service_dir: Path) -> Service:
-    port = free_port()
-    return spawn(
-        f"api-{port}",
-        [agentq_command(), "api", "--port", str(port)],
-        port,
-        service_dir,
-        env=env,
-        ready=http_ok(f"http://127.0.0.1:{port}/healthz"),
-    )
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack, service_dir: Path) -> Iterator[Service]:
-    service = start_api(stack.env, service_dir)
-    stack.logs.append(service.log_path)
-    yield service
-    service.stop()
+from doubles.processes import Service, start_redis
+from tests.conftest import TOKEN_A, TOKEN_B, Stack, start_api
 
 
 def call(

@@ -24,8 +24,7 @@ from agentq.jobs import AttemptSummary, JobError, JobStatus, Usage
 from agentq.reports import CSV_COLUMNS, BatchReport, ReportRow, render
 from agentq.traces import AttemptTrace, Step
 from doubles.processes import Service
-from tests.conftest import TOKEN_A, CliResult, Stack, own_stack, run_cli
-from tests.test_http_api import start_api
+from tests.conftest import TOKEN_A, CliResult, Stack, own_stack, run_cli, start_api
 
 # Rich markup, a closing tag that crashes rich's parser, an OSC 8 hyperlink, a clear-screen, a
 # bell, an 8-bit CSI and a bidi override: none of it may act on a terminal.

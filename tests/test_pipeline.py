@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,17 +16,7 @@ import pytest
 from agentq.errors import JobNotFound
 from agentq.jobs import JobStatus
 from agentq.token_proof import PROOF_ARGUMENTS
-from doubles.processes import Service
-from tests.conftest import (
-    TOKEN_A,
-    TOKEN_B,
-    TOKEN_BAD,
-    CliRunner,
-    Double,
-    Stack,
-    start_mcp_double,
-    start_worker,
-)
+from tests.conftest import TOKEN_A, TOKEN_B, TOKEN_BAD, CliRunner, Double, Stack, Workers
 
 QUESTION = "List every schema kind whose name starts with Dcim"
 
@@ -193,41 +182,28 @@ def test_rejected_token_fails_at_once_with_auth_error(stack: Stack, mcp_double: 
     assert any(c["auth"] == "bad" for c in mcp_double.calls())
 
 
-@pytest.fixture(scope="module")
-def passthrough_worker(stack: Stack, service_dir: Path) -> Iterator[tuple[Stack, Double]]:
-    """A worker in front of an MCP double that checks tokens like the real server does."""
-    double = start_mcp_double(service_dir, "--auth-mode", "passthrough", name="mcp-passthrough")
-    env = {**stack.env, "AGENTQ_MCP_URL": f"{double.url}/mcp", "AGENTQ_QUEUE": "passthrough"}
-    side = Stack(env=env, redis_url=stack.redis_url, logs=stack.logs)
-    worker: Service = start_worker(side, service_dir)
-    yield side, double
-    worker.stop()
-    double.service.stop()
-
-
-def test_rejected_token_behind_real_server_auth(
-    passthrough_worker: tuple[Stack, Double],
-) -> None:
-    side, double = passthrough_worker
-    client = side.client()
+def test_rejected_token_behind_real_server_auth(proving: Stack, passthrough_mcp: Double) -> None:
+    """Behind an MCP double that checks tokens like the real server does."""
+    passthrough_mcp.reset()
+    client = proving.client()
     job = client.wait(client.submit(QUESTION, TOKEN_BAD), TOKEN_BAD, timeout=30)
     assert job.status == JobStatus.FAILED
     assert job.error is not None and job.error.code == "auth_error", job.error
     assert "Invalid token" in job.error.message  # Infrahub's own words, passed on
     # The real server lets the handshake through and fails the token check's read itself; the
     # agent never ran.
-    calls = [c for c in double.calls() if c["method"] == "tools/call"]
+    calls = [c for c in passthrough_mcp.calls() if c["method"] == "tools/call"]
     assert [(c["tool"], c["auth"]) for c in calls] == [("query_graphql", "bad")]
-    double.reset()
+    passthrough_mcp.reset()
     good = client.wait(client.submit(QUESTION, TOKEN_A), TOKEN_A, timeout=30)
     assert good.status == JobStatus.SUCCEEDED, good.error
 
 
 @pytest.fixture(scope="module")
-def responses_worker(stack: Stack, service_dir: Path) -> Iterator[Stack]:
+def responses_worker(stack: Stack, workers: Workers) -> Iterator[Stack]:
     env = {**stack.env, "AGENTQ_MODEL_API": "responses", "AGENTQ_QUEUE": "responses-api"}
     side = Stack(env=env, redis_url=stack.redis_url, logs=stack.logs)
-    worker = start_worker(side, service_dir)
+    worker = workers.start(side)
     yield side
     worker.stop()
 

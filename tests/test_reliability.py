@@ -18,9 +18,10 @@ from tests.conftest import (
     TOKEN_B,
     CliRunner,
     Double,
+    FreshWorker,
     Stack,
+    Workers,
     start_mcp_double,
-    start_worker,
 )
 
 QUESTION = "Which devices are in site atl1?"
@@ -50,9 +51,9 @@ def side(stack: Stack, queue: str, **env: str) -> Stack:
 
 
 @pytest.fixture(scope="module")
-def fast_stack(stack: Stack, service_dir: Path) -> Iterator[Stack]:
+def fast_stack(stack: Stack, workers: Workers) -> Iterator[Stack]:
     fast = side(stack, "fast-retries", AGENTQ_WORKER_CONCURRENCY="20", **FAST_RETRIES)
-    worker = start_worker(fast, service_dir)
+    worker = workers.start(fast)
     yield fast
     worker.stop()
 
@@ -127,7 +128,7 @@ def test_deadline_ends_the_run_with_timeout(fast_stack: Stack, model_double: Dou
 
 
 def test_cancel_queued_and_running_and_finished(
-    stack: Stack, service_dir: Path, model_double: Double, cli: CliRunner
+    stack: Stack, fresh_worker: FreshWorker, model_double: Double, cli: CliRunner
 ) -> None:
     idle = side(stack, "cancel-tests")
     client = idle.client()
@@ -140,29 +141,25 @@ def test_cancel_queued_and_running_and_finished(
     assert result.json() == {"id": queued_id, "previous_status": "queued", "cancelled": True}
 
     model_double.configure(latency_ms=30000)
-    worker = start_worker(idle, service_dir)
-    try:
-        running_id = client.submit(QUESTION, TOKEN_A)
-        wait_until(
-            lambda: client.get(running_id, TOKEN_A).status == JobStatus.RUNNING,
-            30,
-            what="the job to run",
-        )
-        asked = time.monotonic()
-        outcome = client.cancel(running_id, TOKEN_A)
-        assert outcome.cancelled and outcome.previous == JobStatus.RUNNING
-        # The worker stops the run and writes its trace within about 2 seconds.
-        wait_until(
-            lambda: bool(client.trace(running_id, TOKEN_A).attempts), 5, what="the stopped run"
-        )
-        assert time.monotonic() - asked < 2.5
-        trace = client.trace(running_id, TOKEN_A)
-        assert trace.attempts[0].outcome == "cancelled"
-        # The queued job never ran, even with a worker on its queue.
-        queued = client.get(queued_id, TOKEN_A)
-        assert queued.status == JobStatus.CANCELLED and queued.attempts == 0
-    finally:
-        worker.stop()
+    worker = fresh_worker(idle)  # started after the cancel: the queued job's message waits
+    running_id = client.submit(QUESTION, TOKEN_A)
+    wait_until(
+        lambda: client.get(running_id, TOKEN_A).status == JobStatus.RUNNING,
+        30,
+        what="the job to run",
+    )
+    asked = time.monotonic()
+    outcome = client.cancel(running_id, TOKEN_A)
+    assert outcome.cancelled and outcome.previous == JobStatus.RUNNING
+    # The worker stops the run and writes its trace within about 2 seconds.
+    wait_until(lambda: bool(client.trace(running_id, TOKEN_A).attempts), 5, what="the stopped run")
+    assert time.monotonic() - asked < 2.5
+    trace = client.trace(running_id, TOKEN_A)
+    assert trace.attempts[0].outcome == "cancelled"
+    # The queued job never ran, even with a worker on its queue.
+    queued = client.get(queued_id, TOKEN_A)
+    assert queued.status == JobStatus.CANCELLED and queued.attempts == 0
+    worker.stop()
     running = client.get(running_id, TOKEN_A)
     assert running.status == JobStatus.CANCELLED
     again = cli("cancel", running_id, token=TOKEN_A, AGENTQ_QUEUE="cancel-tests")
@@ -172,7 +169,7 @@ def test_cancel_queued_and_running_and_finished(
 
 
 def test_worker_killed_mid_run_loses_no_job(
-    stack: Stack, service_dir: Path, model_double: Double
+    stack: Stack, fresh_worker: FreshWorker, model_double: Double
 ) -> None:
     env = {
         **FAST_RETRIES,
@@ -184,7 +181,7 @@ def test_worker_killed_mid_run_loses_no_job(
     killed = side(stack, "kill-tests", **env)
     client = killed.client()
     model_double.configure(latency_ms=700)
-    first = start_worker(killed, service_dir)
+    first = fresh_worker(killed)
     ids = [client.submit(f"{QUESTION} #{n}", TOKEN_A) for n in range(20)]
     wait_until(
         lambda: sum(client.get(i, TOKEN_A).status == JobStatus.RUNNING for i in ids) >= 4,
@@ -192,11 +189,9 @@ def test_worker_killed_mid_run_loses_no_job(
         what="jobs to be running",
     )
     first.stop(signal.SIGKILL)
-    second = start_worker(killed, service_dir)
-    try:
-        jobs = [client.wait(job_id, TOKEN_A, timeout=120) for job_id in ids]
-    finally:
-        second.stop()
+    second = fresh_worker(killed)
+    jobs = [client.wait(job_id, TOKEN_A, timeout=120) for job_id in ids]
+    second.stop()
     assert [j.status for j in jobs] == [JobStatus.SUCCEEDED] * 20
     taken_over = [j for j in jobs if j.lost_runs > 0 or j.attempts > 1]
     assert taken_over, "the killed worker's jobs should have been run again"
@@ -205,7 +200,7 @@ def test_worker_killed_mid_run_loses_no_job(
 
 
 def test_poison_job_that_keeps_killing_workers_is_stopped(
-    stack: Stack, service_dir: Path, model_double: Double
+    stack: Stack, fresh_worker: FreshWorker, model_double: Double
 ) -> None:
     # Its own Redis database: the reaper of whichever worker notices a dead one applies its own
     # AGENTQ_POISON_AFTER, so workers with other settings must not see this job.
@@ -229,25 +224,23 @@ def test_poison_job_that_keeps_killing_workers_is_stopped(
         return job.status == JobStatus.RUNNING and f"agentq-{worker.pid}@" in (job.worker or "")
 
     for _ in range(2):
-        worker = start_worker(poison, service_dir)
+        worker = fresh_worker(poison)
         wait_until(partial(running_on, worker), 40, what="the job to run on the new worker")
         worker.stop(signal.SIGKILL)
-    last = start_worker(poison, service_dir)
-    try:
-        job = client.wait(job_id, TOKEN_A, timeout=60)
-    finally:
-        last.stop()
+    last = fresh_worker(poison)
+    job = client.wait(job_id, TOKEN_A, timeout=60)
+    last.stop()
     assert job.status == JobStatus.FAILED
     assert job.error is not None and job.error.code == "poisoned"
 
 
 def test_sigterm_lets_short_jobs_finish_and_requeues_long_ones(
-    stack: Stack, service_dir: Path, model_double: Double
+    stack: Stack, fresh_worker: FreshWorker, model_double: Double
 ) -> None:
     graceful = side(stack, "shutdown-tests", AGENTQ_SHUTDOWN_GRACE_SECONDS="3")
     client = graceful.client()
     model_double.configure(latency_ms=10000)
-    worker = start_worker(graceful, service_dir)
+    worker = fresh_worker(graceful)
     job_id = client.submit(QUESTION, TOKEN_A)
     wait_until(
         lambda: client.get(job_id, TOKEN_A).status == JobStatus.RUNNING, 30, what="the job to run"
@@ -261,27 +254,29 @@ def test_sigterm_lets_short_jobs_finish_and_requeues_long_ones(
     assert [h.outcome for h in job.history] == ["requeued"]
 
     model_double.configure(latency_ms=200)
-    second = start_worker(graceful, service_dir)
-    try:
-        finished = client.wait(job_id, TOKEN_A, timeout=60)
-        assert finished.status == JobStatus.SUCCEEDED, finished.error
-        # A job that fits in the grace period finishes on the worker being stopped.
-        model_double.configure(latency_ms=500)
-        quick_id = client.submit(QUESTION, TOKEN_A)
-        wait_until(
-            lambda: client.get(quick_id, TOKEN_A).status == JobStatus.RUNNING,
-            30,
-            what="the quick job to run",
-        )
-    finally:
-        second.stop(signal.SIGTERM, timeout=30)
+    second = fresh_worker(graceful)
+    finished = client.wait(job_id, TOKEN_A, timeout=60)
+    assert finished.status == JobStatus.SUCCEEDED, finished.error
+    # A job that fits in the grace period finishes on the worker being stopped.
+    model_double.configure(latency_ms=500)
+    quick_id = client.submit(QUESTION, TOKEN_A)
+    wait_until(
+        lambda: client.get(quick_id, TOKEN_A).status == JobStatus.RUNNING,
+        30,
+        what="the quick job to run",
+    )
+    second.stop(signal.SIGTERM, timeout=30)
     quick = client.get(quick_id, TOKEN_A)
     assert quick.status == JobStatus.SUCCEEDED, quick
     assert quick.attempts == 1
 
 
 def test_redis_restart_with_queued_jobs_loses_nothing(
-    stack: Stack, service_dir: Path, model_double: Double, tmp_path: Path
+    stack: Stack,
+    service_dir: Path,
+    fresh_worker: FreshWorker,
+    model_double: Double,
+    tmp_path: Path,
 ) -> None:
     data_dir = tmp_path / "aof"
     own_redis: Service = start_redis(service_dir, appendonly=True, data_dir=data_dir)
@@ -294,7 +289,7 @@ def test_redis_restart_with_queued_jobs_loses_nothing(
     )
     client = durable.client()
     model_double.configure(latency_ms=300)
-    worker = start_worker(durable, service_dir)
+    worker = fresh_worker(durable)
     try:
         ids = [client.submit(f"{QUESTION} #{n}", TOKEN_A) for n in range(10)]
         wait_until(
@@ -313,11 +308,13 @@ def test_redis_restart_with_queued_jobs_loses_nothing(
     ]
 
 
-def test_mcp_server_restart_mid_job(stack: Stack, service_dir: Path, model_double: Double) -> None:
+def test_mcp_server_restart_mid_job(
+    stack: Stack, service_dir: Path, fresh_worker: FreshWorker, model_double: Double
+) -> None:
     own_mcp = start_mcp_double(service_dir, name="mcp-restarting")
     port = own_mcp.service.port
     restarting = side(stack, "mcp-restart", AGENTQ_MCP_URL=f"{own_mcp.url}/mcp", **FAST_RETRIES)
-    worker = start_worker(restarting, service_dir)
+    worker = fresh_worker(restarting)
     client = restarting.client()
     model_double.configure(latency_ms=1500)
     try:
@@ -337,7 +334,7 @@ def test_mcp_server_restart_mid_job(stack: Stack, service_dir: Path, model_doubl
 
 
 def test_a_hung_tool_call_times_out_and_the_job_is_retried(
-    stack: Stack, service_dir: Path, mcp_double: Double
+    stack: Stack, fresh_worker: FreshWorker, mcp_double: Double
 ) -> None:
     quick = side(
         stack,
@@ -346,13 +343,11 @@ def test_a_hung_tool_call_times_out_and_the_job_is_retried(
         AGENTQ_RETRY_MAX_ATTEMPTS="2",
         AGENTQ_RETRY_BASE_SECONDS="0.1",
     )
-    worker = start_worker(quick, service_dir)
-    try:
-        mcp_double.configure(fault="hang", fault_methods=["tools/call"], fault_first_n=1)
-        client = quick.client()
-        job = client.wait(client.submit(QUESTION, TOKEN_A), TOKEN_A, timeout=60)
-    finally:
-        worker.stop()
+    worker = fresh_worker(quick)
+    mcp_double.configure(fault="hang", fault_methods=["tools/call"], fault_first_n=1)
+    client = quick.client()
+    job = client.wait(client.submit(QUESTION, TOKEN_A), TOKEN_A, timeout=60)
+    worker.stop()
     assert job.status == JobStatus.SUCCEEDED, job.error
     first, second = client.trace(job.id, TOKEN_A).attempts
     assert (first.outcome, first.error_code) == ("retrying", "timeout")

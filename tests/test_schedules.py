@@ -12,7 +12,7 @@ from agentq.errors import ConfigError
 from doubles.processes import Service, agentq_command, free_port, spawn, wait_until
 from scheduler.config import load_schedules
 from scheduler.runs import FIRED_KEEP_SECONDS, runs_key
-from tests.conftest import TOKEN_A, Stack, own_stack, run_cli, start_worker
+from tests.conftest import TOKEN_A, Stack, run_cli, wait_idle
 from tests.test_cli_input import assert_one_line_error
 
 GOOD_YAML = """
@@ -144,10 +144,9 @@ def start_beat(env: dict[str, str], schedules: Path, log_dir: Path) -> Service:
 
 
 def test_two_beats_make_one_run_per_tick_and_reports_are_kept(
-    stack: Stack, service_dir: Path, tmp_path: Path
+    roomy: Stack, service_dir: Path, tmp_path: Path
 ) -> None:
-    scheduled = own_stack(stack, 14, "schedule-tests", AGENTQ_TEST_SCHEDULE_TOKEN=TOKEN_A)
-    client = scheduled.client()
+    client = roomy.client()  # no other test has scheduled reports there
     out_dir = tmp_path / "reports"
     schedules = tmp_path / "schedules.yaml"
     schedules.write_text(
@@ -162,8 +161,7 @@ def test_two_beats_make_one_run_per_tick_and_reports_are_kept(
         )
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTQ_")}
-    env.update(scheduled.env)
-    worker = start_worker(scheduled, service_dir)
+    env.update(roomy.env, AGENTQ_TEST_SCHEDULE_TOKEN=TOKEN_A)
     beats = [start_beat(env, schedules, service_dir) for _ in range(2)]
     runs: list[tuple[str, float]] = []
     try:
@@ -183,19 +181,19 @@ def test_two_beats_make_one_run_per_tick_and_reports_are_kept(
     finally:
         for beat in beats:
             beat.stop()
-        worker.stop()
+    wait_idle(roomy)  # the last run's jobs end on the shared worker
     # Each tick leaves a "fired" key for the other beat; it lives a few ticks, not for days.
     fired = list(client.redis.scan_iter("agentq:schedule:every-few-seconds:fired:*"))
     assert fired and all(0 < client.redis.ttl(key) <= FIRED_KEEP_SECONDS for key in fired)
     started = sorted(s for _, s in runs)
     gaps = [b - a for a, b in itertools.pairwise(started)]
     assert gaps and min(gaps) >= 2.0, started  # one run per 3 s tick, never two
-    listed = run_cli(scheduled.env, "reports", "list", "--json", token=TOKEN_A).json()
+    listed = run_cli(roomy.env, "reports", "list", "--json", token=TOKEN_A).json()
     assert [r["name"] for r in listed] == ["every-few-seconds"]
     assert 1 <= len(listed[0]["runs"]) <= 2  # retention
-    shown = run_cli(scheduled.env, "reports", "show", "every-few-seconds", token=TOKEN_A)
+    shown = run_cli(roomy.env, "reports", "show", "every-few-seconds", token=TOKEN_A)
     assert shown.code == 0 and shown.stdout.startswith("# Batch report: every-few-seconds")
-    other = run_cli(scheduled.env, "reports", "list", "--json", token="ihtoken-someone-else")
+    other = run_cli(roomy.env, "reports", "list", "--json", token="ihtoken-someone-else")
     assert other.json() == []
     files = sorted((out_dir / "every-few-seconds").glob("*.json"))
     assert 1 <= len(files) <= 2

@@ -6,6 +6,7 @@ jobs wait exactly as long as the test needs them to.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,22 +18,32 @@ from agentq.store import JobStore
 from tests.conftest import (
     TOKEN_A,
     TOKEN_B,
+    Double,
+    FreshWorker,
     Stack,
     own_stack,
     run_cli,
     start_mcp_double,
     start_model_double,
-    start_worker,
 )
 
 
+@pytest.fixture
+def own_doubles(service_dir: Path) -> Iterator[tuple[Double, Double]]:
+    """An MCP and a model double of the test's own: whatever they record, its worker sent."""
+    mcp = start_mcp_double(service_dir, name="mcp-binding")
+    model = start_model_double(service_dir)
+    yield mcp, model
+    mcp.service.stop()
+    model.service.stop()
+
+
 def test_a_sealed_token_copied_onto_another_job_does_not_run_it(
-    stack: Stack, service_dir: Path
+    stack: Stack, own_doubles: tuple[Double, Double], fresh_worker: FreshWorker
 ) -> None:
     """Redis write access without the key: Bob copies Alice's waiting sealed token onto his own
     job, hoping it runs his question with her permissions."""
-    mcp = start_mcp_double(service_dir, name="mcp-binding")
-    model = start_model_double(service_dir)
+    mcp, model = own_doubles
     isolated = own_stack(
         stack,
         29,
@@ -41,34 +52,27 @@ def test_a_sealed_token_copied_onto_another_job_does_not_run_it(
         OPENAI_BASE_URL=f"{model.url}/v1",
     )
     client = isolated.client()
-    try:
-        victim = client.submit("Which devices are in atl1?", TOKEN_A)
-        attacker = client.submit("Which devices are in den1?", TOKEN_B)
-        stolen = client.redis.get(JobStore.sealed_key(victim))
-        assert stolen is not None
-        client.redis.set(JobStore.sealed_key(attacker), stolen, keepttl=True)
-        # Alice's own job never runs here, so any request with her token would be Bob's.
-        assert client.cancel(victim, TOKEN_A).cancelled
-        worker = start_worker(isolated, service_dir)
-        try:
-            job = client.wait(attacker, TOKEN_B, timeout=60)
-        finally:
-            worker.stop()
-        assert job.status == JobStatus.FAILED
-        assert job.error is not None and job.error.code == ErrorCode.AUTH_ERROR
-        assert "does not belong to this job" in job.error.message
-        assert TOKEN_A not in job.error.message and TOKEN_B not in job.error.message
-        assert job.attempts == 1
-        assert [c for c in mcp.calls() if c["auth"] != "missing"] == []  # no token went out
-        assert model.calls() == []
-        assert client.store.sealed_token(attacker) is None
-    finally:
-        mcp.service.stop()
-        model.service.stop()
+    victim = client.submit("Which devices are in atl1?", TOKEN_A)
+    attacker = client.submit("Which devices are in den1?", TOKEN_B)
+    stolen = client.redis.get(JobStore.sealed_key(victim))
+    assert stolen is not None
+    client.redis.set(JobStore.sealed_key(attacker), stolen, keepttl=True)
+    # Alice's own job never runs here, so any request with her token would be Bob's.
+    assert client.cancel(victim, TOKEN_A).cancelled
+    fresh_worker(isolated)  # only now: the jobs waited for it
+    job = client.wait(attacker, TOKEN_B, timeout=60)
+    assert job.status == JobStatus.FAILED
+    assert job.error is not None and job.error.code == ErrorCode.AUTH_ERROR
+    assert "does not belong to this job" in job.error.message
+    assert TOKEN_A not in job.error.message and TOKEN_B not in job.error.message
+    assert job.attempts == 1
+    assert [c for c in mcp.calls() if c["auth"] != "missing"] == []  # no token went out
+    assert model.calls() == []
+    assert client.store.sealed_token(attacker) is None
 
 
 def test_key_rotation_as_documented_keeps_waiting_jobs_with_their_owner(
-    stack: Stack, service_dir: Path
+    stack: Stack, fresh_worker: FreshWorker
 ) -> None:
     """README "Keys and rotation": new key first, `agentq reseal`, drop the old key."""
     k1, k2 = generate_key(), generate_key()
@@ -116,14 +120,12 @@ def test_key_rotation_as_documented_keeps_waiting_jobs_with_their_owner(
     with pytest.raises(JobNotFound):
         after.get(waiting, TOKEN_B)
 
-    worker = start_worker(new_only, service_dir)
-    try:
-        for job_id in (waiting, newer):
-            job = after.wait(job_id, TOKEN_A, timeout=60)
-            assert job.status == JobStatus.SUCCEEDED, job.error
-        assert after.wait_batch(batch_id, TOKEN_A, timeout=60).counts["succeeded"] == 2
-    finally:
-        worker.stop()
+    worker = fresh_worker(new_only)  # only now: the jobs waited through the rotation
+    for job_id in (waiting, newer):
+        job = after.wait(job_id, TOKEN_A, timeout=60)
+        assert job.status == JobStatus.SUCCEEDED, job.error
+    assert after.wait_batch(batch_id, TOKEN_A, timeout=60).counts["succeeded"] == 2
+    worker.stop()
     # Jobs queued under the old fingerprint gave back that tenant's dispatch slots.
     assert after.dispatcher.inflight(fp1) == 0
     assert after.dispatcher.inflight(after.sealer.fingerprint(TOKEN_A)) == 0

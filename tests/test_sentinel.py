@@ -11,7 +11,7 @@ import pytest
 from agentq.connections import celery_transport_options, parse_sentinel, redact_url, redbeat_options
 from agentq.jobs import JobStatus
 from doubles.processes import Service, free_port, redis_server_binary, spawn, start_redis
-from tests.conftest import TOKEN_A, Stack, start_worker
+from tests.conftest import TOKEN_A, FreshWorker, Stack
 
 
 def test_sentinel_urls_are_parsed_and_redacted() -> None:
@@ -59,16 +59,14 @@ def sentinel(service_dir: Path) -> Iterator[tuple[Service, Service]]:
 
 
 def test_a_job_runs_through_a_sentinel_url(
-    stack: Stack, service_dir: Path, sentinel: tuple[Service, Service]
+    stack: Stack, sentinel: tuple[Service, Service], fresh_worker: FreshWorker
 ) -> None:
+    # (fresh_worker after sentinel: the worker stops before its Redis does)
     master, watcher = sentinel
     url = f"sentinel://127.0.0.1:{watcher.port}/0"
     env = {**stack.env, "AGENTQ_REDIS_URL": url, "AGENTQ_REDIS_SENTINEL_MASTER": "mymaster"}
     through_sentinel = Stack(env=env, redis_url=master.extra["url"], logs=stack.logs)
-    worker = start_worker(through_sentinel, service_dir)  # ready: its heartbeat is on the master
-    try:
-        client = through_sentinel.client()
-        job = client.wait(client.submit("Which sites are there?", TOKEN_A), TOKEN_A, timeout=60)
-        assert job.status == JobStatus.SUCCEEDED and job.answer
-    finally:
-        worker.stop()
+    fresh_worker(through_sentinel)  # ready: its heartbeat is on the master
+    client = through_sentinel.client()
+    job = client.wait(client.submit("Which sites are there?", TOKEN_A), TOKEN_A, timeout=60)
+    assert job.status == JobStatus.SUCCEEDED and job.answer

@@ -1,9 +1,10 @@
 """No model request for a token Infrahub has not accepted; quotas per tenant at submit.
 
 The MCP double runs in pass-through mode, like infrahub-mcp in the compose deployment: the
-handshake, tools/list and prompts/get need no token, only reads that reach Infrahub check it.
-The model double answers without calling a tool (``echo``), which is how a made-up token used to
-get a "succeeded" job on the deployment's model key.
+handshake, tools/list and prompts/get need no token, only reads that reach Infrahub check it
+(the shared ``proving`` stack of ``tests/conftest.py``). The model double answers without calling
+a tool (``echo``), which is how a made-up token used to get a "succeeded" job on the
+deployment's model key.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import agentq.batches
 from agentq.batches import owner_batches_key
 from agentq.errors import AgentqError, ErrorCode
 from agentq.quotas import QuotaExceeded
-from doubles.processes import Service, wait_until
+from doubles.processes import wait_until
 from producer.client import Client
 from tests.conftest import (
     TOKEN_A,
@@ -30,44 +31,16 @@ from tests.conftest import (
     Double,
     Stack,
     own_stack,
-    start_mcp_double,
-    start_model_double,
-    start_worker,
+    start_api,
 )
-from tests.test_http_api import start_api
 
 
-@pytest.fixture(scope="module")
-def passthrough_mcp(service_dir: Path) -> Iterator[Double]:
-    double = start_mcp_double(service_dir, "--auth-mode", "passthrough", name="mcp-passthrough")
-    yield double
-    double.service.stop()
-
-
-@pytest.fixture(scope="module")
-def echo_model(service_dir: Path) -> Iterator[Double]:
-    double = start_model_double(service_dir, "--policy", "echo")
-    yield double
-    double.service.stop()
-
-
-@pytest.fixture(scope="module")
-def proving(stack: Stack, passthrough_mcp: Double, echo_model: Double, redis_client: Any) -> Stack:
-    proving = own_stack(
-        stack,
-        20,
-        "proof",
-        AGENTQ_MCP_URL=f"{passthrough_mcp.url}/mcp",
-        OPENAI_BASE_URL=f"{echo_model.url}/v1",
-    )
-    return proving
-
-
-@pytest.fixture(scope="module")
-def proving_worker(proving: Stack, service_dir: Path) -> Iterator[Service]:
-    service = start_worker(proving, service_dir)
-    yield service
-    service.stop()
+@pytest.fixture
+def echo_model(model_double: Double) -> Iterator[Double]:
+    """The session's model double (``proving``'s), answering without calling a tool."""
+    model_double.reset(policy="echo")
+    yield model_double
+    model_double.reset()  # the session's other tests expect the default policy
 
 
 def wait_ended(client: Client, job_id: str, token: str) -> Any:
@@ -86,10 +59,9 @@ def tool_calls(double: Double) -> list[dict[str, Any]]:
 
 
 def test_a_token_infrahub_rejects_gets_no_model_request(
-    proving: Stack, proving_worker: Service, passthrough_mcp: Double, echo_model: Double
+    proving: Stack, passthrough_mcp: Double, echo_model: Double
 ) -> None:
-    client = proving.client()
-    echo_model.reset()
+    client = proving.client()  # echo_model has no calls recorded yet
     job_id = client.submit("Which sites are there?", TOKEN_BAD)
     job = wait_ended(client, job_id, TOKEN_BAD)
     assert job.status == "failed"
@@ -103,7 +75,7 @@ def test_a_token_infrahub_rejects_gets_no_model_request(
 
 
 def test_an_accepted_token_is_proven_once_per_process(
-    proving: Stack, proving_worker: Service, passthrough_mcp: Double, echo_model: Double
+    proving: Stack, passthrough_mcp: Double, echo_model: Double
 ) -> None:
     client = proving.client()
     passthrough_mcp.reset()
@@ -119,9 +91,9 @@ def test_an_accepted_token_is_proven_once_per_process(
 
 
 def test_submit_time_check_refuses_a_bad_token_and_enqueues_nothing(
-    proving: Stack, cli: CliRunner, redis_client: Any
+    proving_stack: Stack, cli: CliRunner, redis_client: Any
 ) -> None:
-    checking = own_stack(proving, 21, "proof-submit", AGENTQ_VERIFY_TOKEN_AT_SUBMIT="true")
+    checking = own_stack(proving_stack, 21, "proof-submit", AGENTQ_VERIFY_TOKEN_AT_SUBMIT="true")
     client = checking.client()
     with pytest.raises(AgentqError) as refused:
         client.submit("Which sites are there?", TOKEN_BAD)
@@ -178,10 +150,10 @@ def test_owner_indexes_stay_bounded(stack: Stack, monkeypatch: pytest.MonkeyPatc
 
 
 def test_the_api_answers_401_for_a_refused_token_and_429_with_retry_after(
-    proving: Stack, service_dir: Path
+    proving_stack: Stack, service_dir: Path
 ) -> None:
     checked = own_stack(
-        proving,
+        proving_stack,
         21,
         "proof-api",
         AGENTQ_VERIFY_TOKEN_AT_SUBMIT="true",

@@ -36,10 +36,9 @@ from agentq.webhooks.queue import DeliveryQueue
 from agentq.webhooks.signing import generate_webhook_secret
 from agentq.webhooks.targets import Address, Resolver, check_webhook_url, is_public
 from doubles.processes import Service, wait_until
-from tests.conftest import TOKEN_A, TOKEN_B, Stack, own_stack, run_cli, start_worker
+from tests.conftest import TOKEN_A, TOKEN_B, Stack, Workers, own_stack, run_cli, start_api
 from tests.test_batches import Receiver
 from tests.test_cli_input import assert_one_line_error
-from tests.test_http_api import start_api
 
 PUBLIC = "93.184.216.34"
 
@@ -356,8 +355,8 @@ def hooked(stack: Stack) -> Stack:
 
 
 @pytest.fixture(scope="module")
-def one_slot_worker(hooked: Stack, service_dir: Path) -> Iterator[Service]:
-    service = start_worker(hooked, service_dir)
+def one_slot_worker(hooked: Stack, workers: Workers) -> Iterator[Service]:
+    service = workers.start(hooked)
     yield service
     service.stop()
 
@@ -419,7 +418,7 @@ def test_each_tenant_verifies_only_its_own_deliveries(
 
 
 def test_webhook_secret_needs_the_setting_and_bad_urls_are_a_400(
-    stack: Stack, hooked: Stack, service_dir: Path, hooked_api: Service
+    stack: Stack, hooked: Stack, hooked_api: Service, api: Service
 ) -> None:
     bad = httpx.post(
         f"{hooked_api.base_url}/v1/jobs",
@@ -431,14 +430,10 @@ def test_webhook_secret_needs_the_setting_and_bad_urls_are_a_400(
     cli = run_cli(hooked.env, "submit", "q?", "--webhook", "http://[::1", token=TOKEN_A)
     assert_one_line_error(cli, 2, "webhook URL")
     assert_one_line_error(run_cli(stack.env, "webhook-secret", token=TOKEN_A), 2, "not set")
-    api = start_api(stack.env, service_dir)  # no AGENTQ_WEBHOOK_SECRET
-    try:
-        refused = httpx.get(
-            f"{api.base_url}/v1/webhook-secret",
-            headers={"Authorization": f"Bearer {TOKEN_A}"},
-            timeout=10,
-        )
-    finally:
-        api.stop()
+    refused = httpx.get(
+        f"{api.base_url}/v1/webhook-secret",  # the session's API: no AGENTQ_WEBHOOK_SECRET
+        headers={"Authorization": f"Bearer {TOKEN_A}"},
+        timeout=10,
+    )
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "bad_request"
