@@ -56,6 +56,15 @@ def run_job(
     )
 
 
+def prove_now(stack: Stack, token: str) -> None:
+    """Run a plain job, so the worker's proof of ``token`` is fresh: the next job's token check
+    then sends nothing (a proof lasts ``AGENTQ_TOKEN_PROOF_SECONDS``, 300 s; a slow suite could
+    outlast the one an earlier test made, and the injected fault would hit the proof instead)."""
+    client = stack.client()
+    job = client.wait(client.submit(SCHEMA_QUESTION, token), token, timeout=60)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+
+
 @pytest.mark.usefixtures("worker")
 @pytest.mark.parametrize("where", ["tool_result", "tool_error"])
 def test_echoed_token_is_scrubbed_from_a_succeeding_job(
@@ -65,6 +74,7 @@ def test_echoed_token_is_scrubbed_from_a_succeeding_job(
         mcp_double.configure(echo_token=True)
     else:
         # An older server's isError result goes to the model verbatim; the model then quotes it.
+        prove_now(stack, TOKEN_A)
         mcp_double.configure(echo_token=True, error_style="isError", fault="tool_error")
     job_id, result, trace, printed = run_job(stack, cli, TOKEN_A)
     assert result["status"] == JobStatus.SUCCEEDED, result
