@@ -1,4 +1,9 @@
-"""A fast smoke run of the benchmark harness (``make bench`` runs the full one)."""
+"""A fast smoke run of the benchmark harness (``make bench`` runs the full one).
+
+It checks that every phase runs and every figure is written, not the figures' values: one
+worker process (no supervisor to start; ``tests/test_supervisor.py`` covers that) and short
+latencies on the doubles keep it quick, and the same on every machine whatever its cores.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,12 @@ def test_bench_smoke_run_writes_every_figure(tmp_path: Path) -> None:
             "-m",
             "bench.run",
             "--smoke",
+            "--processes",
+            "1",
+            "--model-latency-ms",
+            "50",
+            "--mcp-latency-ms",
+            "5",
             "--output",
             str(output),
             "--plot",
