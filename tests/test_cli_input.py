@@ -145,9 +145,11 @@ def test_metadata_over_the_limit(env: dict[str, str]) -> None:
     assert_one_line_error(result, 2, "the limit is 64 (AGENTQ_MAX_METADATA_BYTES)")
 
 
-def test_reseal_rotates_waiting_tokens(
-    env: dict[str, str], secret_key: str, redis_client: redis.Redis
-) -> None:
+def test_reseal_rotates_waiting_tokens(env: dict[str, str], secret_key: str) -> None:
+    # Its own database: reseal re-seals every waiting job there, and the session's workers
+    # must not find other tests' jobs sealed under a key they do not have.
+    env["AGENTQ_REDIS_URL"] = env["AGENTQ_REDIS_URL"].rsplit("/", 1)[0] + "/23"
+    redis_client = redis.Redis.from_url(env["AGENTQ_REDIS_URL"], decode_responses=True)
     submitted = run_cli(env, "submit", "Which sites?", "--json", token=TOKEN_A)
     job_id = submitted.json()["id"]
     before = redis_client.get(f"agentq:sealed:{job_id}")
@@ -155,7 +157,7 @@ def test_reseal_rotates_waiting_tokens(
     env["AGENTQ_SECRET_KEY"] = f"{newest},{secret_key}"
     result = run_cli(env, "reseal", "--json")
     assert result.code == 0, result.stderr
-    assert result.json()["resealed"] >= 1
+    assert result.json()["resealed"] == 1  # the one job waiting in this database
     after = redis_client.get(f"agentq:sealed:{job_id}")
     assert after is not None and after != before
     # Only the newest key is needed now; the owner still reads the job.
