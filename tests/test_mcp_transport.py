@@ -6,21 +6,21 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx2
 import pytest
 
 from doubles.processes import free_port
-from tests.conftest import TOKEN_A, Double, start_mcp_double
+from tests.conftest import TOKEN_A, Double
 from worker.mcp_transport import RetryingTransport
 
 
-@pytest.fixture(scope="module")
-def writable_mcp(service_dir: Path) -> Iterator[Double]:
-    double = start_mcp_double(service_dir, name="mcp-writable")
-    yield double
-    double.service.stop()
+@pytest.fixture
+def writable_mcp(mcp_double: Double) -> Iterator[Double]:
+    """The session's MCP double (read-write); each test sets its faults with a reset, and it
+    is reset again afterwards for the session's other tests."""
+    yield mcp_double
+    mcp_double.reset()
 
 
 def send_tool_call(url: str, tool: str, resendable: bool) -> tuple[int | str, list[str]]:
