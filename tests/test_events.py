@@ -27,6 +27,15 @@ def test_task_events_show_the_job_id_and_nothing_secret(roomy: Stack) -> None:
 
     threading.Thread(target=capture, daemon=True).start()
     assert listening.wait(10)
+    # The shared worker runs the job at once: hear an event of our own first, so the receiver
+    # is known to be subscribed before the job's events are sent.
+    with app.events.default_dispatcher() as dispatcher:
+
+        def heard() -> bool:
+            dispatcher.send("agentq-test-probe")
+            return any(e.get("type") == "agentq-test-probe" for e in events)
+
+        wait_until(heard, 10, interval=0.2, what="the event receiver to listen")
     try:
         client = roomy.client()
         job_id = client.submit("Which sites are there?", TOKEN_A)
