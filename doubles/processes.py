@@ -227,16 +227,13 @@ def start_worker(
 ) -> Service:
     """A real ``agentq worker`` process (a supervisor of ``processes`` of them if more than
     one), ready once every worker process has its heartbeat key in Redis."""
-    import redis
+    service = spawn_worker(env, log_dir, processes)
+    wait_worker_ready(service, redis_url, ready_timeout, processes)
+    return service
 
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    holder: list[Service] = []
 
-    def ready() -> bool:
-        if processes == 1:
-            return bool(client.keys(f"agentq:worker:agentq-{holder[0].pid}@*"))
-        return len(client.keys(f"agentq:worker:agentq-{holder[0].pid}-*@*")) >= processes
-
+def spawn_worker(env: dict[str, str], log_dir: Path, processes: int = 1) -> Service:
+    """Start ``agentq worker`` (``--processes``) without waiting: see ``wait_worker_ready``."""
     port = free_port()  # the worker listens on nothing; the number names its log
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"worker-{port}.log"
@@ -249,8 +246,23 @@ def start_worker(
             stdin=subprocess.DEVNULL,
             env={**os.environ, **env},
         )
-    service = Service(name=f"worker-{port}", process=process, port=port, log_path=log_path)
-    holder.append(service)
+    return Service(name=f"worker-{port}", process=process, port=port, log_path=log_path)
+
+
+def wait_worker_ready(
+    service: Service, redis_url: str, ready_timeout: float = 60.0, processes: int = 1
+) -> None:
+    """Until every worker process of ``service`` has its heartbeat key in Redis; a worker that
+    exits or does not get there in time is killed and its log's end raised."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+
+    def ready() -> bool:
+        if processes == 1:
+            return bool(client.keys(f"agentq:worker:agentq-{service.pid}@*"))
+        return len(client.keys(f"agentq:worker:agentq-{service.pid}-*@*")) >= processes
+
     try:
         wait_until(
             lambda: _ready_or_dead(service, ready), ready_timeout, what="the worker's heartbeat"
@@ -260,4 +272,3 @@ def start_worker(
         raise
     if not service.alive():
         raise RuntimeError(f"the worker exited at start:\n{service.log_text()[-3000:]}")
-    return service

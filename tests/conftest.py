@@ -3,17 +3,19 @@
 Every service is started here on a free loopback port and stopped by PID at the end of the
 session; nothing relies on a service that happens to run on the machine.
 
-Workers (about 5 s each to start) come from one place, ``workers``:
+Workers (3 to 5 s each to start, mostly Python importing) come from one place, ``workers``:
 
 - ``worker``: the session's worker, on ``stack`` (database 0, queue ``agentq``);
-- ``roomy``, ``capped``, ``proving``: named stacks, each in a Redis database and queue of its own,
-  whose one worker is started the first time a test asks for it and shared by every test that
-  does; each is handed out idle (nothing queued, running or waiting for a retry), so a count a
-  test takes before it acts is its own;
-- ``workers.shared(stack)``: the same for any other configuration; ``workers.start(stack)`` for a
-  module fixture's worker of its own (the fixture stops it);
+- named shared stacks (``shared_stack``): ``roomy``, ``capped`` and ``proving`` here, others in
+  the modules that use them; each has a Redis database and a queue of its own and one worker,
+  shared by every test that asks for the stack and handed out idle (nothing queued, running or
+  waiting for a retry), so a count a test takes before it acts is its own;
+- the session's worker and the shared stacks' are started in the background before the first
+  test, one at a time, in the order the tests will first ask for them, and only if they will;
 - ``fresh_worker(stack)``: a worker of the test's own, stopped when the test ends, for a test
-  that kills, stops or restarts it, or needs jobs to wait until it starts.
+  that kills, stops or restarts it, or needs jobs to wait until it starts;
+- ``workers.start(stack)``: a module fixture's worker of its own, which that fixture stops
+  (for a stack made from module fixtures, which a shared stack cannot be).
 
 The summary at the end of a run says how many workers were started and how long they took.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -229,45 +232,110 @@ def stack(redis_url: str, secret_key: str, mcp_double: Double, model_double: Dou
     return Stack(env=base_env(redis_url, secret_key, mcp_double, model_double), redis_url=redis_url)
 
 
+WorkerKey = tuple[str, tuple[tuple[str, str], ...], int]
+
+
+@dataclass
+class _Shared:
+    """A shared worker: started once, by whichever comes first (a test, or the prestart)."""
+
+    stack: Stack
+    processes: int
+    claimed: bool = False
+    ready: threading.Event = field(default_factory=threading.Event)
+    service: Service | None = None
+    error: Exception | None = None
+
+
 class Workers:
     """Every worker process the session starts, each stopped by PID when the session ends.
 
     ``shared`` keeps one running worker per configuration (Redis URL, settings, processes), so
-    tests that need the same one share it; ``start`` starts one more, for its caller to stop.
+    tests that need the same one share it; ``start`` starts one more, for its caller to stop;
+    ``prestart`` starts shared workers in the background, one at a time, before they are asked
+    for (a start is mostly Python importing, on a core the tests leave idle).
     """
 
     def __init__(self, service_dir: Path) -> None:
         self.service_dir = service_dir
         self.started: list[Service] = []
         self.startup_seconds: list[float] = []
-        self._shared: dict[tuple[str, tuple[tuple[str, str], ...], int], Service] = {}
+        self._lock = threading.Lock()
+        self._shared: dict[WorkerKey, _Shared] = {}
+        self._stacks: dict[str, Stack] = {}
+        self._background: threading.Thread | None = None
+        self._closing = False
 
     def start(self, stack: Stack, worker_processes: int = 1) -> Service:
         """A new worker on ``stack`` (a supervisor of ``worker_processes`` if more than one)."""
         began = time.monotonic()
-        service = processes.start_worker(
-            stack.env, self.service_dir, stack.redis_url, processes=worker_processes
-        )
-        self.startup_seconds.append(time.monotonic() - began)
-        self.started.append(service)
+        service = processes.spawn_worker(stack.env, self.service_dir, worker_processes)
+        with self._lock:
+            self.started.append(service)
+        processes.wait_worker_ready(service, stack.redis_url, processes=worker_processes)
+        with self._lock:
+            self.startup_seconds.append(time.monotonic() - began)
         stack.logs.append(service.log_path)  # the leak scan reads every worker's log
         return service
 
-    def shared(self, stack: Stack, worker_processes: int = 1) -> Service:
-        """The running worker for this configuration, started on first use; idle when returned
-        (see ``wait_idle``). A shared worker that died is an error, not restarted silently."""
-        key = (stack.redis_url, tuple(sorted(stack.env.items())), worker_processes)
-        service = self._shared.get(key)
-        if service is None:
-            service = self._shared[key] = self.start(stack, worker_processes)
-        elif not service.alive():
-            tail = service.log_text()[-3000:]
-            raise RuntimeError(f"a shared worker ({service.name}) died; its log ends:\n{tail}")
-        wait_idle(stack)
-        return service
+    def shared(self, stack: Stack, worker_processes: int = 1, idle: bool = True) -> Service:
+        """The running worker for this configuration, started on first use (or waited for, if
+        the prestart is starting it); idle when returned (see ``wait_idle``) unless ``idle`` is
+        false. A shared worker that died is an error, not restarted silently."""
+        entry, mine = self._claim(stack, worker_processes)
+        if mine:
+            self._bring_up(entry)
+        entry.ready.wait()
+        if entry.service is None:
+            raise RuntimeError("the shared worker did not start") from entry.error
+        if not entry.service.alive():
+            tail = entry.service.log_text()[-3000:]
+            name = entry.service.name
+            raise RuntimeError(f"a shared worker ({name}) died; its log ends:\n{tail}")
+        if idle:
+            wait_idle(stack)
+        return entry.service
+
+    def prestart(self, stacks: list[Stack]) -> None:
+        """Start the shared workers of ``stacks`` in the background, in this order."""
+
+        def run() -> None:
+            for stack in stacks:
+                if self._closing:
+                    return
+                entry, mine = self._claim(stack, 1)
+                if mine:
+                    self._bring_up(entry)
+
+        self._background = threading.Thread(target=run, name="prestart-workers", daemon=True)
+        self._background.start()
+
+    def stack(self, name: str, request: pytest.FixtureRequest) -> Stack:
+        """The named shared stack ``name`` (see ``shared_stack``), made once a session."""
+        if name not in self._stacks:
+            self._stacks[name] = SHARED_STACKS[name](request)
+        return self._stacks[name]
 
     def stop_all(self) -> None:
+        self._closing = True
+        if self._background is not None:
+            self._background.join()
         processes.stop_together(self.started)
+
+    def _claim(self, stack: Stack, worker_processes: int) -> tuple[_Shared, bool]:
+        key = (stack.redis_url, tuple(sorted(stack.env.items())), worker_processes)
+        with self._lock:
+            entry = self._shared.setdefault(key, _Shared(stack, worker_processes))
+            mine, entry.claimed = not entry.claimed, True
+        return entry, mine
+
+    def _bring_up(self, entry: _Shared) -> None:
+        try:
+            entry.service = self.start(entry.stack, entry.processes)
+        except Exception as exc:  # raised by ``shared``, in the test that asks for it
+            entry.error = exc
+        finally:
+            entry.ready.set()
 
 
 def wait_idle(stack: Stack, timeout: float = 60) -> None:
@@ -283,6 +351,27 @@ def wait_idle(stack: Stack, timeout: float = 60) -> None:
     wait_until(idle, timeout, what=f"{stack.redis_url} to be idle")
 
 
+# Named shared stacks, by fixture name: how each is made (from session-scoped fixtures only).
+SHARED_STACKS: dict[str, Callable[[pytest.FixtureRequest], Stack]] = {}
+
+
+def shared_stack(name: str, make: Callable[[pytest.FixtureRequest], Stack]) -> Any:
+    """Declare a named shared stack; returns its fixture, to bind to ``name`` (here or in a
+    test module). The fixture hands out ``make``'s stack, made once a session, with its one
+    worker running and idle; the worker is prestarted when the session's tests use it."""
+    if name in SHARED_STACKS:
+        raise ValueError(f"a shared stack named {name} is declared twice")
+    SHARED_STACKS[name] = make
+
+    @pytest.fixture(name=name)
+    def fixture(request: pytest.FixtureRequest, workers: Workers) -> Stack:
+        stack = workers.stack(name, request)
+        workers.shared(stack)
+        return stack
+
+    return fixture
+
+
 WORKERS: list[Workers] = []  # the session's, for the summary
 
 
@@ -295,10 +384,29 @@ def workers(stack: Stack, service_dir: Path) -> Iterator[Workers]:
     started.stop_all()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def prestarted_workers(request: pytest.FixtureRequest) -> None:
+    """Before the first test: start, in the background and in the order the tests will first
+    ask for them, the shared workers that the session's tests use (none if they use none)."""
+    wanted: list[str] = []
+    for item in request.session.items:
+        for name in getattr(item, "fixturenames", ()):
+            if (name == "worker" or name in SHARED_STACKS) and name not in wanted:
+                wanted.append(name)
+    if not wanted:
+        return
+    started: Workers = request.getfixturevalue("workers")
+    stack: Stack = request.getfixturevalue("stack")
+    started.prestart(
+        [stack if name == "worker" else started.stack(name, request) for name in wanted]
+    )
+
+
 @pytest.fixture(scope="session")
 def worker(stack: Stack, workers: Workers) -> Service:
-    """The session's worker, on ``stack``."""
-    return workers.shared(stack)
+    """The session's worker, on ``stack``. Not waited idle: database 0 also holds job records
+    that tests write directly (``tests/test_store.py``), which no worker may ever end."""
+    return workers.shared(stack, idle=False)
 
 
 FreshWorker = Callable[..., Service]
@@ -352,51 +460,6 @@ def slow_model(service_dir: Path) -> Iterator[Double]:
 
 
 @pytest.fixture(scope="session")
-def roomy_stack(stack: Stack) -> Stack:
-    return own_stack(
-        stack,
-        9,
-        "roomy",
-        AGENTQ_TASK_EVENTS="true",
-        AGENTQ_WORKER_METRICS_PORT=str(free_port()),
-        AGENTQ_WEBHOOK_SECRET=generate_webhook_secret(),
-        AGENTQ_WEBHOOK_ALLOW_PRIVATE="true",  # the tests' receivers listen on loopback
-        AGENTQ_WEBHOOK_ALLOW_HTTP="true",
-        AGENTQ_ALLOW_WRITE_TOOLS="true",
-    )
-
-
-@pytest.fixture
-def roomy(roomy_stack: Stack, workers: Workers) -> Stack:
-    """A stack whose worker has what several tests need and no test minds: task events, a
-    metrics port (``AGENTQ_WORKER_METRICS_PORT``), webhooks with a secret and allowed to
-    loopback over http, write tools allowed when a job asks. Its worker is idle when handed out.
-    Only ``tests/test_dashboard.py`` submits as ``TOKEN_B`` here, so its page shows its own."""
-    workers.shared(roomy_stack)
-    return roomy_stack
-
-
-@pytest.fixture(scope="session")
-def capped_stack(stack: Stack, slow_model: Double) -> Stack:
-    return own_stack(
-        stack,
-        7,
-        "capped",
-        AGENTQ_WORKER_CONCURRENCY="10",
-        AGENTQ_TENANT_MAX_INFLIGHT="3",
-        OPENAI_BASE_URL=f"{slow_model.url}/v1",
-    )
-
-
-@pytest.fixture
-def capped(capped_stack: Stack, workers: Workers) -> Stack:
-    """A stack where a tenant has at most 3 jobs in flight, on a worker with 10 slots and the
-    slow model: a cap (a tenant's, or a batch's below it) shows as a peak of running jobs."""
-    workers.shared(capped_stack)
-    return capped_stack
-
-
-@pytest.fixture(scope="session")
 def passthrough_mcp(service_dir: Path) -> Iterator[Double]:
     """An MCP double that checks tokens like the real server with token passthrough: the
     handshake, tools/list and prompts/get need none; only reads that reach Infrahub check it."""
@@ -405,17 +468,54 @@ def passthrough_mcp(service_dir: Path) -> Iterator[Double]:
     double.service.stop()
 
 
-@pytest.fixture(scope="session")
-def proving_stack(stack: Stack, passthrough_mcp: Double) -> Stack:
-    return own_stack(stack, 20, "proof", AGENTQ_MCP_URL=f"{passthrough_mcp.url}/mcp")
+def session_stack(request: pytest.FixtureRequest) -> Stack:
+    stack: Stack = request.getfixturevalue("stack")
+    return stack
 
 
-@pytest.fixture
-def proving(proving_stack: Stack, workers: Workers) -> Stack:
-    """A stack in front of ``passthrough_mcp``, so only the worker's token proof finds a bad
-    token; its worker is idle when handed out."""
-    workers.shared(proving_stack)
-    return proving_stack
+# A worker with what several tests need and no test minds: task events, a metrics port
+# (AGENTQ_WORKER_METRICS_PORT), webhooks with a secret and allowed to loopback over http, write
+# tools allowed when a job asks. Only tests/test_dashboard.py submits as TOKEN_B here, so its
+# page shows its own.
+roomy = shared_stack(
+    "roomy",
+    lambda request: own_stack(
+        session_stack(request),
+        9,
+        "roomy",
+        AGENTQ_TASK_EVENTS="true",
+        AGENTQ_WORKER_METRICS_PORT=str(free_port()),
+        AGENTQ_WEBHOOK_SECRET=generate_webhook_secret(),
+        AGENTQ_WEBHOOK_ALLOW_PRIVATE="true",  # the tests' receivers listen on loopback
+        AGENTQ_WEBHOOK_ALLOW_HTTP="true",
+        AGENTQ_ALLOW_WRITE_TOOLS="true",
+    ),
+)
+
+# A tenant has at most 3 jobs in flight, on a worker with 10 slots and the slow model: a cap
+# (a tenant's, or a batch's below it) shows as a peak of running jobs.
+capped = shared_stack(
+    "capped",
+    lambda request: own_stack(
+        session_stack(request),
+        7,
+        "capped",
+        AGENTQ_WORKER_CONCURRENCY="10",
+        AGENTQ_TENANT_MAX_INFLIGHT="3",
+        OPENAI_BASE_URL=f"{request.getfixturevalue('slow_model').url}/v1",
+    ),
+)
+
+# In front of passthrough_mcp, so only the worker's token proof finds a bad token.
+proving = shared_stack(
+    "proving",
+    lambda request: own_stack(
+        session_stack(request),
+        20,
+        "proof",
+        AGENTQ_MCP_URL=f"{request.getfixturevalue('passthrough_mcp').url}/mcp",
+    ),
+)
 
 
 @dataclass

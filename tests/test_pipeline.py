@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,7 +15,16 @@ import pytest
 from agentq.errors import JobNotFound
 from agentq.jobs import JobStatus
 from agentq.token_proof import PROOF_ARGUMENTS
-from tests.conftest import TOKEN_A, TOKEN_B, TOKEN_BAD, CliRunner, Double, Stack, Workers
+from tests.conftest import (
+    TOKEN_A,
+    TOKEN_B,
+    TOKEN_BAD,
+    CliRunner,
+    Double,
+    Stack,
+    own_stack,
+    shared_stack,
+)
 
 QUESTION = "List every schema kind whose name starts with Dcim"
 
@@ -199,13 +207,12 @@ def test_rejected_token_behind_real_server_auth(proving: Stack, passthrough_mcp:
     assert good.status == JobStatus.SUCCEEDED, good.error
 
 
-@pytest.fixture(scope="module")
-def responses_worker(stack: Stack, workers: Workers) -> Iterator[Stack]:
-    env = {**stack.env, "AGENTQ_MODEL_API": "responses", "AGENTQ_QUEUE": "responses-api"}
-    side = Stack(env=env, redis_url=stack.redis_url, logs=stack.logs)
-    worker = workers.start(side)
-    yield side
-    worker.stop()
+responses_worker = shared_stack(
+    "responses_worker",
+    lambda request: own_stack(
+        request.getfixturevalue("stack"), 25, "responses-api", AGENTQ_MODEL_API="responses"
+    ),
+)
 
 
 def test_responses_api(responses_worker: Stack, model_double: Double) -> None:

@@ -20,7 +20,8 @@ from tests.conftest import (
     Double,
     FreshWorker,
     Stack,
-    Workers,
+    own_stack,
+    shared_stack,
     start_mcp_double,
 )
 
@@ -50,12 +51,16 @@ def side(stack: Stack, queue: str, **env: str) -> Stack:
     )
 
 
-@pytest.fixture(scope="module")
-def fast_stack(stack: Stack, workers: Workers) -> Iterator[Stack]:
-    fast = side(stack, "fast-retries", AGENTQ_WORKER_CONCURRENCY="20", **FAST_RETRIES)
-    worker = workers.start(fast)
-    yield fast
-    worker.stop()
+fast_stack = shared_stack(
+    "fast_stack",
+    lambda request: own_stack(
+        request.getfixturevalue("stack"),
+        24,
+        "fast-retries",
+        AGENTQ_WORKER_CONCURRENCY="20",
+        **FAST_RETRIES,
+    ),
+)
 
 
 def test_flaky_mcp_and_model_every_job_succeeds(

@@ -91,9 +91,9 @@ def test_an_accepted_token_is_proven_once_per_process(
 
 
 def test_submit_time_check_refuses_a_bad_token_and_enqueues_nothing(
-    proving_stack: Stack, cli: CliRunner, redis_client: Any
+    proving: Stack, cli: CliRunner, redis_client: Any
 ) -> None:
-    checking = own_stack(proving_stack, 21, "proof-submit", AGENTQ_VERIFY_TOKEN_AT_SUBMIT="true")
+    checking = own_stack(proving, 21, "proof-submit", AGENTQ_VERIFY_TOKEN_AT_SUBMIT="true")
     client = checking.client()
     with pytest.raises(AgentqError) as refused:
         client.submit("Which sites are there?", TOKEN_BAD)
@@ -150,10 +150,10 @@ def test_owner_indexes_stay_bounded(stack: Stack, monkeypatch: pytest.MonkeyPatc
 
 
 def test_the_api_answers_401_for_a_refused_token_and_429_with_retry_after(
-    proving_stack: Stack, service_dir: Path
+    proving: Stack, service_dir: Path
 ) -> None:
     checked = own_stack(
-        proving_stack,
+        proving,
         21,
         "proof-api",
         AGENTQ_VERIFY_TOKEN_AT_SUBMIT="true",

@@ -36,7 +36,16 @@ from agentq.webhooks.queue import DeliveryQueue
 from agentq.webhooks.signing import generate_webhook_secret
 from agentq.webhooks.targets import Address, Resolver, check_webhook_url, is_public
 from doubles.processes import Service, wait_until
-from tests.conftest import TOKEN_A, TOKEN_B, Stack, Workers, own_stack, run_cli, start_api
+from tests.conftest import (
+    TOKEN_A,
+    TOKEN_B,
+    Stack,
+    Workers,
+    own_stack,
+    run_cli,
+    shared_stack,
+    start_api,
+)
 from tests.test_batches import Receiver
 from tests.test_cli_input import assert_one_line_error
 
@@ -340,10 +349,11 @@ class HoldingReceiver(Receiver):
         self.server.RequestHandlerClass = Holding
 
 
-@pytest.fixture(scope="module")
-def hooked(stack: Stack) -> Stack:
-    return own_stack(
-        stack,
+# One job slot on the worker, and deliveries that may take a minute each.
+hooked = shared_stack(
+    "hooked",
+    lambda request: own_stack(
+        request.getfixturevalue("stack"),
         27,
         "webhook-security",
         AGENTQ_WEBHOOK_SECRET=MASTER,
@@ -351,27 +361,22 @@ def hooked(stack: Stack) -> Stack:
         AGENTQ_WEBHOOK_ALLOW_HTTP="true",
         AGENTQ_WEBHOOK_TIMEOUT_SECONDS="60",
         AGENTQ_WORKER_CONCURRENCY="1",
-    )
+    ),
+)
 
 
 @pytest.fixture(scope="module")
-def one_slot_worker(hooked: Stack, workers: Workers) -> Iterator[Service]:
-    service = workers.start(hooked)
-    yield service
-    service.stop()
-
-
-@pytest.fixture(scope="module")
-def hooked_api(hooked: Stack, service_dir: Path) -> Iterator[Service]:
+def hooked_api(
+    workers: Workers, request: pytest.FixtureRequest, service_dir: Path
+) -> Iterator[Service]:
+    hooked = workers.stack("hooked", request)
     service = start_api(hooked.env, service_dir)
     hooked.logs.append(service.log_path)
     yield service
     service.stop()
 
 
-def test_a_slow_receiver_does_not_hold_the_only_job_slot(
-    hooked: Stack, one_slot_worker: Service, model_double: Any
-) -> None:
+def test_a_slow_receiver_does_not_hold_the_only_job_slot(hooked: Stack, model_double: Any) -> None:
     receiver = HoldingReceiver()
     try:
         client = hooked.client()
@@ -388,7 +393,7 @@ def test_a_slow_receiver_does_not_hold_the_only_job_slot(
 
 
 def test_each_tenant_verifies_only_its_own_deliveries(
-    hooked: Stack, one_slot_worker: Service, hooked_api: Service, receiver: Receiver
+    hooked: Stack, hooked_api: Service, receiver: Receiver
 ) -> None:
     secrets: dict[str, str] = {}
     for token in (TOKEN_A, TOKEN_B):
