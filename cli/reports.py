@@ -28,6 +28,7 @@ from cli.support import (
     read_token,
     user_errors,
 )
+from producer.client import Client
 
 app = typer.Typer(
     help="Scheduled reports: list them and read their runs.",
@@ -36,8 +37,7 @@ app = typer.Typer(
 )
 
 
-def _pick_run(name: str, token: str, run: str | None) -> Batch:
-    client = make_client()
+def _pick_run(client: Client, name: str, token: str, run: str | None) -> Batch:
     with user_errors():
         runs = client.scheduled.runs(name)
         for candidate in runs:
@@ -98,8 +98,8 @@ def show_report(
     if fmt not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     token = read_token(token_file)
-    batch = _pick_run(name, token, run)
     client = make_client()
+    batch = _pick_run(client, name, token, run)
     with user_errors():
         report = client.batch_report(batch.id, token)
     if not report.final:

@@ -7,14 +7,12 @@ process starts; the role itself (``worker``, ``api``, ``scheduler``) is imported
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from agentq.logs import configure_logging
-from agentq.settings import get_settings
 from cli.render import data
 from cli.support import fail, load_settings, make_client, out, user_errors
 from producer.client import Client
@@ -54,12 +52,9 @@ def worker(
 
         configure_logging(settings.log_level, settings.log_format)
         raise typer.Exit(Supervisor(count, slots, settings.worker_metrics_port).run())
-    # The worker registers its slots for dispatch from its settings: make them agree.
-    os.environ["AGENTQ_WORKER_CONCURRENCY"] = str(slots)
-    get_settings.cache_clear()
-    from worker.app import run
+    from worker import run_worker
 
-    run(slots)
+    run_worker(slots)
 
 
 @app.command()

@@ -101,6 +101,47 @@ def stop_together(
             service.stop(signal.SIGKILL)
 
 
+def launch(
+    name: str,
+    argv: Sequence[str],
+    port: int,
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+    *,
+    inherit_env: bool = True,
+    cwd: Path | None = None,
+) -> Service:
+    """Start ``argv`` with its output in ``log_dir/<name>.log``, without waiting for it (so
+    several can start at once). Its environment is ours plus ``env``, or only ``env`` when
+    ``inherit_env`` is false."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            list(argv),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})} if inherit_env else dict(env or {}),
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+        )
+    return Service(name=name, process=process, port=port, log_path=log_path)
+
+
+def wait_ready(service: Service, ready: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Until ``ready`` holds; a service that exits first, or is not ready in time, is stopped
+    and reported with the end of its log."""
+    try:
+        wait_until(
+            lambda: _ready_or_dead(service, ready), timeout, what=f"{service.name} to be ready"
+        )
+    except BaseException:
+        service.stop(signal.SIGKILL)
+        raise
+    if not service.alive():
+        raise RuntimeError(f"{service.name} exited at start:\n{service.log_text()[-3000:]}")
+
+
 def spawn(
     name: str,
     argv: Sequence[str],
@@ -110,30 +151,10 @@ def spawn(
     ready: Callable[[], bool] | None = None,
     ready_timeout: float = 30.0,
 ) -> Service:
-    """Start ``argv`` with its output in ``log_dir/<name>.log`` and wait until ``ready`` holds."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"{name}.log"
-    log_file = log_path.open("wb")
-    full_env = {**os.environ, **(env or {})}
-    process = subprocess.Popen(
-        list(argv),
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        env=full_env,
-        stdin=subprocess.DEVNULL,
-    )
-    log_file.close()
-    service = Service(name=name, process=process, port=port, log_path=log_path)
+    """Start ``argv`` (see ``launch``) and wait until ``ready`` holds."""
+    service = launch(name, argv, port, log_dir, env)
     if ready is not None:
-        try:
-            wait_until(
-                lambda: _ready_or_dead(service, ready), ready_timeout, what=f"{name} to be ready"
-            )
-        except BaseException:
-            service.stop(signal.SIGKILL)
-            raise
-        if not service.alive():
-            raise RuntimeError(f"{name} exited at start:\n{service.log_text()[-2000:]}")
+        wait_ready(service, ready, ready_timeout)
     return service
 
 
@@ -235,18 +256,8 @@ def start_worker(
 def spawn_worker(env: dict[str, str], log_dir: Path, processes: int = 1) -> Service:
     """Start ``agentq worker`` (``--processes``) without waiting: see ``wait_worker_ready``."""
     port = free_port()  # the worker listens on nothing; the number names its log
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"worker-{port}.log"
     argv = [agentq_command(), "worker"] + ([f"--processes={processes}"] if processes > 1 else [])
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            argv,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **env},
-        )
-    return Service(name=f"worker-{port}", process=process, port=port, log_path=log_path)
+    return launch(f"worker-{port}", argv, port, log_dir, env)
 
 
 def wait_worker_ready(

@@ -44,7 +44,15 @@ from agentq.jobs import JobStatus
 from agentq.token_proof import PROOF_ARGUMENTS, PROOF_TOOL
 from doubles.inventory import build_inventory
 from doubles.inventory.traversal import find_paths, find_reachable
-from doubles.processes import Service, free_port, http_ok, python_module, spawn, wait_until
+from doubles.processes import (
+    Service,
+    free_port,
+    http_ok,
+    launch,
+    python_module,
+    spawn,
+    wait_ready,
+)
 from doubles.toon import toon_encode
 from tests.conftest import (
     TOKEN_A,
@@ -119,30 +127,9 @@ def start_real_server(python: Path, backend_url: str, read_only: bool, log_dir: 
         INFRAHUB_MCP_ENV_FILE="",  # never read a .env file
     )
     name = f"infrahub-mcp-{'ro' if read_only else 'rw'}-{port}"
-    log_path = log_dir / f"{name}.log"
     argv = [str(python), "-m", "infrahub_mcp", "--transport", "streamable-http",
             "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            argv,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=log_dir,
-        )
-    return Service(name=name, process=process, port=port, log_path=log_path)
-
-
-def wait_ready(service: Service, timeout: float = 120) -> None:
-    healthy = http_ok(f"{service.base_url}/health")
-    try:
-        wait_until(lambda: not service.alive() or healthy(), timeout, what=f"{service.name}")
-    except BaseException:
-        service.stop()
-        raise
-    if not service.alive():
-        raise RuntimeError(f"{service.name} exited at start:\n{service.log_text()[-3000:]}")
+    return launch(name, argv, port, log_dir, env, inherit_env=False, cwd=log_dir)
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +164,7 @@ def servers(server_python: Path, service_dir: Path) -> Iterator[Servers]:
         }  # fmt: skip
         started += [d.service for d in double.values()]
         for service in real.values():
-            wait_ready(service)
+            wait_ready(service, http_ok(f"{service.base_url}/health"), timeout=120)
         yield Servers(backend=backend, real=real, double=double)
     finally:
         for service in reversed(started):

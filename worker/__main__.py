@@ -7,7 +7,8 @@ role never depends on the CLI above it; the parent has already checked the setti
 from __future__ import annotations
 
 import argparse
-import os
+
+from worker import run_worker
 
 
 def main() -> None:
@@ -15,15 +16,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, required=True)
     parser.add_argument("--group", type=int, default=None, help="the supervisor's pid")
     args = parser.parse_args()
-    # The worker registers its slots for dispatch from its settings: make them agree. Set before
-    # worker.app is imported, since its Celery app is configured from the settings at import.
-    os.environ["AGENTQ_WORKER_CONCURRENCY"] = str(args.concurrency)
-    from agentq.settings import get_settings
-
-    get_settings.cache_clear()
-    from worker.app import run
-
-    run(args.concurrency, supervisor_pid=args.group)
+    run_worker(args.concurrency, supervisor_pid=args.group)
 
 
 if __name__ == "__main__":
