@@ -10,6 +10,8 @@ Why each setting:
   the claim check, but it costs a delivery). Workers sweep for such messages every 10 s.
 - results live in agentq's own job store, not in a Celery result backend.
 - task events (``AGENTQ_TASK_EVENTS``, for Flower) are off by default;
+- the broker transport is kombu's Redis transport, changed so that a Redis restart does not
+  kill the worker (``agentq.broker_transport``);
 - a message carries only the job id: the sealed token stays in the job store, so a message
   copied out of the broker (or shown in a task event) holds nothing of the user's.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from agentq.broker_transport import transport_for
 from agentq.connections import celery_transport_options
 from agentq.settings import Settings
 
@@ -27,6 +30,7 @@ RUN_JOB_TASK = "agentq.run_job"
 def make_celery(settings: Settings) -> Celery:
     app = Celery("agentq", broker=settings.redis_url, set_as_current=False)
     app.conf.update(
+        broker_transport=transport_for(settings.redis_url),
         task_default_queue=settings.queue,
         task_serializer="json",
         accept_content=["json"],

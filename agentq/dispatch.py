@@ -35,7 +35,16 @@ from agentq.connections import redis_errors
 from agentq.jobs import TERMINAL_STATUSES
 from agentq.logs import get_logger
 from agentq.settings import Settings
-from agentq.store import KEY_PREFIX, RUNNING_KEY, SENT_KEY, WORKER_PREFIX, JobStore
+from agentq.store import (
+    EPOCH_KEY,
+    KEY_PREFIX,
+    RUNNING_KEY,
+    SENT_KEY,
+    SETTLE_KEY,
+    SETTLE_SECONDS,
+    WORKER_PREFIX,
+    JobStore,
+)
 
 log = get_logger(__name__)
 
@@ -121,10 +130,13 @@ class Dispatcher:
         """Jobs that may be sent now, as (job id, queue); each is handed out once."""
         with redis_errors(self._url):
             flat = self._dispatch(
-                keys=[LANES_KEY, LANE_SET_KEY, CAPACITY_KEY, RUNNING_KEY, SENT_KEY, TENANTS_KEY],
+                keys=[
+                    LANES_KEY, LANE_SET_KEY, CAPACITY_KEY, RUNNING_KEY, SENT_KEY, TENANTS_KEY,
+                    EPOCH_KEY, SETTLE_KEY,
+                ],
                 args=[
                     repr(time.time()), self._tenant_cap, limit, self._headroom,
-                    f"{KEY_PREFIX}:", WORKER_PREFIX,
+                    f"{KEY_PREFIX}:", WORKER_PREFIX, int(SETTLE_SECONDS * 1000),
                 ],
             )  # fmt: skip
         pairs = [(str(flat[i]), str(flat[i + 1])) for i in range(0, len(flat), 2)]

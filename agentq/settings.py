@@ -208,6 +208,19 @@ class Settings(BaseSettings):
         description="Broker redelivers an unacknowledged message after this long; keep it above "
         "the job deadline.",
     )
+    durable_writes: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="What a user is told has happened (a submit, a cancel, a job's end) is on "
+        "disk first: `auto` waits with WAITAOF where Redis has it (7.2+, with appendonly) and "
+        "otherwise relies on `appendfsync always`, warning once if Redis has neither; `on` "
+        "refuses to write without one of them; `off` never waits.",
+    )
+    durable_write_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Longest a write waits for Redis to confirm it is on disk (WAITAOF) before "
+        "it is reported as failed.",
+    )
     heartbeat_ttl_seconds: int = Field(
         30, ge=2, description="A worker whose heartbeat is this old is dead: its jobs are rerun."
     )

@@ -21,9 +21,11 @@ from redis.client import Pipeline
 
 from agentq import lua
 from agentq.connections import redis_errors
+from agentq.durability import DurableWrites
 from agentq.errors import AgentqError, JobNotFound
 from agentq.jobs import TERMINAL_STATUSES, AttemptSummary, Job, JobError, JobStatus, Usage
 from agentq.sealing import SealBinding, TokenSealer
+from agentq.settings import Settings
 from agentq.traces import AttemptTrace, Trace
 
 KEY_PREFIX = "agentq"
@@ -31,13 +33,16 @@ RUNNING_KEY = f"{KEY_PREFIX}:running"  # zset: job id -> when its current attemp
 DELAYED_KEY = f"{KEY_PREFIX}:delayed"  # zset: job id -> when its next attempt is due
 NOTIFY_KEY = f"{KEY_PREFIX}:notify"  # zset: ended job id with a webhook -> when it ended
 SENT_KEY = f"{KEY_PREFIX}:sent"  # zset: queued job id -> when its message was last sent
-# kombu's Redis transport keeps messages a worker took but has not acknowledged here.
-KOMBU_UNACKED_KEY = "unacked"
 OWNER_PREFIX = f"{KEY_PREFIX}:owner:"  # + owner fingerprint: zset of its job ids by creation
 SEALED_PREFIX = f"{KEY_PREFIX}:sealed:"  # + job id: its sealed token, while it has not ended
 OWNER_INDEX_SIZE = 10_000  # newest job ids kept in an owner's index
 WORKER_PREFIX = f"{KEY_PREFIX}:worker:"  # + worker name: heartbeat, expires when it dies
+EPOCH_KEY = f"{KEY_PREFIX}:epoch"  # hash: the run id of the Redis server agentq last saw
+SETTLE_KEY = f"{KEY_PREFIX}:settle"  # exists while claims wait after a restart (server_epoch.lua)
 TERMINAL = ",".join(TERMINAL_STATUSES)
+# After Redis restarts or fails over, how long claims of queued jobs wait while the workers put
+# back the jobs they run (see agentq/lua/server_epoch.lua): above two housekeeping ticks.
+SETTLE_SECONDS = 3.0
 
 POISONED_ERROR = JobError(
     code="poisoned",
@@ -76,19 +81,53 @@ def newest_members(client: redis.Redis, keys: Sequence[str], limit: int) -> list
 class JobStore:
     """Reads and writes job records and traces; every key expires after ``ttl`` seconds."""
 
-    def __init__(self, client: redis.Redis, ttl: int, url: str = "redis") -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        ttl: int,
+        url: str = "redis",
+        durable: DurableWrites | None = None,
+    ) -> None:
         self._redis = client
         self._ttl = ttl
         self._url = url
+        # Confirms the writes that answer a user (see agentq.durability); None: never waits.
+        self._durable = durable
         self._transition = lua.register(client, "store_transition")
         self._claim = lua.register(client, "store_claim")
         self._requeue = lua.register(client, "store_requeue")
         self._pop_due = lua.register(client, "store_pop_due")
         self._reseal = lua.register(client, "store_reseal")
+        self._epoch = lua.register(client, "store_epoch")
+        self._reassert = lua.register(client, "store_reassert")
+
+    @classmethod
+    def for_settings(cls, client: redis.Redis, settings: Settings) -> JobStore:
+        durable = DurableWrites(
+            client,
+            settings.durable_writes,
+            settings.durable_write_timeout_seconds,
+            settings.redis_url,
+        )
+        return cls(client, settings.job_ttl_seconds, settings.redis_url, durable)
 
     @property
     def redis(self) -> redis.Redis:
         return self._redis
+
+    def durable_plan(self) -> str:
+        """How the writes that answer users are made durable here (``agentq.durability``)."""
+        return "off" if self._durable is None else self._durable.plan()
+
+    def check_durable(self) -> None:
+        """Before a write that answers a user: refuse it if it cannot be made durable."""
+        if self._durable is not None:
+            self._durable.check()
+
+    def confirm_durable(self) -> None:
+        """After such a write: wait until it is on disk (see ``agentq.durability``)."""
+        if self._durable is not None:
+            self._durable.confirm()
 
     @staticmethod
     def job_key(job_id: str) -> str:
@@ -116,6 +155,7 @@ class JobStore:
         """Write new jobs of one owner, each with its own sealed token (bound to it, see
         ``agentq.sealing``; kept so a lost or retried run can be resent), in one transaction
         with ``enqueue`` (which queues them for dispatch): all of it is written or none of it."""
+        self.check_durable()
         with redis_errors(self._url):
             pipe = self._redis.pipeline(transaction=True)
             for job, sealed in zip(jobs, sealed_tokens, strict=True):
@@ -130,6 +170,7 @@ class JobStore:
             if enqueue is not None:
                 enqueue(pipe)
             pipe.execute()
+        self.confirm_durable()
 
     def owned_ids(self, owners: Sequence[str], limit: int) -> list[str]:
         """The newest ``limit`` job ids of an owner, newest first, over its fingerprints under
@@ -219,11 +260,12 @@ class JobStore:
             result = self._claim(
                 keys=[
                     self.job_key(job_id), RUNNING_KEY, DELAYED_KEY, SENT_KEY,
-                    self.sealed_key(job_id),
+                    self.sealed_key(job_id), EPOCH_KEY, SETTLE_KEY,
                 ],
                 args=[
                     self._ttl, worker, WORKER_PREFIX, repr(time.time()), poison_after, job_id,
                     POISONED_ERROR.model_dump_json(), "1" if load else "0",
+                    int(SETTLE_SECONDS * 1000),
                 ],
             )  # fmt: skip
         if not isinstance(result, list):
@@ -259,7 +301,7 @@ class JobStore:
     def pop_due(self, limit: int = 100) -> list[str]:
         """Job ids whose retry is due now, each handed out once."""
         with redis_errors(self._url):
-            due = self._pop_due(keys=[DELAYED_KEY], args=[repr(time.time()), limit])
+            due = self._pop_due(keys=[DELAYED_KEY, SENT_KEY], args=[repr(time.time()), limit])
         return [str(job_id) for job_id in due]
 
     def mark_sent(self, job_id: str) -> None:
@@ -274,25 +316,39 @@ class JobStore:
             ids = self._redis.zrangebyscore(SENT_KEY, "-inf", time.time() - older_than)
         return [str(job_id) for job_id in ids]
 
-    def message_pending(self, queue: str, job_id: str) -> bool:
-        """Whether the broker may still hold a message for the job: its queue is not empty, or
-        a worker took one and has not acknowledged it (kombu keeps those in its unacked hash)."""
+    def unmark_sent(self, job_ids: Sequence[str]) -> None:
+        """Forget that messages were sent for jobs that ended or expired."""
         with redis_errors(self._url):
-            if self._redis.llen(queue) > 0:
-                return True
-            for raw in self._redis.hvals(KOMBU_UNACKED_KEY):
-                try:
-                    message = json.loads(raw)[0]
-                except (ValueError, IndexError, TypeError):
-                    continue
-                if isinstance(message, dict) and message.get("headers", {}).get("id") == job_id:
-                    return True
-        return False
+            self._redis.zrem(SENT_KEY, *job_ids)
 
     def requeue_due(self, job_id: str) -> None:
         """Put a job taken by ``pop_due`` back, when its message could not be sent."""
         with redis_errors(self._url):
-            self._redis.zadd(DELAYED_KEY, {job_id: time.time()})
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.zadd(DELAYED_KEY, {job_id: time.time()})
+            pipe.zrem(SENT_KEY, job_id)
+            pipe.execute()
+
+    def server_epoch(self) -> tuple[str, float]:
+        """The Redis server's run id, and the seconds left of the settling window that opened
+        when it changed (0 when none): see ``agentq/lua/server_epoch.lua``."""
+        with redis_errors(self._url):
+            run_id, settle_ms = self._epoch(
+                keys=[EPOCH_KEY, SETTLE_KEY], args=[repr(time.time()), int(SETTLE_SECONDS * 1000)]
+            )
+        return str(run_id), max(0.0, int(settle_ms) / 1000)
+
+    def reassert(self, job_id: str, worker: str, attempt: int) -> str:
+        """Mark a job this worker runs as running here again, if it reads ``queued`` (its claim
+        was lost with a Redis restart): 'reasserted', 'missing', or the status it has."""
+        with redis_errors(self._url):
+            result = self._reassert(
+                keys=[self.job_key(job_id), RUNNING_KEY, DELAYED_KEY, SENT_KEY],
+                args=[
+                    worker, repr(time.time()), job_id, self._ttl, attempt, f"{KEY_PREFIX}:",
+                ],
+            )  # fmt: skip
+        return str(result)
 
     def running(self) -> list[tuple[str, float]]:
         """(job id, when its current attempt started) of every running job."""
@@ -338,18 +394,24 @@ class JobStore:
             fields["error"] = error.model_dump_json()
         if model is not None:
             fields["model"] = model
-        return self._apply(
+        applied = self._apply(
             job_id, (JobStatus.QUEUED, JobStatus.RUNNING), owner, terminal=True, fields=fields
         )[1]
+        self.confirm_durable()
+        return applied
 
     def cancel(self, job_id: str) -> str | None:
         """Cancel a queued or running job; returns the status it had (None if it is gone)."""
+        self.check_durable()
         previous, _applied = self._apply(job_id, *self._cancel_change())
+        self.confirm_durable()
         return previous
 
     def cancel_many(self, job_ids: Sequence[str]) -> int:
-        """Cancel every queued or running job of ``job_ids`` (pipelined); returns how many."""
+        """Cancel every queued or running job of ``job_ids`` (pipelined); returns how many.
+        The caller confirms (``confirm_durable``) once it has cancelled all it will."""
         change = self._cancel_change()
+        self.check_durable()
         with redis_errors(self._url):
             pipe = self._redis.pipeline(transaction=False)
             for job_id in job_ids:

@@ -201,6 +201,14 @@ def print_table(results: dict[str, Any]) -> None:
     agentq = results["agentq"]
     print(f"     {'mcp_requests_per_job':<32} {results['mcp_requests_per_job']:>10}")
     print(f"     {'agentq peak running seen':<32} {agentq['peak_running_seen']:>10}")
+    for row in results["enqueue"].get("durable", []):
+        if "skipped" in row:
+            print(f"     durable writes {row['setup']:<24} skipped: {row['skipped']}")
+            continue
+        print(
+            f"     durable writes {row['setup']:<24} batch {row['batch_jobs_per_s']:>8.0f} jobs/s"
+            f", one submit {row['single_submit_ms']:>6.1f} ms"
+        )
     fairness = results["fairness"]
     print(
         f"     {'fairness_wait_s':<32} {results['fairness_wait_s']:>10} (another tenant's "

@@ -10,11 +10,11 @@ per model call, 20 ms per MCP request): a private Redis, the MCP double, the mod
 3. **limit**: the same agent runs with no queue at all, ``asyncio.gather`` in the same number of
    processes with the same number in flight;
 
-plus the enqueue rate of a 10,000-question batch, how long another tenant waits behind a big
-batch, and a sweep over jobs in flight in one process (agentq and the limit) for the plot and
-for the memory figure (one process with 200 in flight). Every system's work per job is counted
-on the doubles (model requests, MCP requests by method), so a system that skipped work would
-show.
+plus the enqueue rate of a 10,000-question batch (and with durable writes on and off), how
+long another tenant waits behind a big batch, and a sweep over jobs in flight in one process
+(agentq and the limit) for the plot and for the memory figure (one process with 200 in
+flight). Every system's work per job is counted on the doubles (model requests, MCP requests by
+method), so a system that skipped work would show.
 Figures are printed and written to ``bench/results.json``; the plot goes to ``bench/plot.png``.
 Ratios matter more than absolute numbers: these machines are noisy, so compare within one run.
 
@@ -36,7 +36,7 @@ from bench import report
 from bench.measure import Phases, doubles
 from bench.systems.agentq import run_agentq
 from bench.systems.baseline import run_baseline
-from bench.systems.batches import measure_enqueue, measure_fairness
+from bench.systems.batches import measure_durable_enqueue, measure_enqueue, measure_fairness
 from bench.systems.limit import run_limit
 
 HERE = Path(__file__).resolve().parent
@@ -107,6 +107,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 baseline = run_baseline(d, workdir, 2, args.baseline_jobs)
             with phases.timed("enqueue", f"a {args.enqueue}-question batch"):
                 enqueue = measure_enqueue(d, 3, args.enqueue)
+            with phases.timed("durable", f"a {args.enqueue}-question batch, durable on and off"):
+                enqueue["durable"] = measure_durable_enqueue(
+                    d, workdir, args.enqueue, singles=3 if args.smoke else 20
+                )
             backlog = args.fairness_backlog
             with phases.timed("fairness", f"a {backlog}-question batch, then one more"):
                 fairness = measure_fairness(d, workdir, 8, backlog)

@@ -187,6 +187,7 @@ class ModelApp:
         if config.latency_ms > 0:
             await asyncio.sleep(config.latency_ms / 1000)
         api = "responses" if responses else "chat"
+        conversation = responses_conversation(body) if responses else chat_conversation(body)
         record: dict[str, Any] = {
             "t": time.time(),
             "api": api,
@@ -195,6 +196,10 @@ class ModelApp:
             "tools_offered": [
                 (t.get("function") or t).get("name") for t in body.get("tools") or []
             ],
+            # Which question this request is about, and how many tool results it carries (0:
+            # the first turn of a run), so a test can count the runs of each question.
+            "question": conversation.question,
+            "tool_results": len(conversation.tool_outputs),
             "tool_calls": [],
             "text": None,
             "input_tokens": 0,
@@ -207,7 +212,6 @@ class ModelApp:
         if fault is not None:
             record["fault"] = fault
             return await self._fail(fault, record, receive, send)
-        conversation = responses_conversation(body) if responses else chat_conversation(body)
         decision = decide(conversation, config.policy, config.script)
         payload = _responses_payload(body, decision) if responses else _chat_payload(body, decision)
         input_tokens = count_tokens(

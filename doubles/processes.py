@@ -189,15 +189,22 @@ def redis_server_binary() -> str:
 
 
 def start_redis(
-    log_dir: Path, appendonly: bool = False, data_dir: Path | None = None, port: int | None = None
+    log_dir: Path,
+    appendonly: bool = False,
+    data_dir: Path | None = None,
+    port: int | None = None,
+    *,
+    binary: str | Path | None = None,
+    extra: Sequence[str] = (),
 ) -> Service:
-    """A private redis-server on a free loopback port, keeping its data in ``data_dir``."""
+    """A private redis-server on a free loopback port, keeping its data in ``data_dir``
+    (``binary``: another redis-server than the one on PATH; ``extra``: more of its options)."""
     port = port or free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="agentq-redis-", dir=log_dir))
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
-        redis_server_binary(),
+        str(binary or redis_server_binary()),
         "--port", str(port),
         "--bind", "127.0.0.1",
         "--dir", str(data_dir),
@@ -206,6 +213,7 @@ def start_redis(
         "--daemonize", "no",
         "--protected-mode", "yes",
         "--databases", "32",  # tests isolate their own workers in a database each
+        *extra,
     ]  # fmt: skip
 
     def ping() -> bool:

@@ -68,7 +68,7 @@ class Client:
         self.redis = connect(
             self.settings.redis_url, sentinel_master=self.settings.redis_sentinel_master
         )
-        self.store = JobStore(self.redis, self.settings.job_ttl_seconds, self.settings.redis_url)
+        self.store = JobStore.for_settings(self.redis, self.settings)
         self.dispatcher = Dispatcher.for_settings(self.redis, self.settings)
         self.batches = BatchStore(
             self.redis, self.settings.job_ttl_seconds, self.settings.redis_url
@@ -291,8 +291,11 @@ class Client:
     def cancel_batch(self, batch_id: str, token: str) -> int:
         """Cancel every queued and running job of the batch; returns how many were cancelled."""
         batch = self._owned_batch(batch_id, token, "batch.cancel")
+        self.store.check_durable()
         self.batches.mark_cancelled(batch.id)
-        return sum(self.store.cancel_many(ids) for ids in self.batches.job_ids(batch.id))
+        cancelled = sum(self.store.cancel_many(ids) for ids in self.batches.job_ids(batch.id))
+        self.store.confirm_durable()
+        return cancelled
 
     def batch_report(self, batch_id: str, token: str) -> BatchReport:
         """The batch's report: the one written when it ended, or a live one while it runs."""

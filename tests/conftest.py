@@ -54,8 +54,9 @@ from doubles.processes import (
 )
 from producer.client import Client
 
-# Builds the real infrahub-mcp's virtualenv in the background; runs `contract` tests late.
-pytest_plugins = ("tests.infrahub_mcp_server",)
+# Builds the real infrahub-mcp's virtualenv and a Redis with WAITAOF in the background; runs
+# the tests that need them (`contract`, `waitaof`) late.
+pytest_plugins = ("tests.infrahub_mcp_server", "tests.waitaof_redis")
 
 # Tokens the MCP double accepts. Distinctive, so a leak is found by a plain substring search.
 TOKEN_A = "ihtoken-alice-6f1d2c9e8b7a4f30"

@@ -50,5 +50,11 @@ def test_bench_smoke_run_writes_every_figure(tmp_path: Path) -> None:
         assert isinstance(results[key], float | int) and results[key] > 0, key
     assert results["agentq"]["succeeded"] == results["agentq"]["jobs"] == 20
     assert set(results["targets"]) >= {"throughput_ratio_vs_baseline", "peak_rss_mib"}
+    durable = {row["setup"]: row for row in results["enqueue"]["durable"]}
+    assert durable["off, everysec"]["plan"] == "off"
+    assert durable["on, appendfsync always"]["plan"] == "always"
+    for row in durable.values():
+        assert "skipped" in row or row["batch_jobs_per_s"] > 0, row
+    assert "durable writes" in completed.stdout
     assert plot.read_bytes().startswith(b"\x89PNG")
     assert "throughput_ratio_vs_limit" in completed.stdout

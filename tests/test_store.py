@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -11,9 +12,9 @@ from agentq.connections import connect, redact_url
 from agentq.errors import JobNotFound, ServiceUnavailable
 from agentq.jobs import AttemptSummary, Job, JobError, JobStatus, Usage
 from agentq.sealing import TokenSealer, generate_key
-from agentq.store import JobStore
+from agentq.store import SETTLE_SECONDS, JobStore
 from agentq.traces import AttemptTrace, Step, Totals
-from doubles.processes import free_port
+from doubles.processes import free_port, start_redis
 
 TTL = 3600
 
@@ -193,26 +194,72 @@ def test_redact_url_keeps_urls_without_password() -> None:
     assert redact_url("redis://user:pw@h:1/2") == "redis://user:***@h:1/2"
 
 
-def test_a_queued_job_whose_message_was_lost_is_found(
-    store: JobStore, redis_client: redis.Redis
-) -> None:
+def test_a_queued_job_whose_message_was_sent_is_listed_until_claimed(store: JobStore) -> None:
     job = new_job()
     store.create([job], ["sealed"])
     assert job.id not in store.unclaimed(older_than=-1)  # not dispatched yet
     store.mark_sent(job.id)
     assert job.id in store.unclaimed(older_than=-1)
     assert job.id not in store.unclaimed(older_than=60)
-    queue = f"lost-{job.id}"
-    assert not store.message_pending(queue, job.id)
-    # A worker holding its message unacknowledged (kombu's format) means it is not lost.
-    message = {"headers": {"id": job.id}, "body": "..."}
-    redis_client.hset("unacked", "tag-1", json.dumps([message, "", queue]))
-    try:
-        assert store.message_pending(queue, job.id)
-    finally:
-        redis_client.hdel("unacked", "tag-1")
-    redis_client.rpush(queue, "{}")
-    assert store.message_pending(queue, job.id)  # the queue still has messages to hand out
-    redis_client.delete(queue)
     assert store.claim(job.id, "w1", poison_after=3) == "claimed"
+    assert job.id not in store.unclaimed(older_than=-1)
+
+
+@pytest.fixture
+def private_store(tmp_path: Path) -> Iterator[JobStore]:
+    """A store on a Redis of the test's own: a settling window here stops no other test's jobs."""
+    service = start_redis(tmp_path)
+    try:
+        yield JobStore(connect(service.extra["url"]), TTL, service.extra["url"])
+    finally:
+        service.stop()
+
+
+def test_a_new_server_run_id_opens_a_settling_window(private_store: JobStore) -> None:
+    store = private_store
+    run_id, settling = store.server_epoch()
+    assert len(run_id) == 40 and settling == 0  # first sight: nothing went back in time
+    job = new_job()
+    store.create([job], ["sealed"])
+    # As after a restart from the append-only file: the epoch names the server before.
+    store.redis.hset("agentq:epoch", "run_id", "0" * 40)
+    assert store.claim(job.id, "w2", poison_after=3) == "settling"
+    again, settling = store.server_epoch()
+    assert again == run_id and 0 < settling <= SETTLE_SECONDS
+    # The worker that ran it puts it back; then it is busy for everyone else, window or not.
+    store.redis.set("agentq:worker:w1", "{}", ex=30)
+    assert store.reassert(job.id, "w1", attempt=1) == "reasserted"
+    running = store.load(job.id)
+    assert running is not None and running.status == JobStatus.RUNNING
+    assert running.worker == "w1" and running.attempts == 1
+    assert job.id in dict(store.running())
+    assert store.claim(job.id, "w2", poison_after=3) == "busy"
+    assert store.reassert(job.id, "w2", attempt=1) == "running"  # not taken from its runner
+    assert store.reassert("gone", "w1", attempt=1) == "missing"
+    # A running job whose worker is dead is not taken over while the window lasts either.
+    store.redis.delete("agentq:worker:w1")
+    assert store.claim(job.id, "w2", poison_after=3) == "settling"
+    store.redis.delete("agentq:settle")
+    assert store.claim(job.id, "w2", poison_after=3) == "claimed"
+
+
+def test_a_job_that_reads_queued_is_finished_by_the_worker_that_ran_it(store: JobStore) -> None:
+    # Its claim was lost (Redis went back in time) while w1 ran it: w1's answer still counts.
+    job = new_job()
+    store.create([job], ["sealed"])
+    assert store.finish(job.id, JobStatus.SUCCEEDED, answer="42", owner="w1")
+    done = store.load(job.id)
+    assert done is not None and done.status == JobStatus.SUCCEEDED and done.answer == "42"
+    assert store.claim(job.id, "w2", poison_after=3) == "terminal"
+
+
+def test_a_due_retry_is_noted_as_sent_when_taken(store: JobStore) -> None:
+    job = new_job()
+    store.create([job], ["sealed"])
+    assert store.claim(job.id, "w1", poison_after=3) == "claimed"
+    assert store.requeue(job.id, 0.0, owner="w1") == "queued"
+    assert job.id in store.pop_due()
+    # Taken and not yet sent: if the message never goes out, the lost-message check sees it.
+    assert job.id in store.unclaimed(older_than=-1)
+    store.requeue_due(job.id)
     assert job.id not in store.unclaimed(older_than=-1)

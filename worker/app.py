@@ -139,7 +139,7 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     thread.start()
     _heartbeats.append(thread)
     maintenance = Maintenance(
-        JobStore(client, settings.job_ttl_seconds, settings.redis_url), dispatcher, app, settings
+        JobStore.for_settings(client, settings), dispatcher, app, settings, hostname
     )
     maintenance.start()
     _maintenance.append(maintenance)

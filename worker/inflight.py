@@ -57,3 +57,38 @@ class InFlight:
 
 
 inflight = InFlight()
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    worker: str  # the Celery hostname that claimed it
+    attempt: int
+    claimed_at: float
+
+
+class Claimed:
+    """Thread-safe map of the jobs this process claimed and has not yet recorded the end of.
+
+    Wider than ``inflight`` (which holds only a running attempt's task): a job is here from its
+    claim to its outcome's write. After a Redis restart that lost claims, the housekeeping puts
+    these back (``worker.maintenance``), so no other worker runs them a second time.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: dict[str, ClaimedJob] = {}
+
+    def add(self, job_id: str, job: ClaimedJob) -> None:
+        with self._lock:
+            self._jobs[job_id] = job
+
+    def remove(self, job_id: str) -> None:
+        with self._lock:
+            self._jobs.pop(job_id, None)
+
+    def items(self) -> list[tuple[str, ClaimedJob]]:
+        with self._lock:
+            return list(self._jobs.items())
+
+
+claimed = Claimed()

@@ -9,6 +9,10 @@ number of workers can run it at once and none is special.
 - A job whose worker's heartbeat expired is requeued; one whose runs keep being lost is poisoned.
 - A job running far past its deadline on a live worker is failed, so nothing stays ``running``.
 - A queued job whose message was lost (see ``resend_lost_messages``) gets a new one.
+- When Redis restarts or fails over (its run id changes) or comes back after the connection was
+  lost, the worker reconciles at once (``watch_redis``): it puts back the jobs it runs whose
+  claims were lost, requeues those Redis says it runs and it does not (their ends were lost),
+  and, once the settling window has passed, resends lost messages and frees stale slots.
 - Jobs waiting in their lanes are dispatched as slots free up (``agentq.dispatch``), and slots
   held by jobs whose records expired are freed.
 - A batch whose last job ended gets its report written (one worker does it) and its webhook
@@ -21,17 +25,20 @@ from __future__ import annotations
 import threading
 import time
 
+import redis
 from celery import Celery
 
+from agentq import broker_state
 from agentq.batches import BatchStore, build_report
 from agentq.celery_app import send_job
+from agentq.connections import redis_errors
 from agentq.dispatch import Dispatcher
-from agentq.errors import ErrorCode
+from agentq.errors import ErrorCode, ServiceUnavailable
 from agentq.jobs import JobError, JobStatus
 from agentq.logs import get_logger
 from agentq.settings import Settings
 from agentq.store import JobStore
-from worker.inflight import inflight
+from worker.inflight import claimed, inflight
 from worker.webhook_delivery import WebhookDeliveries
 
 log = get_logger(__name__)
@@ -39,21 +46,39 @@ log = get_logger(__name__)
 TICK_SECONDS = 0.5
 REAP_EVERY_SECONDS = 5.0
 OVERRUN_GRACE_SECONDS = 120.0
+# A queued job's message found in no queue and held by no consumer this long after it was sent
+# is lost (kombu pops a message and records it as taken in two steps; a consumer that dies or
+# loses its connection in between loses it). A taken message whose job is still unclaimed after
+# the visibility timeout is lost too (its consumer died): kombu would restore it then as well.
+LOST_AFTER_SECONDS = 30.0
+# After a Redis restart, failover or outage, when the settling window has passed: a message sent
+# or taken this long ago whose job is still unclaimed is resent. (A duplicate costs a delivery:
+# it is dropped at claim.)
+RECONCILE_AFTER_SECONDS = 2.0
 
 
 class Maintenance:
     def __init__(
-        self, store: JobStore, dispatcher: Dispatcher, celery: Celery, settings: Settings
+        self,
+        store: JobStore,
+        dispatcher: Dispatcher,
+        celery: Celery,
+        settings: Settings,
+        hostname: str = "",
     ) -> None:
         self._store = store
         self._batches = BatchStore(store.redis, settings.job_ttl_seconds, settings.redis_url)
         self._dispatcher = dispatcher
         self._celery = celery
         self._settings = settings
+        self._hostname = hostname
         self.webhooks = WebhookDeliveries(store, self._batches, settings)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="agentq-maintenance", daemon=True)
         self._last_reap = 0.0
+        self._run_id: str | None = None  # the Redis server's, as last seen
+        self._redis_lost = False  # a tick failed to reach Redis since it was last seen
+        self._reconcile_at: float | None = None  # (monotonic) when the pending reconcile runs
 
     def start(self) -> None:
         self._thread.start()
@@ -67,9 +92,15 @@ class Maintenance:
             try:
                 self.tick()
             except Exception as exc:  # Redis away: try again next tick
+                if isinstance(exc, ServiceUnavailable | redis.ConnectionError | redis.TimeoutError):
+                    self._redis_lost = True
                 log.warning("maintenance tick failed", error=str(exc))
 
     def tick(self) -> None:
+        self.watch_redis()
+        if self._reconcile_at is not None and time.monotonic() >= self._reconcile_at:
+            self._reconcile_at = None
+            self.reconcile()
         self.send_due_retries()
         self._dispatcher.dispatch(self._celery)
         self.stop_cancelled_jobs()
@@ -124,34 +155,107 @@ class Maintenance:
             if status in (JobStatus.CANCELLED, None) and inflight.stop(job_id, "cancelled"):
                 log.info("stopping cancelled job", job_id=job_id)
 
-    def resend_lost_messages(self) -> None:
-        """Send again the message of a queued job that no worker ever claimed.
+    def watch_redis(self) -> None:
+        """Notice a Redis restart or failover (a new run id) or a lost and regained connection,
+        and reconcile at once rather than after the visibility timeout.
 
-        kombu's Redis transport pops a message and then records it as unacknowledged; a worker
-        killed between the two loses the message for good. A job whose message is older than
-        the visibility timeout, whose queue is empty and whose message no worker holds, has
-        lost it. (A duplicate, should one still exist, is dropped when claimed.)
+        A restart from an append-only file written ``everysec`` (or a failover to a replica
+        that lacked the last writes) takes the state back by a second or two: a claim, an end,
+        a dispatch may be gone, while the workers and the broker's consumers have moved on.
+        The first script to see the new run id opens a settling window in which no queued job
+        is claimed (``agentq/lua/server_epoch.lua``); in it each worker puts back the jobs it
+        runs and requeues those Redis says it runs and it does not. When the window has passed,
+        ``reconcile`` resends the messages that were lost and frees stale slots.
         """
-        lease = self._settings.visibility_timeout_seconds + 10
-        for job_id in self._store.unclaimed(older_than=lease):
+        run_id, settling = self._store.server_epoch()
+        restarted = self._run_id is not None and run_id != self._run_id
+        regained, self._redis_lost = self._redis_lost, False
+        self._run_id = run_id
+        if not (restarted or regained or (settling > 0 and self._reconcile_at is None)):
+            return
+        log.warning(
+            "redis restarted or failed over; reconciling"
+            if restarted or settling > 0
+            else "redis is reachable again; reconciling",
+            settling_seconds=round(settling, 2),
+        )
+        self.reassert_claimed()
+        self._reconcile_at = time.monotonic() + settling + RECONCILE_AFTER_SECONDS
+
+    def reassert_claimed(self) -> None:
+        """Put back the jobs this process runs whose claims Redis lost, and requeue the jobs
+        Redis says this worker runs that it does not (their recorded ends were lost)."""
+        mine = dict(claimed.items())
+        for job_id, held in mine.items():
+            result = self._store.reassert(job_id, held.worker, held.attempt)
+            if result == "reasserted":
+                log.warning("put back a running job whose claim redis lost", job_id=job_id)
+            elif result == "missing":
+                log.error(
+                    "a running job is gone from redis (its submit was not on disk)", job_id=job_id
+                )
+        if not self._hostname:
+            return
+        started_before = time.time() - RECONCILE_AFTER_SECONDS
+        for job_id, started in self._store.running():
+            if job_id in mine or started > started_before:
+                continue
             job = self._store.load(job_id)
-            sealed = self._store.sealed_token(job_id)
-            if job is None or job.status != JobStatus.QUEUED or sealed is None:
+            if job is None or job.status != JobStatus.RUNNING or job.worker != self._hostname:
                 continue
-            queue = job.queue or self._settings.queue
-            if self._store.message_pending(queue, job_id):
+            result = self._store.requeue(job_id, 0.0, owner=self._hostname)
+            log.warning(
+                "requeued a job whose recorded end redis lost", job_id=job_id, result=result
+            )
+
+    def reconcile(self) -> None:
+        resent = self.resend_lost_messages(RECONCILE_AFTER_SECONDS, RECONCILE_AFTER_SECONDS)
+        freed = self._dispatcher.repair(self._store, older_than=0)
+        dispatched = self._dispatcher.dispatch(self._celery)
+        log.info("reconciled with redis", resent=resent, freed=freed, dispatched=dispatched)
+
+    def resend_lost_messages(self, sent_for: float, taken_for: float) -> int:
+        """Send again the message of each queued job that is in no queue and that no consumer
+        holds: sent more than ``sent_for`` seconds ago and not waiting in its queue, and either
+        not taken or taken more than ``taken_for`` seconds ago. Returns how many were sent.
+
+        A duplicate (the message was not lost after all) is dropped when claimed.
+        """
+        ids = self._store.unclaimed(older_than=sent_for)
+        if not ids:
+            return 0
+        jobs = [j for j in self._store.load_many(ids) if j is not None]
+        queued = [j for j in jobs if j.status == JobStatus.QUEUED]
+        stale = set(ids) - {j.id for j in queued}
+        if stale:  # ended or expired: they must not hold a place in the dispatch window
+            self._store.unmark_sent(sorted(stale))
+        if not queued:
+            return 0
+        with redis_errors(self._settings.redis_url):
+            waiting = broker_state.waiting_ids(
+                self._store.redis, {j.queue or self._settings.queue for j in queued}
+            )
+            taken = broker_state.taken_ids(self._store.redis)
+        now = time.time()
+        resent = 0
+        for job in queued:
+            if job.id in waiting or now - taken.get(job.id, 0.0) < taken_for:
                 continue
-            send_job(self._celery, queue, job_id)
-            self._store.mark_sent(job_id)
-            log.warning("resent the lost message of a queued job", job_id=job_id)
+            send_job(self._celery, job.queue or self._settings.queue, job.id)
+            self._store.mark_sent(job.id)
+            resent += 1
+            log.warning("resent the lost message of a queued job", job_id=job.id)
+        return resent
 
     def reap(self) -> None:
-        self.resend_lost_messages()
+        self.resend_lost_messages(
+            LOST_AFTER_SECONDS, self._settings.visibility_timeout_seconds + 10
+        )
         freed = self._dispatcher.repair(self._store)
         if freed:
             log.warning("freed dispatch slots of jobs that expired in flight", count=freed)
         now = time.time()
-        mine = set(inflight.job_ids())
+        mine = set(inflight.job_ids()) | {job_id for job_id, _job in claimed.items()}
         for job_id, started in self._store.running():
             if job_id in mine:
                 continue

@@ -26,10 +26,11 @@ from agentq.logs import get_logger, scrub, scrub_data, secret_scope
 from agentq.metrics import observe_attempt, observe_finished
 from agentq.sealing import SealBinding, TokenSealer
 from agentq.settings import Settings
-from agentq.store import JobStore
+from agentq.store import SETTLE_SECONDS, JobStore
 from worker.agent_run import AttemptOutcome, run_attempt
 from worker.app import app, settings
 from worker.event_loop import get_loop_thread
+from worker.inflight import ClaimedJob, claimed
 from worker.retries import retry_in
 
 log = get_logger(__name__)
@@ -59,7 +60,7 @@ def get_runtime() -> Runtime:
             client = connect(settings.redis_url, sentinel_master=settings.redis_sentinel_master)
             _runtime = Runtime(
                 settings=settings,
-                store=JobStore(client, settings.job_ttl_seconds, settings.redis_url),
+                store=JobStore.for_settings(client, settings),
                 sealer=TokenSealer(secret),
                 dispatcher=Dispatcher.for_settings(client, settings),
             )
@@ -97,20 +98,36 @@ def run_job(self: Any, job_id: str, *_legacy: Any) -> None:
             log.warning("dispatch after a job failed", error=str(exc))
 
 
-def run_claimed(runtime: Runtime, job_id: str, worker_name: str) -> None:
+def claim(runtime: Runtime, job_id: str, worker_name: str) -> tuple[str, Job | None, str | None]:
+    """Claim the job, waiting out a Redis outage, and the settling window that follows a Redis
+    restart or failover (while the workers put back the jobs they run: see
+    ``agentq/lua/server_epoch.lua``)."""
     store = runtime.store
-    claim, job, sealed = persist(
-        lambda: store.claim_and_load(job_id, worker_name, runtime.settings.poison_after)
-    )
-    if claim != "claimed" or job is None:
-        log.info("message not run", job_id=job_id, reason=claim)
+    settled_by = time.monotonic() + 4 * SETTLE_SECONDS
+    while True:
+        result = persist(
+            lambda: store.claim_and_load(job_id, worker_name, runtime.settings.poison_after)
+        )
+        if result[0] != "settling" or time.monotonic() >= settled_by:
+            return result
+        time.sleep(SETTLE_SECONDS / 10)
+
+
+def run_claimed(runtime: Runtime, job_id: str, worker_name: str) -> None:
+    outcome, job, sealed = claim(runtime, job_id, worker_name)
+    if outcome != "claimed" or job is None:
+        # 'settling' past its window: the message is dropped, and the job, still queued with
+        # no message, is sent again by the housekeeping's lost-message check.
+        log.info("message not run", job_id=job_id, reason=outcome)
         return
     structlog.contextvars.bind_contextvars(
         job_id=job_id, attempt=job.attempts, tenant=tenant_id(job.owner)
     )
+    claimed.add(job_id, ClaimedJob(worker_name, job.attempts, time.time()))
     try:
         execute(runtime, job, sealed, worker_name)
     finally:
+        claimed.remove(job_id)
         structlog.contextvars.clear_contextvars()
 
 

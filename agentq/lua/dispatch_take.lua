@@ -3,16 +3,21 @@
 -- after a submit, by a worker after a job ends and on each worker's maintenance tick.
 --
 -- KEYS[1] agentq:lanes, KEYS[2] agentq:lanes:set, KEYS[3] agentq:capacity (hash: worker ->
---   its job slots), KEYS[4] agentq:running, KEYS[5] agentq:sent, KEYS[6] agentq:tenants.
+--   its job slots), KEYS[4] agentq:running, KEYS[5] agentq:sent, KEYS[6] agentq:tenants,
+--   KEYS[7] agentq:epoch, KEYS[8] agentq:settle.
 -- ARGV[1] now, ARGV[2] the tenant cap of jobs in flight, ARGV[3] the most jobs to hand out,
 --   ARGV[4] headroom (messages beyond the live workers' slots), ARGV[5] the key prefix
---   ('agentq:'), ARGV[6] the worker heartbeat key prefix. Lanes, their meta, the in-flight sets
---   and job hashes are named from ARGV[5].
+--   ('agentq:'), ARGV[6] the worker heartbeat key prefix, ARGV[7] the settling window in
+--   milliseconds. Lanes, their meta, the in-flight sets and job hashes are named from ARGV[5].
+-- The server's epoch is read first (server_epoch.lua): so it is on record before any job is
+--   sent, and a restart that takes the state back to any moment after is noticed.
 -- Returns a flat list: job id, queue, job id, queue... (queue '' for the default).
 --
 -- Why atomic: counting free slots and taking jobs are one step, so dispatchers running at once
 -- never overshoot a tenant's, a lane's or the broker's cap, and never hand out a job twice.
 
+--#include server_epoch.lua
+server_epoch(KEYS[7], KEYS[8], ARGV[1], ARGV[7])
 local prefix = ARGV[5]
 local slots = 0
 local workers = redis.call('HGETALL', KEYS[3])

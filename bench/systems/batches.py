@@ -1,7 +1,8 @@
 """agentq's batch path: how fast a big batch is accepted, and whether it crowds out another tenant.
 
-Two figures the per-job runs cannot give: the enqueue rate of ``Client.submit_batch`` with no
-worker running (what accepting a batch costs, each job's token sealed on its own), and how long
+Figures the per-job runs cannot give: the enqueue rate of ``Client.submit_batch`` with no
+worker running (what accepting a batch costs, each job's token sealed on its own), what durable
+writes add to it (``measure_durable_enqueue``), and how long
 another tenant's single question waits to start while one tenant's big batch is running on the
 same worker. Both use the worker environment of ``bench.systems.agentq``.
 """
@@ -15,7 +16,8 @@ from typing import Any
 
 from bench.measure import OTHER_TOKEN, TOKEN, Doubles
 from bench.systems.agentq import agentq_env, client_for
-from doubles.processes import start_worker, wait_until
+from doubles.processes import start_redis, start_worker, wait_until
+from doubles.redis_build import RedisBuildUnavailable, redis_server_with_waitaof
 
 
 def measure_enqueue(d: Doubles, db: int, questions: int) -> dict[str, Any]:
@@ -33,6 +35,59 @@ def measure_enqueue(d: Doubles, db: int, questions: int) -> dict[str, Any]:
         "seconds": seconds,
         "jobs_per_s": questions / seconds,
     }
+
+
+def measure_durable_enqueue(
+    d: Doubles, workdir: Path, questions: int, singles: int = 20
+) -> list[dict[str, Any]]:
+    """What durable writes (``AGENTQ_DURABLE_WRITES``) cost a producer, side by side: the same
+    batch (and ``singles`` single submits) into a Redis of its own with the append-only file
+    on, with durable writes off (``everysec``, nothing waited for), on through ``appendfsync
+    always``, and on through WAITAOF with ``everysec`` (Redis 7.2+, built from source if it
+    can be)."""
+    waitaof: Path | None
+    try:
+        waitaof = redis_server_with_waitaof()
+    except (RedisBuildUnavailable, RuntimeError):
+        waitaof = None
+    setups = [
+        ("off, everysec", None, "everysec", "off"),
+        ("on, appendfsync always", None, "always", "on"),
+        ("on, WAITAOF + everysec", waitaof, "everysec", "on"),
+    ]
+    items = [f"Which interfaces of device {i} are down?" for i in range(questions)]
+    rows: list[dict[str, Any]] = []
+    for label, binary, fsync, mode in setups:
+        if mode == "on" and fsync == "everysec" and binary is None:
+            rows.append({"setup": label, "skipped": "no Redis 7.2+ to run WAITAOF on"})
+            continue
+        redis = start_redis(
+            workdir / f"durable-{len(rows)}", appendonly=True, binary=binary,
+            extra=("--appendfsync", fsync),
+        )  # fmt: skip
+        try:
+            env = agentq_env(d, redis.extra["url"], 1)
+            env["AGENTQ_MAX_BATCH_QUESTIONS"] = str(max(questions, 10_000))
+            env["AGENTQ_DURABLE_WRITES"] = mode
+            client = client_for(env)
+            started = time.perf_counter()
+            client.submit_batch(items, TOKEN)
+            batch_seconds = time.perf_counter() - started
+            started = time.perf_counter()
+            for i in range(singles):
+                client.submit(f"Which sites are there? ({i})", TOKEN)
+            single_seconds = (time.perf_counter() - started) / singles
+        finally:
+            redis.stop()
+        rows.append(
+            {
+                "setup": label,
+                "plan": client.store.durable_plan(),
+                "batch_jobs_per_s": questions / batch_seconds,
+                "single_submit_ms": single_seconds * 1000,
+            }
+        )
+    return rows
 
 
 def measure_fairness(d: Doubles, workdir: Path, db: int, backlog: int) -> dict[str, Any]:

@@ -1,0 +1,87 @@
+"""agentq's broker transport (agentq.broker_transport) against kombu's own, on a real Redis.
+
+When Redis drops while jobs run, Celery's consumer closes the failed connection: kombu drops the
+channel's connection pools and detaches the connection's transport, and what runs on the channel
+after that (closing it restores the messages it took; a job that ended acknowledges its message,
+once Redis is back) needs a new pool. These tests put a channel holding a taken message in that
+state, as kombu does, and run those steps. kombu's own transport fails with an AttributeError
+that kills the worker; agentq's does what the steps are for. If a kombu upgrade fixes its own,
+the first test says so (then the adapter can go); if it changes what the adapter overrides, the
+second fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import kombu
+import pytest
+import redis
+from kombu.transport import redis as kombu_redis
+
+from agentq import broker_state, broker_transport
+from agentq.celery_app import make_celery, send_job
+from agentq.connections import connect
+from agentq.settings import Settings
+from doubles.processes import start_redis
+
+
+@pytest.fixture
+def broker_url(tmp_path: Path) -> Iterator[str]:
+    service = start_redis(tmp_path)
+    try:
+        yield service.extra["url"]
+    finally:
+        service.stop()
+
+
+def detached(url: str, transport: str) -> tuple[kombu.Message, kombu.Connection]:
+    """A message taken on a channel whose connection was then closed under it."""
+    send_job(make_celery(Settings(redis_url=url, queue="jobs")), "jobs", "job-1")
+    connection = kombu.Connection(url, transport=transport)
+    channel = connection.default_channel
+    message = kombu.Queue("jobs", channel=channel).get(no_ack=False)
+    assert message is not None
+    channel._disconnect_pools()  # what closing the channel does first (kombu's Channel.close)
+    connection.transport.client = None  # what closing the connection does (its transport's)
+    return message, channel
+
+
+def test_kombus_own_transport_fails_with_an_attribute_error(broker_url: str) -> None:
+    message, channel = detached(broker_url, "redis")
+    for step in (message.ack, channel.qos.restore_unacked, channel.close):
+        with pytest.raises(AttributeError, match="hostname"):
+            step()
+
+
+def test_agentqs_transport_acknowledges_and_restores(broker_url: str) -> None:
+    assert kombu_redis.Transport.Channel is kombu_redis.Channel
+    assert hasattr(kombu_redis.Channel, "_connparams")
+    client = connect(broker_url)
+    transport = broker_transport.transport_for(broker_url)
+    message, _channel = detached(broker_url, transport)
+    assert set(broker_state.taken_ids(client)) == {"job-1"}
+    message.ack()  # a job that ended after the outage: its message is done with
+    assert broker_state.taken_ids(client) == {}
+    _message, channel = detached(broker_url, transport)
+    channel.close()  # a job still unclaimed: its message goes back to its queue
+    assert broker_state.taken_ids(client) == {}
+    assert broker_state.waiting_ids(client, ["jobs"]) == {"job-1"}
+
+
+def test_a_channel_that_never_connected_reports_a_connection_error(broker_url: str) -> None:
+    connection = kombu.Connection(broker_url, transport=broker_transport.transport_for(broker_url))
+    channel = connection.default_channel
+    channel._disconnect_pools()
+    channel.__dict__.pop("_kept", None)
+    connection.transport.client = None
+    with pytest.raises(redis.ConnectionError):
+        channel.qos.restore_unacked()
+    assert redis.ConnectionError in kombu_redis.Transport.connection_errors
+
+
+def test_the_celery_app_uses_it() -> None:
+    assert make_celery(Settings()).conf.broker_transport == "agentq.broker_transport:Transport"
+    sentinel = Settings(redis_url="sentinel://127.0.0.1:26379/0")
+    assert make_celery(sentinel).conf.broker_transport.endswith(":SentinelTransport")
