@@ -8,8 +8,8 @@ So the writes that answer a user (a submit or batch submit, a cancel, a job's en
 
 - ``WAITAOF`` (Redis >= 7.2 with ``appendonly yes``): after the write, wait until the append-only
   file holding it is fsynced locally and, on a Sentinel deployment with replicas, on one replica
-  too (a failover then promotes a replica that has it). With ``everysec`` that wait is up to a
-  second; with ``always`` it returns at once.
+  too (a failover then promotes a replica that has it). With ``everysec`` that wait is about a
+  second (the next fsync; measured in ``make bench``); with ``always`` it returns at once.
 - Otherwise only ``appendfsync always`` makes a write durable before its acknowledgement, so
   that is what the deployment must run (the compose file does).
 

@@ -149,7 +149,7 @@ def settle(stack: Stack, run: Run, back_at: float) -> None:
     ]
 
 
-def crash(own: OwnRedis, down_seconds: float = 1.0) -> float:
+def crash(own: OwnRedis, down_seconds: float = 0.3) -> float:
     """SIGKILL Redis, leave it down a moment, start it again; returns when it was back."""
     own.kill()
     time.sleep(down_seconds)  # the outage itself, not a wait for something to happen
