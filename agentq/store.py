@@ -244,7 +244,7 @@ class JobStore:
 
     def claim(self, job_id: str, worker: str, poison_after: int) -> str:
         """Take the job for a run: 'claimed', or why not ('missing', 'terminal', 'busy',
-        'early', 'poisoned')."""
+        'early', 'poisoned', 'settling'), or 'mine' (it runs, claimed by this worker name)."""
         return self._claim_job(job_id, worker, poison_after, load=False)[0]
 
     def claim_and_load(

@@ -263,3 +263,14 @@ def test_a_due_retry_is_noted_as_sent_when_taken(store: JobStore) -> None:
     assert job.id in store.unclaimed(older_than=-1)
     store.requeue_due(job.id)
     assert job.id not in store.unclaimed(older_than=-1)
+
+
+def test_a_claim_sent_again_by_its_own_worker_says_mine(store: JobStore) -> None:
+    # Redis applied the claim and the answer was lost; the worker sends it again (worker.tasks
+    # then takes the job unless the process already holds it).
+    job = new_job()
+    store.create([job], ["sealed-mine"])
+    assert store.claim(job.id, "w1", poison_after=3) == "claimed"
+    outcome, loaded, sealed = store.claim_and_load(job.id, "w1", poison_after=3)
+    assert outcome == "mine" and loaded is not None and sealed == "sealed-mine"
+    assert loaded.status == JobStatus.RUNNING and loaded.attempts == 1  # not claimed twice

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from dataclasses import dataclass
 
 from worker.failures import JobContext
@@ -77,6 +78,15 @@ class Claimed:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._jobs: dict[str, ClaimedJob] = {}
+
+    def reserve(self, job_id: str, worker: str) -> bool:
+        """Hold ``job_id`` while this process claims it (attempt 0: not claimed yet); False if
+        the process already holds it (a duplicate message of a job it claims or runs)."""
+        with self._lock:
+            if job_id in self._jobs:
+                return False
+            self._jobs[job_id] = ClaimedJob(worker, 0, time.time())
+            return True
 
     def add(self, job_id: str, job: ClaimedJob) -> None:
         with self._lock:

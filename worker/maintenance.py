@@ -187,6 +187,8 @@ class Maintenance:
         Redis says this worker runs that it does not (their recorded ends were lost)."""
         mine = dict(claimed.items())
         for job_id, held in mine.items():
+            if not held.attempt:  # its claim has not come back yet: it settles by itself
+                continue
             result = self._store.reassert(job_id, held.worker, held.attempt)
             if result == "reasserted":
                 log.warning("put back a running job whose claim redis lost", job_id=job_id)

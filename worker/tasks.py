@@ -108,23 +108,31 @@ def claim(runtime: Runtime, job_id: str, worker_name: str) -> tuple[str, Job | N
         result = persist(
             lambda: store.claim_and_load(job_id, worker_name, runtime.settings.poison_after)
         )
+        if result[0] == "mine":
+            # Claimed under this process's name, and this process holds no other message of it
+            # (run_claimed reserved it): its own claim of this very message, applied by Redis and
+            # the answer lost (persist sent it again). The job runs and nobody runs it: take it.
+            return ("claimed", *result[1:])
         if result[0] != "settling" or time.monotonic() >= settled_by:
             return result
         time.sleep(SETTLE_SECONDS / 10)
 
 
 def run_claimed(runtime: Runtime, job_id: str, worker_name: str) -> None:
-    outcome, job, sealed = claim(runtime, job_id, worker_name)
-    if outcome != "claimed" or job is None:
-        # 'settling' past its window: the message is dropped, and the job, still queued with
-        # no message, is sent again by the housekeeping's lost-message check.
-        log.info("message not run", job_id=job_id, reason=outcome)
+    if not claimed.reserve(job_id, worker_name):
+        log.info("message not run", job_id=job_id, reason="busy")  # this process has it
         return
-    structlog.contextvars.bind_contextvars(
-        job_id=job_id, attempt=job.attempts, tenant=tenant_id(job.owner)
-    )
-    claimed.add(job_id, ClaimedJob(worker_name, job.attempts, time.time()))
     try:
+        outcome, job, sealed = claim(runtime, job_id, worker_name)
+        if outcome != "claimed" or job is None:
+            # 'settling' past its window: the message is dropped, and the job, still queued
+            # with no message, is sent again by the housekeeping's lost-message check.
+            log.info("message not run", job_id=job_id, reason=outcome)
+            return
+        structlog.contextvars.bind_contextvars(
+            job_id=job_id, attempt=job.attempts, tenant=tenant_id(job.owner)
+        )
+        claimed.add(job_id, ClaimedJob(worker_name, job.attempts, time.time()))
         execute(runtime, job, sealed, worker_name)
     finally:
         claimed.remove(job_id)

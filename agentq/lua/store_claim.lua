@@ -11,8 +11,9 @@
 --   ARGV[4] now, ARGV[5] poison_after (lost runs that fail the job), ARGV[6] job id,
 --   ARGV[7] the error JSON of a poisoned job, ARGV[8] '1' to return the job and its token too,
 --   ARGV[9] the settling window after a restart or failover, in milliseconds.
--- Returns 'missing', 'terminal', 'busy', 'early', 'poisoned', 'settling' or 'claimed'; with
---   ARGV[8] '1' a claim returns {'claimed', the job's hash as a flat list, its sealed token}.
+-- Returns 'missing', 'terminal', 'busy', 'early', 'poisoned', 'settling', 'mine' or 'claimed';
+--   with ARGV[8] '1' a claim (and 'mine') returns {'claimed' (or 'mine'), the job's hash as a
+--   flat list, its sealed token}. 'mine': the job runs, claimed by this same worker name.
 --   'settling': Redis restarted or failed over moments ago and its state may have gone back in
 --   time (see server_epoch.lua); claim again when the window has passed.
 --
@@ -30,6 +31,14 @@ if status == 'succeeded' or status == 'failed' or status == 'cancelled' then
 end
 if status == 'running' then
   local owner = redis.call('HGET', KEYS[1], 'worker')
+  if owner == ARGV[2] then
+    -- This worker's: it runs the job, or its own claim was applied and the answer lost (Redis
+    -- went away in between, and the claim was sent again). Only the worker can tell.
+    if ARGV[8] == '1' then
+      return {'mine', redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[5])}
+    end
+    return 'mine'
+  end
   if owner and redis.call('EXISTS', ARGV[3] .. owner) == 1 then return 'busy' end
   if settling then return 'settling' end
   local lost = redis.call('HINCRBY', KEYS[1], 'lost_runs', 1)
