@@ -409,9 +409,9 @@ class JobStore:
 
     def cancel_many(self, job_ids: Sequence[str]) -> int:
         """Cancel every queued or running job of ``job_ids`` (pipelined); returns how many.
-        The caller confirms (``confirm_durable``) once it has cancelled all it will."""
+        The caller checks and confirms (``check_durable``, ``confirm_durable``) once for all
+        it cancels."""
         change = self._cancel_change()
-        self.check_durable()
         with redis_errors(self._url):
             pipe = self._redis.pipeline(transaction=False)
             for job_id in job_ids:

@@ -95,6 +95,17 @@ def redis_client(redis_url: str) -> redis.Redis:
     return redis.Redis.from_url(redis_url, decode_responses=True)
 
 
+@pytest.fixture
+def private_redis_url(tmp_path: Path) -> Iterator[str]:
+    """The URL of a Redis of the test's own, for what would disturb other tests' workers (a
+    SCRIPT FLUSH, a settling window, messages in the default queue)."""
+    service = start_redis(tmp_path)
+    try:
+        yield service.extra["url"]
+    finally:
+        service.stop()
+
+
 @dataclass
 class Double:
     """A running double and its admin endpoints."""

@@ -5,27 +5,14 @@ upgrade that changes the storage fails here, loudly, not as jobs resent twice or
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import kombu
-import pytest
 from kombu.transport import redis as kombu_redis
 
 from agentq import broker_state
 from agentq.celery_app import make_celery, send_job
 from agentq.connections import connect
 from agentq.settings import Settings
-from doubles.processes import start_redis
-
-
-@pytest.fixture
-def broker_url(tmp_path: Path) -> Iterator[str]:
-    service = start_redis(tmp_path)
-    try:
-        yield service.extra["url"]
-    finally:
-        service.stop()
 
 
 def test_kombu_keeps_taken_messages_where_agentq_looks() -> None:
@@ -33,9 +20,9 @@ def test_kombu_keeps_taken_messages_where_agentq_looks() -> None:
     assert kombu_redis.Channel.unacked_index_key == broker_state.UNACKED_INDEX_KEY
 
 
-def test_a_sent_message_is_waiting_then_taken_then_gone(broker_url: str) -> None:
-    client = connect(broker_url)
-    celery = make_celery(Settings(redis_url=broker_url, queue="jobs"))
+def test_a_sent_message_is_waiting_then_taken_then_gone(private_redis_url: str) -> None:
+    client = connect(private_redis_url)
+    celery = make_celery(Settings(redis_url=private_redis_url, queue="jobs"))
     send_job(celery, "jobs", "job-1")
     send_job(celery, "other", "job-2")
     assert broker_state.waiting_ids(client, ["jobs"]) == {"job-1"}
@@ -53,8 +40,8 @@ def test_a_sent_message_is_waiting_then_taken_then_gone(broker_url: str) -> None
     assert broker_state.taken_ids(client) == {}
 
 
-def test_what_is_not_a_message_is_skipped(broker_url: str) -> None:
-    client = connect(broker_url)
+def test_what_is_not_a_message_is_skipped(private_redis_url: str) -> None:
+    client = connect(private_redis_url)
     client.rpush("jobs", "not json", '{"headers": "odd"}', '{"headers": {"id": 7}}')
     client.hset("unacked", "tag", "[]")
     assert broker_state.waiting_ids(client, ["jobs"]) == set()

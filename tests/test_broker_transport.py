@@ -12,9 +12,6 @@ second fails.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import kombu
 import pytest
 from kombu.transport import redis as kombu_redis
@@ -23,16 +20,6 @@ from agentq import broker_state, broker_transport
 from agentq.celery_app import make_celery, send_job
 from agentq.connections import connect
 from agentq.settings import Settings
-from doubles.processes import start_redis
-
-
-@pytest.fixture
-def broker_url(tmp_path: Path) -> Iterator[str]:
-    service = start_redis(tmp_path)
-    try:
-        yield service.extra["url"]
-    finally:
-        service.stop()
 
 
 def detached(url: str, transport: str) -> tuple[kombu.Message, kombu.Connection]:
@@ -47,25 +34,25 @@ def detached(url: str, transport: str) -> tuple[kombu.Message, kombu.Connection]
     return message, channel
 
 
-def test_kombus_own_transport_fails_with_an_attribute_error(broker_url: str) -> None:
-    message, channel = detached(broker_url, "redis")
+def test_kombus_own_transport_fails_with_an_attribute_error(private_redis_url: str) -> None:
+    message, channel = detached(private_redis_url, "redis")
     for step in (message.ack, channel.qos.restore_unacked, channel.close):
         with pytest.raises(AttributeError, match="hostname"):
             step()
 
 
-def test_agentqs_transport_acknowledges_and_restores(broker_url: str) -> None:
+def test_agentqs_transport_acknowledges_and_restores(private_redis_url: str) -> None:
     assert kombu_redis.Transport.Channel is kombu_redis.Channel
     assert kombu_redis.SentinelTransport.Channel is kombu_redis.SentinelChannel
     assert hasattr(kombu_redis.Channel, "_connparams")
     assert "client" not in vars(kombu_redis.Transport)  # a plain attribute, set per instance
-    client = connect(broker_url)
-    transport = broker_transport.transport_for(broker_url)
-    message, _channel = detached(broker_url, transport)
+    client = connect(private_redis_url)
+    transport = broker_transport.transport_for(private_redis_url)
+    message, _channel = detached(private_redis_url, transport)
     assert set(broker_state.taken_ids(client)) == {"job-1"}
     message.ack()  # a job that ended after the outage: its message is done with
     assert broker_state.taken_ids(client) == {}
-    _message, channel = detached(broker_url, transport)
+    _message, channel = detached(private_redis_url, transport)
     channel.close()  # a job still unclaimed: its message goes back to its queue
     assert broker_state.taken_ids(client) == {}
     assert broker_state.waiting_ids(client, ["jobs"]) == {"job-1"}

@@ -8,7 +8,6 @@ import asyncio
 import fnmatch
 import re
 import tomllib
-from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from agentq.dispatch import Dispatcher
 from agentq.jobs import Job, JobStatus
 from agentq.ratelimit import RateLimiter, Semaphore
 from agentq.store import JobStore
-from doubles.processes import start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT_FILES = sorted(
@@ -98,19 +96,9 @@ def test_each_script_compiles(file: str, redis_client: redis.Redis) -> None:
     assert redis_client.script_load(lua.source(file.removesuffix(".lua")))
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[str]:
-    """A Redis of this test's own: SCRIPT FLUSH here disturbs no other test's workers."""
-    service = start_redis(tmp_path)
-    try:
-        yield service.extra["url"]
-    finally:
-        service.stop()
-
-
-def test_scripts_run_again_after_script_flush(own_redis: str) -> None:
-    client = connect(own_redis)
-    store = JobStore(client, 3600, own_redis)
+def test_scripts_run_again_after_script_flush(private_redis_url: str) -> None:
+    client = connect(private_redis_url)
+    store = JobStore(client, 3600, private_redis_url)
     dispatcher = Dispatcher(client, tenant_cap=10, headroom=10, ttl=3600, default_queue="q")
     owner = "f" * 32
 
@@ -143,9 +131,9 @@ def test_scripts_run_again_after_script_flush(own_redis: str) -> None:
         assert loaded is not None and loaded.status.terminal
 
 
-def test_async_scripts_run_again_after_script_flush(own_redis: str) -> None:
+def test_async_scripts_run_again_after_script_flush(private_redis_url: str) -> None:
     async def run() -> None:
-        client = aioredis.Redis.from_url(own_redis)
+        client = aioredis.Redis.from_url(private_redis_url)
         try:
             limiter = RateLimiter(client, "test:rate", 1000.0)
             semaphore = Semaphore(client, "test:slots", 1, 30.0)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 import redis
 
@@ -14,7 +11,7 @@ from agentq.jobs import AttemptSummary, Job, JobError, JobStatus, Usage
 from agentq.sealing import TokenSealer, generate_key
 from agentq.store import SETTLE_SECONDS, JobStore
 from agentq.traces import AttemptTrace, Step, Totals
-from doubles.processes import free_port, start_redis
+from doubles.processes import free_port
 
 TTL = 3600
 
@@ -206,13 +203,9 @@ def test_a_queued_job_whose_message_was_sent_is_listed_until_claimed(store: JobS
 
 
 @pytest.fixture
-def private_store(tmp_path: Path) -> Iterator[JobStore]:
+def private_store(private_redis_url: str) -> JobStore:
     """A store on a Redis of the test's own: a settling window here stops no other test's jobs."""
-    service = start_redis(tmp_path)
-    try:
-        yield JobStore(connect(service.extra["url"]), TTL, service.extra["url"])
-    finally:
-        service.stop()
+    return JobStore(connect(private_redis_url), TTL, private_redis_url)
 
 
 def test_a_new_server_run_id_opens_a_settling_window(private_store: JobStore) -> None:

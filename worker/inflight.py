@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from dataclasses import dataclass
 
 from worker.failures import JobContext
@@ -60,15 +59,9 @@ class InFlight:
 inflight = InFlight()
 
 
-@dataclass(frozen=True)
-class ClaimedJob:
-    worker: str  # the Celery hostname that claimed it
-    attempt: int
-    claimed_at: float
-
-
 class Claimed:
-    """Thread-safe map of the jobs this process claimed and has not yet recorded the end of.
+    """Thread-safe map of the jobs this process claimed (to the attempt it runs) and has not yet
+    recorded the end of.
 
     Wider than ``inflight`` (which holds only a running attempt's task): a job is here from its
     claim to its outcome's write. After a Redis restart that lost claims, the housekeeping puts
@@ -77,26 +70,27 @@ class Claimed:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._jobs: dict[str, ClaimedJob] = {}
+        self._jobs: dict[str, int] = {}
 
-    def reserve(self, job_id: str, worker: str) -> bool:
+    def reserve(self, job_id: str) -> bool:
         """Hold ``job_id`` while this process claims it (attempt 0: not claimed yet); False if
         the process already holds it (a duplicate message of a job it claims or runs)."""
         with self._lock:
             if job_id in self._jobs:
                 return False
-            self._jobs[job_id] = ClaimedJob(worker, 0, time.time())
+            self._jobs[job_id] = 0
             return True
 
-    def add(self, job_id: str, job: ClaimedJob) -> None:
+    def set_attempt(self, job_id: str, attempt: int) -> None:
+        """The claim came back: the process runs ``attempt`` of the job."""
         with self._lock:
-            self._jobs[job_id] = job
+            self._jobs[job_id] = attempt
 
     def remove(self, job_id: str) -> None:
         with self._lock:
             self._jobs.pop(job_id, None)
 
-    def items(self) -> list[tuple[str, ClaimedJob]]:
+    def items(self) -> list[tuple[str, int]]:
         with self._lock:
             return list(self._jobs.items())
 

@@ -64,14 +64,14 @@ class Maintenance:
         dispatcher: Dispatcher,
         celery: Celery,
         settings: Settings,
-        hostname: str = "",
+        hostname: str,
     ) -> None:
         self._store = store
         self._batches = BatchStore(store.redis, settings.job_ttl_seconds, settings.redis_url)
         self._dispatcher = dispatcher
         self._celery = celery
         self._settings = settings
-        self._hostname = hostname
+        self._hostname = hostname  # this process's Celery hostname: the name its claims bear
         self.webhooks = WebhookDeliveries(store, self._batches, settings)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="agentq-maintenance", daemon=True)
@@ -186,28 +186,26 @@ class Maintenance:
         """Put back the jobs this process runs whose claims Redis lost, and requeue the jobs
         Redis says this worker runs that it does not (their recorded ends were lost)."""
         mine = dict(claimed.items())
-        for job_id, held in mine.items():
-            if not held.attempt:  # its claim has not come back yet: it settles by itself
+        for job_id, attempt in mine.items():
+            if not attempt:  # its claim has not come back yet: it settles by itself
                 continue
-            result = self._store.reassert(job_id, held.worker, held.attempt)
+            result = self._store.reassert(job_id, self._hostname, attempt)
             if result == "reasserted":
                 log.warning("put back a running job whose claim redis lost", job_id=job_id)
             elif result == "missing":
                 log.error(
                     "a running job is gone from redis (its submit was not on disk)", job_id=job_id
                 )
-        if not self._hostname:
-            return
         started_before = time.time() - RECONCILE_AFTER_SECONDS
-        for job_id, started in self._store.running():
-            if job_id in mine or started > started_before:
-                continue
-            job = self._store.load(job_id)
+        ids = [
+            i for i, started in self._store.running() if i not in mine and started < started_before
+        ]
+        for job in self._store.load_many(ids):
             if job is None or job.status != JobStatus.RUNNING or job.worker != self._hostname:
                 continue
-            result = self._store.requeue(job_id, 0.0, owner=self._hostname)
+            result = self._store.requeue(job.id, 0.0, owner=self._hostname)
             log.warning(
-                "requeued a job whose recorded end redis lost", job_id=job_id, result=result
+                "requeued a job whose recorded end redis lost", job_id=job.id, result=result
             )
 
     def reconcile(self) -> None:
@@ -257,7 +255,7 @@ class Maintenance:
         if freed:
             log.warning("freed dispatch slots of jobs that expired in flight", count=freed)
         now = time.time()
-        mine = set(inflight.job_ids()) | {job_id for job_id, _job in claimed.items()}
+        mine = {job_id for job_id, _attempt in claimed.items()}  # (inflight's are among them)
         for job_id, started in self._store.running():
             if job_id in mine:
                 continue

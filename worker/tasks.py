@@ -30,7 +30,7 @@ from agentq.store import SETTLE_SECONDS, JobStore
 from worker.agent_run import AttemptOutcome, run_attempt
 from worker.app import app, settings
 from worker.event_loop import get_loop_thread
-from worker.inflight import ClaimedJob, claimed
+from worker.inflight import claimed
 from worker.retries import retry_in
 
 log = get_logger(__name__)
@@ -119,7 +119,7 @@ def claim(runtime: Runtime, job_id: str, worker_name: str) -> tuple[str, Job | N
 
 
 def run_claimed(runtime: Runtime, job_id: str, worker_name: str) -> None:
-    if not claimed.reserve(job_id, worker_name):
+    if not claimed.reserve(job_id):
         log.info("message not run", job_id=job_id, reason="busy")  # this process has it
         return
     try:
@@ -132,7 +132,7 @@ def run_claimed(runtime: Runtime, job_id: str, worker_name: str) -> None:
         structlog.contextvars.bind_contextvars(
             job_id=job_id, attempt=job.attempts, tenant=tenant_id(job.owner)
         )
-        claimed.add(job_id, ClaimedJob(worker_name, job.attempts, time.time()))
+        claimed.set_attempt(job_id, job.attempts)
         execute(runtime, job, sealed, worker_name)
     finally:
         claimed.remove(job_id)

@@ -1,7 +1,7 @@
 -- server_epoch(epoch_key, settle_key, now, settle_ms): notice, from inside a script, that Redis
 -- restarted or failed over since agentq last looked, and open a settling window when it did.
--- Not a script of its own: store_claim and store_epoch (agentq.store.JobStore) start with
--- `--#include server_epoch.lua`.
+-- Not a script of its own: store_claim, store_epoch (agentq.store.JobStore) and dispatch_take
+-- (agentq.dispatch) include it with `--#include server_epoch.lua`.
 --
 -- epoch_key (agentq:epoch) holds the run id of the server that agentq last saw. It is written to
 -- the append-only file like every key, so after a restart (or a failover, whose new primary has

@@ -5,8 +5,9 @@
 --   sealed token (job_moved deletes it, by name, when the job ends), KEYS[5] agentq:sent.
 -- ARGV[1] ttl seconds, ARGV[2] allowed statuses (comma-separated), ARGV[3] the owning worker or
 --   '' for any (checked while the job runs: a job that reads `queued` has no other runner, and
---   its worker may finish it, as after a Redis restart that lost the claim), ARGV[4] job id, ARGV[5] '1' if the new status is terminal (drop the job from
---   the running, delayed and sent indexes), ARGV[6] the new status, ARGV[7] now, ARGV[8...]
+--   its worker may finish it, as after a Redis restart that lost the claim), ARGV[4] job id,
+--   ARGV[5] '1' if the new status is terminal (drop the job from the running, delayed and sent
+--   indexes), ARGV[6] the new status, ARGV[7] now, ARGV[8...]
 --   field/value pairs to set (the new status among them).
 -- Returns {previous status or false if the job is gone, 1 if applied else 0}.
 --
