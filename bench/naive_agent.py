@@ -3,8 +3,9 @@
 Same work as an agentq job: an MCP session with the user's token, the server's prompt as the
 instructions, one Agents SDK run. ``Shared`` holds what a careful user reuses across runs: one
 model client (hence one SSL context and connection pool), and the prompt and tool list, through
-the same per-process caches as agentq's worker (``worker.prompts``, ``worker.tool_policy``) so
-that the limit does exactly the work an agentq job does and nothing else. The baseline passes
+the same per-process caches as agentq's worker (``worker.prompts``, ``worker.tool_policy``; the
+listing is handed to each run's server by ``bench.sdk_seed``) so that the limit does exactly the
+work an agentq job does and nothing else. The baseline passes
 none and makes everything fresh per run.
 """
 
@@ -20,6 +21,7 @@ from agents import Agent, OpenAIChatCompletionsModel, Runner, set_tracing_disabl
 from agents.mcp import MCPServerStreamableHttp
 from openai import AsyncOpenAI
 
+from bench.sdk_seed import seed
 from worker.prompts import PromptCache
 from worker.tool_policy import ToolsCache
 
@@ -75,7 +77,9 @@ async def run_once(
             prompt = await server.get_prompt(PROMPT, {})
             text = "\n".join(getattr(m.content, "text", "") for m in prompt.messages)
         else:
-            await shared.tools.prime(server, mcp_url)
+            assert server.session is not None
+            listing, _cached = await shared.tools.listing(server.session, mcp_url)
+            seed(server, listing.tools)
             text, _cached = await shared.prompts.get(server, PROMPT)
         agent = Agent(name="bench", instructions=text, mcp_servers=[server], model=model)
         await Runner.run(agent, question, max_turns=10)

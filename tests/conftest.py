@@ -518,6 +518,14 @@ capped = shared_stack(
     ),
 )
 
+# The Responses API instead of Chat Completions (tests/test_pipeline.py, test_tool_bridge.py).
+responses_worker = shared_stack(
+    "responses_worker",
+    lambda request: own_stack(
+        session_stack(request), 25, "responses-api", AGENTQ_MODEL_API="responses"
+    ),
+)
+
 # In front of passthrough_mcp, so only the worker's token proof finds a bad token.
 proving = shared_stack(
     "proving",

@@ -499,7 +499,11 @@ def test_a_job_succeeds_through_the_real_server(
 
     trace = client.trace(job_id, TOKEN_A)
     (attempt,) = trace.attempts
-    assert [s.kind for s in attempt.steps][:2] == ["token_check", "prompt"]
+    assert [s.kind for s in attempt.steps][:3] == ["token_check", "list_tools", "prompt"]
+    # The agent was offered the real server's read tools, built from its listing, and no other.
+    offered = set(attempt.steps[1].tools or [])
+    assert {"get_nodes", "query_graphql", "get_schema"} <= offered
+    assert not offered & {"node_upsert", "node_delete", "mutate_graphql", "propose_changes"}
     (tool_step,) = [s for s in attempt.steps if s.kind == "tool_call"]
     assert tool_step.tool == "get_nodes" and not tool_step.is_error
     assert tool_step.arguments == {"kind": "DcimDevice", "filters": {"site__name__value": "atl1"}}

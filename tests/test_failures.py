@@ -9,8 +9,9 @@ import pytest
 from agents.exceptions import MaxTurnsExceeded, ModelBehaviorError, UserError
 
 from agentq.errors import AgentqError, ErrorCode
-from worker.failures import JobContext, classify, classify_tool_failure, tool_failure_function
+from worker.failures import JobContext, classify, classify_tool_failure, tool_error_message
 from worker.retries import backoff_bound, retry_delay
+from worker.tool_bridge import failed, run_ending
 
 # Messages as infrahub-mcp 1.2.0 sends them (../shared/reference/infrahub-mcp.md).
 REAL_SERVER_FAILURES = [
@@ -53,34 +54,23 @@ def test_run_ending_tool_failures(message: str, code: ErrorCode) -> None:
 
 @pytest.mark.parametrize("message", MODEL_ACTIONABLE)
 def test_actionable_tool_errors_go_back_to_the_model(message: str) -> None:
-    assert classify_tool_failure(Exception(message)) is None
     context = JobContext(job_id="j", attempt=1)
-
-    class Ctx:
-        pass
-
-    ctx = Ctx()
-    ctx.context = context  # type: ignore[attr-defined]
-    text = tool_failure_function(ctx, Exception(message))
+    assert run_ending(Exception(message), context) is None
+    text = failed(context, tool_error_message(Exception(message)))
     assert text.startswith("Tool error: ")
     assert context.failure is None
     assert context.tool_errors
 
 
-def test_failure_function_ends_the_run_and_remembers_why() -> None:
+def test_a_run_ending_tool_failure_is_the_one_the_job_recorded_first() -> None:
     context = JobContext(job_id="j", attempt=1)
-
-    class Ctx:
-        pass
-
-    ctx = Ctx()
-    ctx.context = context  # type: ignore[attr-defined]
-    with pytest.raises(AgentqError) as caught:
-        tool_failure_function(ctx, Exception("Connection closed"))
-    assert caught.value.code == ErrorCode.MCP_UNAVAILABLE
-    assert context.failure is caught.value
+    ending = run_ending(Exception("Connection closed"), context)
+    assert ending is not None and ending.code == ErrorCode.MCP_UNAVAILABLE
+    # A rejected token the response hook recorded wins over what the call raised after it.
+    rejected = context.record(AgentqError("rejected", code=ErrorCode.AUTH_ERROR))
+    assert run_ending(Exception("Connection closed"), context) is rejected
     # Whatever the SDK then raises, the recorded failure is the verdict.
-    assert classify(RuntimeError("something else"), context) is caught.value
+    assert classify(RuntimeError("something else"), context) is rejected
 
 
 def test_classify_finds_our_error_inside_wrappers() -> None:

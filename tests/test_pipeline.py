@@ -22,8 +22,6 @@ from tests.conftest import (
     CliRunner,
     Double,
     Stack,
-    own_stack,
-    shared_stack,
 )
 
 QUESTION = "List every schema kind whose name starts with Dcim"
@@ -80,18 +78,18 @@ def test_cli_submit_wait_result_trace(
     assert trace["version"] == 1
     (attempt,) = trace["attempts"]
     kinds = [step["kind"] for step in attempt["steps"]]
-    # The token is proven first (or found proven), then the SDK lists the tools before each
-    # turn (from its cache after the first time).
+    # The token is proven first (or found proven), then the tools the agent is offered (from
+    # the process's listing) and the prompt; the run itself lists nothing.
     assert kinds == [
         "token_check",
-        "prompt",
         "list_tools",
+        "prompt",
         "model_call",
         "tool_call",
-        "list_tools",
         "model_call",
         "final_output",
     ]
+    assert "get_schema" in attempt["steps"][1]["tools"]
     by_method = Counter(c["method"] for c in mcp_double.calls())
     assert len(tool_calls_seen(mcp_double)) == 1
     assert by_method["tools/list"] <= 2, by_method
@@ -156,8 +154,9 @@ def test_prompt_is_fetched_and_cached_per_process(stack: Stack, mcp_double: Doub
     assert len(prompt_gets) <= 1
     steps = client.trace(ids[-1], TOKEN_A).attempts[0].steps
     assert steps[0].kind == "token_check" and steps[0].result_excerpt == "(cached)"
-    assert steps[1].kind == "prompt" and steps[1].name == "infrahub_agent"
-    assert steps[1].result_bytes and steps[1].result_bytes > 100
+    assert steps[1].kind == "list_tools" and steps[1].result_excerpt == "(cached)"
+    assert steps[2].kind == "prompt" and steps[2].name == "infrahub_agent"
+    assert steps[2].result_bytes and steps[2].result_bytes > 100
 
 
 @pytest.mark.usefixtures("worker")
@@ -205,14 +204,6 @@ def test_rejected_token_behind_real_server_auth(proving: Stack, passthrough_mcp:
     passthrough_mcp.reset()
     good = client.wait(client.submit(QUESTION, TOKEN_A), TOKEN_A, timeout=30)
     assert good.status == JobStatus.SUCCEEDED, good.error
-
-
-responses_worker = shared_stack(
-    "responses_worker",
-    lambda request: own_stack(
-        request.getfixturevalue("stack"), 25, "responses-api", AGENTQ_MODEL_API="responses"
-    ),
-)
 
 
 def test_responses_api(responses_worker: Stack, model_double: Double) -> None:

@@ -24,7 +24,7 @@ from worker.failures import CURRENT_JOB, JobContext, classify
 from worker.inflight import inflight
 from worker.mcp_session import open_mcp_server
 from worker.token_check import prove_token
-from worker.tool_policy import resendable_tools, tool_filter
+from worker.tool_policy import Listing, ToolPolicy, resendable_tools
 from worker.tracing import install_span_collector, steps_from_spans
 
 log = get_logger(__name__)
@@ -56,24 +56,41 @@ async def run_attempt(
     trace_id = gen_trace_id()
     collector.collect(trace_id)
     started = time.time()
+    listing_step: Step | None = None
     prompt_step: Step | None = None
     answer: str | None = None
     usage: Usage | None = None
     error: AgentqError | None = None
     try:
         async with asyncio.timeout(deadline) as budget:
+            policy = ToolPolicy.for_job(settings, job.allow_writes)
+            listing: Listing | None = None
             server = open_mcp_server(
                 settings,
                 token,
                 context,
-                tool_filter=tool_filter(settings, job.allow_writes),
                 limiter=clients.mcp_limiter,
-                resendable=resendable_tools(settings, job.allow_writes, clients.tools),
+                resendable=resendable_tools(policy, lambda: listing),
             )
             async with server:
-                await clients.tools.prime(server, settings.mcp_url)
+                session = context.mcp_session = server.session
+                if session is None:  # connected servers have one; the type allows None
+                    raise AgentqError(
+                        "the MCP session did not open", code=ErrorCode.MCP_UNAVAILABLE
+                    )
                 # Nothing is spent, not even the prompt, on a token Infrahub has not accepted.
                 await prove_token(server, token, clients.proofs, context)
+                listed_at = time.time()
+                listing, listed = await clients.tools.listing(session, settings.mcp_url)
+                tools = clients.bridge.tools(listing, policy)
+                listing_step = Step(
+                    kind="list_tools",
+                    server=server.name,
+                    started_at=listed_at,
+                    duration_ms=(time.time() - listed_at) * 1000,
+                    tools=[tool.name for tool in tools],
+                    result_excerpt="(cached)" if listed else None,
+                )
                 prompt_started = time.time()
                 instructions, cached = await clients.prompts.get(server, settings.prompt_name)
                 prompt_step = Step(
@@ -88,7 +105,7 @@ async def run_attempt(
                 agent = Agent[JobContext](
                     name="infrahub-agent",
                     instructions=instructions,
-                    mcp_servers=[server],
+                    tools=list(tools),
                     model=clients.model,
                 )
                 result = await Runner.run(
@@ -103,7 +120,6 @@ async def run_attempt(
                         trace_metadata={"job_id": job.id, "attempt": str(attempt)},
                     ),
                 )
-                clients.tools.remember(server, settings.mcp_url)
         if context.failure is not None:
             raise context.failure
         answer = str(result.final_output)
@@ -143,8 +159,10 @@ async def run_attempt(
     steps = steps_from_spans(collector.pop(trace_id), settings.trace_excerpt_chars)
     steps.extend(context.http_errors)
     steps.sort(key=lambda step: step.started_at or 0.0)
-    if prompt_step is not None:
-        steps.insert(0, prompt_step)
+    # The steps before the run, in the order they happened: token check, tools, prompt.
+    for step in (prompt_step, listing_step):
+        if step is not None:
+            steps.insert(0, step)
     if context.proof_step is not None:
         steps.insert(0, context.proof_step)
     if answer is not None:

@@ -28,6 +28,7 @@ from agentq.token_proof import ProofCache
 from worker.failures import CURRENT_JOB
 from worker.limited_transport import SlotTransport
 from worker.prompts import PromptCache
+from worker.tool_bridge import ToolBridge
 from worker.tool_policy import ToolsCache
 
 _ssl_lock = threading.Lock()
@@ -59,12 +60,13 @@ def check_model_settings(settings: Settings) -> None:
 @dataclass
 class LoopClients:
     """Everything a job borrows from its loop: the model (with its client), the prompt and
-    tool-list caches, and the shared MCP rate limiter."""
+    tool-list caches, the tools built from the list, and the shared MCP rate limiter."""
 
     model: Model
     model_name: str
     prompts: PromptCache
     tools: ToolsCache
+    bridge: ToolBridge
     proofs: ProofCache
     mcp_limiter: RateLimiter | None
 
@@ -138,6 +140,7 @@ def _make_clients(settings: Settings) -> LoopClients:
         model_name=name,
         prompts=PromptCache(settings.prompt_cache_seconds),
         tools=ToolsCache(settings.tools_cache_seconds),
+        bridge=ToolBridge(),
         proofs=ProofCache(settings.token_proof_seconds),
         mcp_limiter=(
             RateLimiter(limits_redis, MCP_RATE_KEY, settings.mcp_max_requests_per_second)

@@ -4,9 +4,9 @@ The Agents SDK hides several failures from its caller: a tool call that failed i
 handed to the model as a tool error and the run "succeeds" with an apology; a 401 from the MCP
 endpoint loses its status inside an exception group. So failures are caught where they happen:
 - the MCP HTTP client's response hook records 401/403/429/5xx answers (with Retry-After);
-- the MCP tools' failure function sorts each failed tool call: errors the model can act on
-  (bad arguments, unknown kind) go back to the model; auth and transport failures end the run;
-- tool results flagged ``isError`` (older servers) are inspected the same way;
+- each failed tool call is sorted (``worker.tool_bridge``, with ``classify_tool_failure``):
+  errors the model can act on (bad arguments, unknown kind) go back to the model; auth and
+  transport failures end the run; results flagged ``isError`` are inspected the same way;
 and whatever the run then raises is classified with the job's recorded failures first.
 """
 
@@ -18,10 +18,10 @@ import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
 
 import openai
 from agents.exceptions import MaxTurnsExceeded, ModelBehaviorError, UserError
+from mcp.client.session import ClientSession
 
 from agentq.errors import AgentqError, ErrorCode, linked
 from agentq.logs import scrubbed_excerpt
@@ -41,6 +41,9 @@ class JobContext:
     tool_errors: list[str] = field(default_factory=list)
     http_errors: list[Step] = field(default_factory=list)
     proof_step: Step | None = None  # the token check (worker.token_check), first in the trace
+    # The job's own MCP session (its user's token), on which its bridged tools call
+    # (worker.tool_bridge); set once the session is open.
+    mcp_session: ClientSession | None = None
 
     def http_error(self, service: str, name: str | None, error: str, retried: bool) -> None:
         """Note a failed HTTP exchange for the trace (it may have been retried successfully)."""
@@ -134,18 +137,10 @@ def classify_tool_failure(error: BaseException) -> AgentqError | None:
     return None
 
 
-def tool_failure_function(ctx: Any, error: Exception) -> str:
-    """The MCP tools' ``failure_error_function``: end the run, or tell the model what failed."""
-    job = getattr(ctx, "context", None)
-    failure = classify_tool_failure(error)
-    if failure is not None:
-        if isinstance(job, JobContext):
-            failure = job.record(failure)
-        raise failure
-    message = _first_line(_error_text(error))
-    if isinstance(job, JobContext):
-        job.tool_errors.append(message)
-    return f"Tool error: {message}"
+def tool_error_message(error: BaseException) -> str:
+    """What the model is told of a failed tool call it can act on: the error's first line,
+    scrubbed (the server may echo the token)."""
+    return _first_line(_error_text(error))
 
 
 CURRENT_JOB: ContextVar[JobContext | None] = ContextVar("agentq_current_job", default=None)

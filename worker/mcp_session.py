@@ -12,25 +12,14 @@ from typing import Any
 
 import httpx2
 from agents.mcp import MCPServerStreamableHttp
-from agents.mcp.util import MCPToolCustomDataContext
-from agents.tracing import SpanError, get_current_span
 
 from agentq.errors import ErrorCode
 from agentq.ratelimit import RateLimiter
 from agentq.settings import Settings
 from worker.clients import shared_ssl_context
-from worker.failures import (
-    JobContext,
-    classify_tool_failure,
-    failure_for_http_status,
-    parse_retry_after,
-    tool_failure_function,
-)
+from worker.failures import JobContext, failure_for_http_status, parse_retry_after
 from worker.mcp_transport import RetryingTransport
-from worker.tool_policy import ToolFilter
-from worker.tracing import tool_output_text
-
-SERVER_NAME = "infrahub"
+from worker.tool_bridge import SERVER_NAME
 
 
 def open_mcp_server(
@@ -38,14 +27,14 @@ def open_mcp_server(
     token: str,
     job: JobContext,
     *,
-    tool_filter: ToolFilter | None = None,
     limiter: RateLimiter | None = None,
     resendable: Callable[[str], bool] | None = None,
 ) -> MCPServerStreamableHttp:
     """An (unconnected) MCP client for one job; use it as ``async with``.
 
-    ``tool_filter`` decides which tools the agent is offered (see ``worker.tool_policy``);
-    ``limiter`` paces every request under the MCP rate limit shared by all workers;
+    The agent is not given this server (``mcp_servers``): its tools come from
+    ``worker.tool_bridge`` and call this server's session. ``limiter`` paces every request
+    under the MCP rate limit shared by all workers;
     ``resendable`` says which tool calls may be sent twice (``worker.mcp_transport``).
     """
 
@@ -87,19 +76,6 @@ def open_mcp_server(
             event_hooks={"response": [record_http_failure]},
         )
 
-    def inspect_tool_result(ctx: MCPToolCustomDataContext) -> None:
-        """Flag results an older server marked ``isError``, and end the run on auth/transport."""
-        if not ctx.is_error:
-            return None
-        text = tool_output_text(ctx.tool_output)
-        span = get_current_span()
-        if span is not None:
-            span.set_error(SpanError(message="tool returned an error", data={"error": text}))
-        failure = classify_tool_failure(Exception(text))
-        if failure is not None:
-            job.record(failure)
-        return None
-
     return MCPServerStreamableHttp(
         params={
             "url": settings.mcp_url,
@@ -109,9 +85,5 @@ def open_mcp_server(
             "httpx_client_factory": client_factory,
         },
         name=SERVER_NAME,
-        cache_tools_list=True,
-        tool_filter=tool_filter,
         client_session_timeout_seconds=settings.tool_timeout_seconds,
-        failure_error_function=tool_failure_function,
-        custom_data_extractor=inspect_tool_result,
     )

@@ -19,6 +19,7 @@ from agentq.logs import scrub
 from agentq.token_proof import PROOF_ARGUMENTS, PROOF_TOOL, ProofCache
 from agentq.traces import Step
 from worker.failures import JobContext, classify, classify_tool_failure
+from worker.tool_bridge import call_tool
 from worker.tracing import tool_output_text
 
 
@@ -61,7 +62,9 @@ _proving: dict[str, asyncio.Lock] = {}
 
 async def _prove(server: MCPServerStreamableHttp, job: JobContext) -> None:
     try:
-        result = await server.call_tool(PROOF_TOOL, dict(PROOF_ARGUMENTS))
+        if server.session is None:
+            raise AgentqError("the MCP session is not open", code=ErrorCode.MCP_UNAVAILABLE)
+        result = await call_tool(server.session, PROOF_TOOL, dict(PROOF_ARGUMENTS))
     except Exception as exc:
         raise classify(exc, job) from None
     if job.failure is not None:  # e.g. the response hook saw an HTTP 401

@@ -6,28 +6,28 @@ annotation counts as a write tool. Write tools are offered only when the job ask
 (``allow_writes``) *and* the deployment allows it (``AGENTQ_ALLOW_WRITE_TOOLS``); the producer
 already refuses the first without the second, and the worker checks both again.
 
-The SDK lists tools before every model turn, but caches per server object, and agentq makes one
-server object per job (each carries its user's token). The list is the same for every user of a
-server, so a process keeps it for ``AGENTQ_TOOLS_CACHE_SECONDS`` and seeds each job's server
-(and its MCP client session, which would otherwise list tools to validate results) with it: a job
-then sends no ``tools/list`` at all. Neither library has a public way to seed a list; the private
-parts that do it are kept in ``worker.sdk_adapter``.
+The tool list is the same for every user of a server, so a process lists tools once per
+``AGENTQ_TOOLS_CACHE_SECONDS`` (one job fetches it while the others wait) and every job's agent
+is given tools built from that listing (``worker.tool_bridge``): a job sends no ``tools/list``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from agents.mcp import MCPServerStreamableHttp, ToolFilterContext
-from mcp.types import Tool
+from mcp.client.session import ClientSession
+from mcp.types import PaginatedRequestParams, Tool
 
+from agentq.errors import AgentqError, ErrorCode
 from agentq.settings import Settings
-from worker.sdk_adapter import absorb_listing, cached_tools, give_tools
 
-ToolFilter = Callable[[ToolFilterContext, Tool], bool]
+# A server that pages its listing further than this is refused rather than followed forever.
+MAX_LIST_PAGES = 50
 
 
 def is_read_only(tool: Tool) -> bool:
@@ -42,100 +42,115 @@ def read_tool_names(settings: Settings) -> frozenset[str] | None:
     return frozenset(name.strip() for name in settings.read_tools.split(",") if name.strip())
 
 
-def tool_filter(settings: Settings, allow_writes: bool) -> ToolFilter:
-    """The filter that decides, per tool, whether this job's agent sees it."""
-    writes = allow_writes and settings.allow_write_tools
-    configured = read_tool_names(settings)
+@dataclass(frozen=True)
+class ToolPolicy:
+    """Which tools one job is offered. Hashable: the tools built for a policy are kept per
+    policy (``worker.tool_bridge``), and a deployment has at most a few."""
 
-    def offered(_context: ToolFilterContext, tool: Tool) -> bool:
-        if writes:
+    writes: bool
+    read_names: frozenset[str] | None
+
+    @classmethod
+    def for_job(cls, settings: Settings, allow_writes: bool) -> ToolPolicy:
+        return cls(allow_writes and settings.allow_write_tools, read_tool_names(settings))
+
+    def offers(self, tool: Tool) -> bool:
+        if self.writes:
             return True
-        if configured is not None:
-            return tool.name in configured
+        if self.read_names is not None:
+            return tool.name in self.read_names
         return is_read_only(tool)
 
-    return offered
+    def may_resend(self, tool: Tool | None, name: str) -> bool:
+        """Whether a call of ``name`` may be sent twice (``worker.mcp_transport``): any call of a
+        job that may not write (it is offered read tools only); otherwise only a tool known to
+        read: a configured read tool, or one the listing marks ``readOnlyHint``."""
+        if not self.writes:
+            return True
+        if self.read_names is not None:
+            return name in self.read_names
+        return tool is not None and is_read_only(tool)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One complete tool listing of one server, and a version that changes when it does."""
+
+    url: str
+    tools: tuple[Tool, ...]
+    version: str
+
+    @classmethod
+    def of(cls, url: str, tools: list[Tool]) -> Listing:
+        digest = hashlib.sha256()
+        for tool in tools:
+            digest.update(tool.model_dump_json(by_alias=True, exclude_none=True).encode())
+        return cls(url, tuple(tools), digest.hexdigest()[:16])
+
+    def find(self, name: str) -> Tool | None:
+        return next((tool for tool in self.tools if tool.name == name), None)
 
 
 def resendable_tools(
-    settings: Settings, allow_writes: bool, tools: ToolsCache
+    policy: ToolPolicy, listing: Callable[[], Listing | None]
 ) -> Callable[[str], bool]:
-    """Which of this job's tool calls the MCP transport may send twice (``worker.mcp_transport``).
-
-    A job that may not write is offered read tools only, so any call it makes is safe to repeat.
-    A job that may write gets a resend only for tools known to read: the configured read tools,
-    or those the server's cached list marks ``readOnlyHint`` (unknown counts as a write).
-    """
-    if not (allow_writes and settings.allow_write_tools):
-        return lambda _name: True
-    configured = read_tool_names(settings)
+    """The MCP transport's question "may this call go twice?", for one job."""
 
     def resendable(name: str) -> bool:
-        if configured is not None:
-            return name in configured
-        tool = tools.find(settings.mcp_url, name)
-        return tool is not None and is_read_only(tool)
+        current = listing()
+        return policy.may_resend(current.find(name) if current else None, name)
 
     return resendable
 
 
 class ToolsCache:
-    """The server's full tool list (before filtering), kept ``ttl`` seconds per process."""
+    """The server's full tool list (before any policy), kept ``ttl`` seconds per process."""
 
     def __init__(self, ttl: float) -> None:
         self._ttl = ttl
         self._lock = threading.Lock()
-        self._entries: dict[str, tuple[float, list[Tool]]] = {}
+        self._entries: dict[str, tuple[float, Listing]] = {}
         self._fetching: asyncio.Lock | None = None  # made on the loop that uses it
 
-    async def prime(self, server: MCPServerStreamableHttp, url: str) -> None:
-        """Seed a connected server; on a miss, one job fetches the list while the others wait.
+    def cached(self, url: str) -> Listing | None:
+        """The fresh listing of ``url``, if this process has one."""
+        with self._lock:
+            entry = self._entries.get(url)
+        return entry[1] if entry is not None and entry[0] > time.monotonic() else None
 
-        Without this a cold process with 200 jobs in flight sends 200 ``tools/list``. If the
-        fetch fails, nothing is cached and the SDK lists tools (and fails) the usual way.
-        """
-        if self.seed(server, url) or self._ttl <= 0:
-            return
+    async def listing(self, session: ClientSession, url: str) -> tuple[Listing, bool]:
+        """The listing, and whether it came from the cache; fetched on ``session`` (the job's
+        own) on a miss. One job fetches while the others wait: a cold process with 200 jobs in
+        flight sends one ``tools/list``, not 200. A failed fetch raises (classified by the
+        caller) and caches nothing."""
+        found = self.cached(url)
+        if found is not None:
+            return found, True
         if self._fetching is None:
             self._fetching = asyncio.Lock()
         async with self._fetching:
-            if self.seed(server, url) or server.session is None:
-                return
-            try:
-                result = await server.session.list_tools()
-            except Exception:
-                return
-            if getattr(result, "next_cursor", None) or not result.tools:
-                return  # a paged listing: leave it to the SDK
-            with self._lock:
-                self._entries[url] = (time.monotonic() + self._ttl, list(result.tools))
-            self.seed(server, url)
+            found = self.cached(url)
+            if found is not None:
+                return found, True
+            listing = Listing.of(url, await list_all_tools(session))
+            if self._ttl > 0:
+                with self._lock:
+                    self._entries[url] = (time.monotonic() + self._ttl, listing)
+            return listing, False
 
-    def seed(self, server: MCPServerStreamableHttp, url: str) -> bool:
-        """Give a freshly connected server the cached list; True if there was one."""
-        with self._lock:
-            entry = self._entries.get(url)
-        if entry is None or entry[0] <= time.monotonic():
-            return False
-        give_tools(server, entry[1])
-        # The MCP client session lists tools again before checking a tool's result against its
-        # output schema, unless it has seen a listing: give it the cached one (mcp 2.3's own
-        # per-session cache; without it every job sends one tools/list).
-        absorb_listing(server.session, entry[1])
-        return True
 
-    def find(self, url: str, name: str) -> Tool | None:
-        """The cached description of tool ``name`` on ``url`` (even if stale), if any."""
-        with self._lock:
-            entry = self._entries.get(url)
-        return next((tool for tool in entry[1] if tool.name == name), None) if entry else None
-
-    def remember(self, server: MCPServerStreamableHttp, url: str) -> None:
-        """Keep the list a server fetched, for the jobs after it."""
-        tools = cached_tools(server)
-        if self._ttl <= 0 or not tools:
-            return
-        with self._lock:
-            entry = self._entries.get(url)
-            if entry is None or entry[0] <= time.monotonic():
-                self._entries[url] = (time.monotonic() + self._ttl, list(tools))
+async def list_all_tools(session: ClientSession) -> list[Tool]:
+    """Every tool of the server, following its pages."""
+    tools: list[Tool] = []
+    cursor: str | None = None
+    for _page in range(MAX_LIST_PAGES):
+        params = PaginatedRequestParams(cursor=cursor) if cursor else None
+        result = await session.list_tools(params=params)
+        tools.extend(result.tools)
+        cursor = result.next_cursor
+        if not cursor:
+            return tools
+    raise AgentqError(
+        f"the MCP server's tool list runs past {MAX_LIST_PAGES} pages",
+        code=ErrorCode.MCP_UNAVAILABLE,
+    )

@@ -1,9 +1,11 @@
-"""The one place agentq touches private parts of the Agents SDK and the mcp client.
+"""The limit's seeding of the SDK's MCP server objects with a cached tool list (private parts).
 
-The worker keeps the MCP server's tool list per process and hands it to each job's server
-object (``worker.tool_policy.ToolsCache``): a job then sends no ``tools/list`` at all. Neither
-library has a public way to do that, so this module does it with their private parts, and
-nothing else in agentq does:
+The benchmark's limit (``bench.naive_agent``) is the bare SDK with the same caches as agentq's
+worker, so that it sends no ``tools/list`` per run either: each run's server object is handed the
+process's listing (``worker.tool_policy.ToolsCache``). Neither library has a public way to do
+that, so this module does it with their private parts, and nothing else does. (agentq's worker
+needs none of this: it gives the agent function tools built from the listing,
+``worker.tool_bridge``, and never hands the SDK its MCP server.)
 
 - openai-agents (``agents.mcp.MCPServerStreamableHttp``): ``_tools_list`` is the server's
   cached listing and ``_cache_dirty`` whether it must list again. The public ``cached_tools``
@@ -15,10 +17,10 @@ nothing else in agentq does:
   same way, for the listings its response cache serves.
 
 Written against openai-agents 0.24.0 and mcp 2.3.0 (constraints.txt; pyproject.toml allows
-0.24.x and 2.3.x). ``tests/test_sdk_adapter.py`` checks each of these against the installed
+0.24.x and 2.3.x). ``tests/test_bench_sdk_seed.py`` checks each of these against the installed
 packages, by behaviour and signature, and fails naming what changed: an upgrade that moves them
-is found there, not by a worker that suddenly lists tools on every job. At run time the mcp part
-degrades to what the session does on its own (one ``tools/list`` more), as before.
+is found there, not by a limit that suddenly lists tools on every run. At run time the mcp part
+degrades to what the session does on its own (one ``tools/list`` more).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from agents.mcp import MCPServerStreamableHttp
 from mcp.client.session import ClientSession
 from mcp.types import ListToolsResult, Tool
 
-# The versions whose private parts this module was checked against (tests/test_sdk_adapter.py).
+# The versions whose private parts this module was checked against (tests/test_bench_sdk_seed.py).
 CHECKED_VERSIONS = {"openai-agents": "0.24.", "mcp": "2.3."}
 
 
@@ -58,3 +60,10 @@ def absorb_listing(session: ClientSession | None, tools: Sequence[Tool]) -> bool
     except Exception:  # a changed private API costs one tools/list, nothing more
         return False
     return True
+
+
+def seed(server: MCPServerStreamableHttp, tools: Sequence[Tool]) -> None:
+    """Give a connected server and its session a complete listing: the run sends no
+    ``tools/list`` (the server's per-turn listing and the session's validation listing)."""
+    give_tools(server, tools)
+    absorb_listing(server.session, tools)

@@ -1,4 +1,4 @@
-"""The private parts of openai-agents and mcp that ``worker.sdk_adapter`` relies on, checked
+"""The private parts of openai-agents and mcp that ``bench.sdk_seed`` relies on, checked
 against the installed packages: a failure here names what changed, so an upgrade is noticed
 before a worker quietly sends a ``tools/list`` on every job (see tests/test_caching.py)."""
 
@@ -15,10 +15,10 @@ from agents.mcp import MCPServerStreamableHttp
 from mcp.client.session import ClientSession
 from mcp.types import CallToolResult, ListToolsResult, Tool
 
-from worker import sdk_adapter
-from worker.sdk_adapter import absorb_listing, cached_tools, give_tools
+from bench import sdk_seed as sdk_adapter
+from bench.sdk_seed import absorb_listing, cached_tools, give_tools
 
-CHANGED = "{package} changed under worker/sdk_adapter.py: {what}. Re-check the adapter against it."
+CHANGED = "{package} changed under bench/sdk_seed.py: {what}. Re-check the adapter against it."
 
 COUNT_SCHEMA = {
     "type": "object",

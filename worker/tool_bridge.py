@@ -1,0 +1,208 @@
+"""The agent's MCP tools as function tools, built once per process, called on each job's session.
+
+Given ``mcp_servers=[server]``, the Agents SDK lists the server's tools before every model turn
+and converts (and deep-copies) each one into a ``FunctionTool`` for that turn: about a tenth of
+a job's CPU. The tools are the same for every user of a server, only the session (which carries
+the user's token) differs. So the worker builds the function tools once per process for each
+(server URL, listing version, tool policy) and gives the agent ``tools=``; each tool finds the
+job's own MCP session in the run context (``JobContext.mcp_session``) and sends ``tools/call``
+on it. Every call still carries the job's token, is paced by the shared MCP rate limit and is
+retried by the job's transport (``worker.mcp_session``).
+
+What the SDK did per call is done here, the same way: the arguments parsed as a JSON object and
+checked for the required ones, the result turned into the same model-visible output, the
+function span tagged with the server. Failures are sorted as ``worker.failures`` says: a
+rejected token, a rate limit, an unreachable or failing server or a timeout ends the attempt at
+once (raised, so no further model call is paid); anything the model can act on (bad arguments,
+an unknown kind, a tool's own error) goes back to it as the tool's output, marked failed in
+the trace.
+
+The session's own ``call_tool`` is not used: it lists the tools again on each new session to
+validate structured results, which is the request this module exists to save. The result is
+validated here instead, against the cached listing's output schema, with one compiled validator
+per tool per process.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import httpx2
+from agents import FunctionTool
+from agents.tool import ToolOutputImageDict, ToolOutputTextDict
+from agents.tool_context import ToolContext
+from agents.tracing import FunctionSpanData, SpanError, get_current_span
+from jsonschema import validators
+from mcp.client.session import ClientSession
+from mcp.types import CallToolRequest, CallToolRequestParams, CallToolResult, Tool
+
+from agentq.errors import AgentqError, linked
+from worker.failures import (
+    JobContext,
+    classify_tool_failure,
+    failure_for_http_status,
+    tool_error_message,
+)
+from worker.tool_policy import Listing, ToolPolicy
+from worker.tracing import tool_output_text
+
+# The server's name in traces (each tool call's span says which server it went to).
+SERVER_NAME = "infrahub"
+
+OutputItem = ToolOutputTextDict | ToolOutputImageDict
+ToolOutput = OutputItem | list[OutputItem]
+
+
+class ToolBridge:
+    """The function tools of each (listing, policy) this process has seen. Thread-safe; the tools
+    themselves hold no job state, so one list serves every job on every loop at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._built: dict[tuple[str, str, ToolPolicy], list[FunctionTool]] = {}
+
+    def tools(self, listing: Listing, policy: ToolPolicy) -> list[FunctionTool]:
+        key = (listing.url, listing.version, policy)
+        with self._lock:
+            built = self._built.get(key)
+        if built is not None:
+            return built
+        built = [bridged_tool(tool) for tool in listing.tools if policy.offers(tool)]
+        with self._lock:
+            # An older version of the same server's listing will not be asked for again.
+            for old in [k for k in self._built if k[0] == listing.url and k[1] != listing.version]:
+                del self._built[old]
+            return self._built.setdefault(key, built)
+
+
+def bridged_tool(tool: Tool) -> FunctionTool:
+    """One MCP tool as a function tool whose calls go to the running job's own session."""
+    schema = json.loads(json.dumps(tool.input_schema))  # the listing's copy stays untouched
+    schema.setdefault("properties", {})  # MCP allows a schema without; OpenAI's API does not
+    required = [name for name in schema.get("required", []) if isinstance(name, str)]
+    check_output = output_checker(tool)
+
+    async def invoke(context: ToolContext[Any], arguments: str) -> ToolOutput | str:
+        span = get_current_span()
+        if span is not None and isinstance(span.span_data, FunctionSpanData):
+            span.span_data.mcp_data = {"server": SERVER_NAME}
+        job = context.context
+        if not isinstance(job, JobContext) or job.mcp_session is None:
+            raise AgentqError("a bridged MCP tool ran outside an agentq job")
+        try:
+            parsed = json.loads(arguments) if arguments else {}
+        except ValueError:
+            return failed(job, f"the arguments for {tool.name} are not valid JSON")
+        if not isinstance(parsed, dict):
+            return failed(job, f"the arguments for {tool.name} must be a JSON object")
+        missing = sorted(name for name in required if name not in parsed)
+        if missing:
+            return failed(job, f"{tool.name} is missing required parameters: {', '.join(missing)}")
+        try:
+            result = await call_tool(job.mcp_session, tool.name, parsed)
+        except Exception as exc:
+            ending = run_ending(exc, job)
+            if ending is not None:
+                raise job.record(ending) from None
+            return failed(job, tool_error_message(exc))
+        if result.is_error:
+            text = tool_output_text([item.model_dump() for item in result.content])
+            ending = classify_tool_failure(Exception(text))
+            if ending is not None:
+                raise job.record(ending)
+            mark_failed(text)
+        elif check_output is not None:
+            problem = check_output(result)
+            if problem is not None:
+                return failed(job, problem)
+        return model_output(result)
+
+    return FunctionTool(
+        name=tool.name,
+        description=describe(tool),
+        params_json_schema=schema,
+        on_invoke_tool=invoke,
+        strict_json_schema=False,  # MCP schemas are rarely strict-compatible (the SDK's default)
+    )
+
+
+async def call_tool(session: ClientSession, name: str, arguments: dict[str, Any]) -> CallToolResult:
+    """``tools/call`` on ``session``, without the session's listing of tools to validate it."""
+    request = CallToolRequest(params=CallToolRequestParams(name=name, arguments=arguments))
+    return await session.send_request(request, CallToolResult)
+
+
+def run_ending(error: BaseException, job: JobContext) -> AgentqError | None:
+    """The failure that ends the attempt for a failed call, or None if the model should see it.
+    The response hook may already have recorded the cause (a 401); an HTTP status the MCP client
+    raised is read from the error itself, as the SDK's own call did."""
+    if job.failure is not None:
+        return job.failure
+    for cause in linked(error, contexts=True):
+        if isinstance(cause, httpx2.HTTPStatusError):
+            failure = failure_for_http_status(cause.response.status_code, None, "MCP server")
+            if failure is not None:
+                return failure
+    return classify_tool_failure(error)
+
+
+def failed(job: JobContext, message: str) -> str:
+    """What the model sees for a call that failed in a way it can act on."""
+    job.tool_errors.append(message)
+    mark_failed(message)
+    return f"Tool error: {message}"
+
+
+def mark_failed(message: str) -> None:
+    span = get_current_span()
+    if span is not None:
+        span.set_error(SpanError(message="tool returned an error", data={"error": message}))
+
+
+def model_output(result: CallToolResult) -> ToolOutput:
+    """The model-visible output, as the SDK makes it from MCP content: text as text, images as
+    data URLs, anything else as its JSON; one item alone, several as a list."""
+    items: list[OutputItem] = []
+    for item in result.content:
+        if item.type == "text":
+            items.append(ToolOutputTextDict(type="text", text=item.text))
+        elif item.type == "image":
+            url = f"data:{item.mime_type};base64,{item.data}"
+            items.append(ToolOutputImageDict(type="image", image_url=url))
+        else:
+            items.append(ToolOutputTextDict(type="text", text=item.model_dump_json()))
+    return items[0] if len(items) == 1 else items
+
+
+def describe(tool: Tool) -> str:
+    """The description the model reads; the title when the server gave none."""
+    title = tool.annotations.title if tool.annotations is not None else None
+    return tool.description or tool.title or title or ""
+
+
+def output_checker(tool: Tool) -> Callable[[CallToolResult], str | None] | None:
+    """A check of a result's structured content against the tool's declared output schema, as
+    an MCP client session makes; None for a tool that declares none."""
+    schema = tool.output_schema
+    if schema is None:
+        return None
+    try:
+        validator_class = validators.validator_for(schema)
+        validator_class.check_schema(schema)
+        validator = validator_class(schema)
+    except Exception as exc:
+        reason = f"the server declared an invalid output schema for {tool.name}: {exc}"
+        return lambda _result: reason
+
+    def check(result: CallToolResult) -> str | None:
+        if result.structured_content is None:
+            return f"{tool.name} has an output schema but returned no structured content"
+        errors = sorted(validator.iter_errors(result.structured_content), key=str)
+        if errors:
+            return f"invalid structured content returned by {tool.name}: {errors[0].message}"
+        return None
+
+    return check
