@@ -1,4 +1,4 @@
-"""The agent run a user would write first, shared by the baseline worker and the limit runner.
+"""The agent runs a user would write, shared by the baseline worker and the limit runner.
 
 Same work as an agentq job: an MCP session with the user's token, the server's prompt as the
 instructions, one Agents SDK run. ``Shared`` holds what a careful user reuses across runs: one
@@ -6,7 +6,8 @@ model client (hence one SSL context and connection pool), and the prompt and too
 the same per-process caches as agentq's worker (``worker.prompts``, ``worker.tool_policy``; the
 listing is handed to each run's server by ``bench.sdk_seed``) so that the limit does exactly the
 work an agentq job does and nothing else. The baseline passes
-none and makes everything fresh per run.
+none and makes everything fresh per run. ``run_seed`` is what the Infrahub MCP server's own
+Agents SDK page shows for many users: the bench's "seed" system.
 """
 
 from __future__ import annotations
@@ -83,4 +84,21 @@ async def run_once(
             text, _cached = await shared.prompts.get(server, PROMPT)
         agent = Agent(name="bench", instructions=text, mcp_servers=[server], model=model)
         await Runner.run(agent, question, max_turns=10)
+    return time.time()
+
+
+async def run_seed(question: str, token: str, mcp_url: str) -> float:
+    """One question as the multi-tenant handler on the Infrahub MCP server's Agents SDK page
+    answers it: a new ``MCPServerStreamableHttp`` with the asking user's token, the server's
+    prompt fetched, one run, SDK defaults otherwise (no tool-list cache, so the SDK lists tools
+    every turn; its own HTTP client per server; the default model provider, which reads
+    ``OPENAI_BASE_URL`` and speaks the Responses API). Returns when it finished."""
+    async with MCPServerStreamableHttp(
+        name="infrahub",
+        params={"url": mcp_url, "headers": {"Authorization": f"Bearer {token}"}},
+    ) as server:
+        prompt = await server.get_prompt(PROMPT, {})
+        text = "\n".join(getattr(m.content, "text", "") for m in prompt.messages)
+        agent = Agent(name="Infra Analyst", instructions=text, mcp_servers=[server], model=MODEL)
+        await Runner.run(agent, question)
     return time.time()

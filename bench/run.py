@@ -1,4 +1,4 @@
-"""``make bench``: agentq's worker against a naive Celery worker and the SDK's own limit.
+"""``make bench``: agentq's worker against a naive Celery worker, the SDK handler and the limit.
 
 Everything runs here, side by side in one run, on the same doubles with injected latency (200 ms
 per model call, 20 ms per MCP request): a private Redis, the MCP double, the model double, then
@@ -8,7 +8,11 @@ per model call, 20 ms per MCP request): a private Redis, the MCP double, the mod
 2. **baseline**: a plain Celery worker (prefork, concurrency 2, ``asyncio.run`` per task, fresh
    clients per task), as a user would first write it;
 3. **limit**: the same agent runs with no queue at all, ``asyncio.gather`` in the same number of
-   processes with the same number in flight;
+   processes with the same number in flight, with the same per-process caches (the bare SDK at
+   its best: what agentq must beat);
+4. **seed**: the multi-tenant handler the Infrahub MCP server's Agents SDK page shows (a new MCP
+   server object and a prompt fetch per question, SDK defaults otherwise), run like the limit:
+   what a user writes without agentq;
 
 plus the enqueue rate of a 10,000-question batch (and with durable writes on and off), how
 long another tenant waits behind a big batch, and a sweep over jobs in flight in one process
@@ -103,6 +107,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 )
             with phases.timed("limit", f"{args.jobs} jobs, {in_flight}"):
                 limit = run_limit(d, args.jobs, args.concurrency, processes=args.processes)
+            with phases.timed("seed", f"{args.jobs} jobs, {in_flight}"):
+                seed = run_limit(
+                    d, args.jobs, args.concurrency, processes=args.processes, system="seed"
+                )
             with phases.timed("baseline", f"{args.baseline_jobs} jobs, prefork 2"):
                 baseline = run_baseline(d, workdir, 2, args.baseline_jobs)
             with phases.timed("enqueue", f"a {args.enqueue}-question batch"):
@@ -134,7 +142,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "smoke": args.smoke,
     }
     results = report.results(
-        report.Runs(agentq, limit, baseline, enqueue, fairness, sweep),
+        report.Runs(agentq, limit, baseline, enqueue, fairness, sweep, seed),
         settings,
         load_at_start=load_at_start,
         took_seconds=round(time.time() - began, 1),

@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 
 from agents import Agent, RunConfig, Runner
-from agents.tracing import gen_trace_id
 
 from agentq.errors import AgentqError, ErrorCode
 from agentq.jobs import Job, Usage
@@ -25,7 +24,7 @@ from worker.inflight import inflight
 from worker.mcp_session import open_mcp_server
 from worker.token_check import prove_token
 from worker.tool_policy import Listing, ToolPolicy, resendable_tools
-from worker.tracing import install_span_collector, steps_from_spans
+from worker.tracing import StepRecorder
 
 log = get_logger(__name__)
 
@@ -48,13 +47,10 @@ async def run_attempt(
     job: Job, token: str, attempt: int, settings: Settings, deadline: float
 ) -> AttemptOutcome:
     """Run one attempt within ``deadline`` seconds; stoppable through ``worker.inflight``."""
-    collector = install_span_collector()
     clients = loop_clients(settings)
-    context = JobContext(job_id=job.id, attempt=attempt)
+    context = JobContext(job_id=job.id, attempt=attempt, excerpt_chars=settings.trace_excerpt_chars)
     CURRENT_JOB.set(context)
     inflight.add(context)
-    trace_id = gen_trace_id()
-    collector.collect(trace_id)
     started = time.time()
     listing_step: Step | None = None
     prompt_step: Step | None = None
@@ -71,6 +67,7 @@ async def run_attempt(
                 context,
                 limiter=clients.mcp_limiter,
                 resendable=resendable_tools(policy, lambda: listing),
+                pool=clients.mcp_pool,
             )
             async with server:
                 session = context.mcp_session = server.session
@@ -113,12 +110,9 @@ async def run_attempt(
                     job.question,
                     context=context,
                     max_turns=settings.max_turns,
-                    run_config=RunConfig(
-                        workflow_name="agentq job",
-                        trace_id=trace_id,
-                        group_id=job.id,
-                        trace_metadata={"job_id": job.id, "attempt": str(attempt)},
-                    ),
+                    hooks=StepRecorder(clients.model_name),
+                    # The steps are recorded directly (worker.tracing): no SDK trace is built.
+                    run_config=RunConfig(workflow_name="agentq job", tracing_disabled=True),
                 )
         if context.failure is not None:
             raise context.failure
@@ -156,8 +150,7 @@ async def run_attempt(
     finally:
         inflight.remove(job.id)
     finished = time.time()
-    steps = steps_from_spans(collector.pop(trace_id), settings.trace_excerpt_chars)
-    steps.extend(context.http_errors)
+    steps = [*context.steps, *context.http_errors]
     steps.sort(key=lambda step: step.started_at or 0.0)
     # The steps before the run, in the order they happened: token check, tools, prompt.
     for step in (prompt_step, listing_step):

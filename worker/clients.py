@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import certifi
 import httpx2
-from agents import Model, OpenAIChatCompletionsModel, OpenAIResponsesModel
+from agents import Model, OpenAIChatCompletionsModel, OpenAIResponsesModel, set_tracing_disabled
 from agents.models import get_default_model
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
@@ -69,6 +69,7 @@ class LoopClients:
     bridge: ToolBridge
     proofs: ProofCache
     mcp_limiter: RateLimiter | None
+    mcp_pool: httpx2.AsyncHTTPTransport
 
 
 _per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopClients] = (
@@ -96,6 +97,8 @@ async def _note_model_failure(response: httpx2.Response) -> None:
 
 def _make_clients(settings: Settings) -> LoopClients:
     check_model_settings(settings)
+    # The SDK would upload traces to OpenAI; agentq records its own (worker.tracing).
+    set_tracing_disabled(True)
     limits_redis = connect_async(settings.redis_url, sentinel_master=settings.redis_sentinel_master)
     transport: httpx2.AsyncBaseTransport = httpx2.AsyncHTTPTransport(
         verify=shared_ssl_context(),
@@ -142,6 +145,14 @@ def _make_clients(settings: Settings) -> LoopClients:
         tools=ToolsCache(settings.tools_cache_seconds),
         bridge=ToolBridge(),
         proofs=ProofCache(settings.token_proof_seconds),
+        # Keep-alive connections to the MCP server for every job of the loop (each request carries
+        # its own job's token); unbounded, as each job's session holds one or two at a time.
+        mcp_pool=httpx2.AsyncHTTPTransport(
+            verify=shared_ssl_context(),
+            limits=httpx2.Limits(
+                max_connections=None, max_keepalive_connections=settings.worker_concurrency * 2
+            ),
+        ),
         mcp_limiter=(
             RateLimiter(limits_redis, MCP_RATE_KEY, settings.mcp_max_requests_per_second)
             if settings.mcp_max_requests_per_second > 0

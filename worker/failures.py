@@ -44,6 +44,11 @@ class JobContext:
     # The job's own MCP session (its user's token), on which its bridged tools call
     # (worker.tool_bridge); set once the session is open.
     mcp_session: ClientSession | None = None
+    # The run's model and tool calls as they happen (worker.tracing), and how much of each
+    # tool result the trace keeps.
+    steps: list[Step] = field(default_factory=list)
+    model_started: float | None = None
+    excerpt_chars: int = 500
 
     def http_error(self, service: str, name: str | None, error: str, retried: bool) -> None:
         """Note a failed HTTP exchange for the trace (it may have been retried successfully)."""
@@ -118,16 +123,16 @@ def classify_tool_failure(error: BaseException) -> AgentqError | None:
             return failure
     if AUTH_REJECTION_TEXT.search(text):
         return AgentqError(
-            "Infrahub rejected the token; the MCP server said: " + _first_line(text),
+            "Infrahub rejected the token; the MCP server said: " + first_line(text),
             code=ErrorCode.AUTH_ERROR,
         )
     if _RATE_TEXT.search(text):
         return AgentqError(
-            "the MCP server is rate limiting: " + _first_line(text), code=ErrorCode.RATE_LIMITED
+            "the MCP server is rate limiting: " + first_line(text), code=ErrorCode.RATE_LIMITED
         )
     if _UNREACHABLE_TEXT.search(text):
         return AgentqError(
-            "the MCP server or Infrahub is unreachable: " + _first_line(text),
+            "the MCP server or Infrahub is unreachable: " + first_line(text),
             code=ErrorCode.MCP_UNAVAILABLE,
         )
     if isinstance(error, TimeoutError | asyncio.TimeoutError) or _TIMEOUT_TEXT.search(text):
@@ -140,7 +145,7 @@ def classify_tool_failure(error: BaseException) -> AgentqError | None:
 def tool_error_message(error: BaseException) -> str:
     """What the model is told of a failed tool call it can act on: the error's first line,
     scrubbed (the server may echo the token)."""
-    return _first_line(_error_text(error))
+    return first_line(_error_text(error))
 
 
 CURRENT_JOB: ContextVar[JobContext | None] = ContextVar("agentq_current_job", default=None)
@@ -186,31 +191,31 @@ def _classify_foreign(error: BaseException) -> AgentqError:
             return failure
         return AgentqError(
             f"the model endpoint refused the request (HTTP {error.status_code}): "
-            + _first_line(str(error.message)),
+            + first_line(str(error.message)),
             code=ErrorCode.CONFIG_ERROR,
         )
     if isinstance(error, ModelBehaviorError):
         return AgentqError(
-            "the model misbehaved: " + _first_line(str(error)), code=ErrorCode.MODEL_ERROR
+            "the model misbehaved: " + first_line(str(error)), code=ErrorCode.MODEL_ERROR
         )
     if isinstance(error, UserError):
         text = str(error)
         if "connect" in text.lower():
             return AgentqError(
-                "cannot connect to the MCP server: " + _first_line(text),
+                "cannot connect to the MCP server: " + first_line(text),
                 code=ErrorCode.MCP_UNAVAILABLE,
             )
         tool_failure = classify_tool_failure(error)
         if tool_failure is not None:
             return tool_failure
-        return AgentqError(_first_line(text), code=ErrorCode.INTERNAL)
+        return AgentqError(first_line(text), code=ErrorCode.INTERNAL)
     if isinstance(error, TimeoutError | asyncio.TimeoutError):
         return AgentqError("the job took too long", code=ErrorCode.TIMEOUT)
     tool_failure = classify_tool_failure(error)
     if tool_failure is not None:
         return tool_failure
     return AgentqError(
-        f"unexpected {type(error).__name__}: {_first_line(str(error))}",
+        f"unexpected {type(error).__name__}: {first_line(str(error))}",
         code=ErrorCode.INTERNAL,
     )
 
@@ -224,7 +229,7 @@ def _error_text(error: BaseException) -> str:
     return " | ".join(str(e) or type(e).__name__ for e in islice(linked(error), 8))
 
 
-def _first_line(text: str) -> str:
+def first_line(text: str) -> str:
     """The first line of an error text, for a message: scrubbed *before* it is cut, so a token
     echoed by the server can neither survive whole nor leave a prefix behind."""
     return scrubbed_excerpt(text.strip().split("\n", 1)[0], 500)

@@ -1,8 +1,10 @@
 """One MCP session per job, carrying that job's user token to the Infrahub MCP server.
 
 Each user's token is passed through (``Authorization: Bearer``) so Infrahub applies that user's
-permissions; sessions are therefore never shared between jobs. What is shared is cheap to share:
-the SSL context. Timeouts are set explicitly because the SDK's 5 s default fails slow queries.
+permissions; sessions are therefore never shared between jobs. What is shared carries no
+identity: the SSL context, and the loop's pool of keep-alive connections to the server (every
+request carries its own job's token), so a job opens no TCP connection of its own. Timeouts
+are set explicitly because the SDK's 5 s default fails slow queries.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ def open_mcp_server(
     *,
     limiter: RateLimiter | None = None,
     resendable: Callable[[str], bool] | None = None,
+    pool: httpx2.AsyncBaseTransport | None = None,
 ) -> MCPServerStreamableHttp:
     """An (unconnected) MCP client for one job; use it as ``async with``.
 
     The agent is not given this server (``mcp_servers``): its tools come from
     ``worker.tool_bridge`` and call this server's session. ``limiter`` paces every request
-    under the MCP rate limit shared by all workers;
+    under the MCP rate limit shared by all workers; ``pool`` is the loop's connection pool to the
+    server (``worker.clients``), kept open across jobs;
     ``resendable`` says which tool calls may be sent twice (``worker.mcp_transport``).
     """
 
@@ -61,11 +65,12 @@ def open_mcp_server(
         headers: dict[str, str] | None = None, timeout: Any = None, auth: Any = None
     ) -> httpx2.AsyncClient:
         transport = RetryingTransport(
-            httpx2.AsyncHTTPTransport(verify=shared_ssl_context()),
+            pool or httpx2.AsyncHTTPTransport(verify=shared_ssl_context()),
             settings.mcp_request_retries,
             note_failure,
             limiter,
             resendable,
+            shared=pool is not None,
         )
         return httpx2.AsyncClient(
             headers=headers,

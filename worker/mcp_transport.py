@@ -42,7 +42,8 @@ class RetryingTransport(httpx2.AsyncBaseTransport):
     """Wraps a transport; retries transient failures with jittered backoff.
 
     Every request sent, retries included, first waits for its turn under the shared MCP rate
-    limit (``limiter``), when one is set.
+    limit (``limiter``), when one is set. A ``shared`` inner transport (the loop's connection
+    pool) is not closed with this one.
     """
 
     def __init__(
@@ -52,12 +53,14 @@ class RetryingTransport(httpx2.AsyncBaseTransport):
         on_failure: OnFailure,
         limiter: RateLimiter | None = None,
         resendable: Callable[[str], bool] | None = None,
+        shared: bool = False,
     ) -> None:
         self._inner = inner
         self._retries = retries
         self._on_failure = on_failure
         self._limiter = limiter
         self._resendable = resendable or (lambda _tool: True)
+        self._shared = shared
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         method, tool = _jsonrpc_call(request)
@@ -93,7 +96,8 @@ class RetryingTransport(httpx2.AsyncBaseTransport):
             await asyncio.sleep(wait)
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        if not self._shared:  # a shared pool outlives each job's client (worker.clients)
+            await self._inner.aclose()
 
 
 def _jsonrpc_call(request: httpx2.Request) -> tuple[str | None, str | None]:

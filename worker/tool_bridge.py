@@ -10,12 +10,13 @@ on it. Every call still carries the job's token, is paced by the shared MCP rate
 retried by the job's transport (``worker.mcp_session``).
 
 What the SDK did per call is done here, the same way: the arguments parsed as a JSON object and
-checked for the required ones, the result turned into the same model-visible output, the
-function span tagged with the server. Failures are sorted as ``worker.failures`` says: a
-rejected token, a rate limit, an unreachable or failing server or a timeout ends the attempt at
-once (raised, so no further model call is paid); anything the model can act on (bad arguments,
-an unknown kind, a tool's own error) goes back to it as the tool's output, marked failed in
-the trace.
+checked for the required ones, the result turned into the same model-visible output. Each call
+is one ``tool_call`` step of the trace (``worker.tracing.tool_step``), failed or not.
+
+Failures are sorted as ``worker.failures`` says: a rejected token, a rate limit, an unreachable
+or failing server or a timeout ends the attempt at once (raised, so no further model call is
+paid); anything the model can act on (bad arguments, an unknown kind, a tool's own error) goes
+back to it as the tool's output, marked failed in the trace.
 
 The session's own ``call_tool`` is not used: it lists the tools again on each new session to
 validate structured results, which is the request this module exists to save. The result is
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,7 +36,6 @@ import httpx2
 from agents import FunctionTool
 from agents.tool import ToolOutputImageDict, ToolOutputTextDict
 from agents.tool_context import ToolContext
-from agents.tracing import FunctionSpanData, SpanError, get_current_span
 from jsonschema import validators
 from mcp.client.session import ClientSession
 from mcp.types import CallToolRequest, CallToolRequestParams, CallToolResult, Tool
@@ -44,12 +45,13 @@ from worker.failures import (
     JobContext,
     classify_tool_failure,
     failure_for_http_status,
+    first_line,
     tool_error_message,
 )
 from worker.tool_policy import Listing, ToolPolicy
-from worker.tracing import tool_output_text
+from worker.tracing import tool_output_text, tool_step
 
-# The server's name in traces (each tool call's span says which server it went to).
+# The server's name in traces (each tool call's step says which server it went to).
 SERVER_NAME = "infrahub"
 
 OutputItem = ToolOutputTextDict | ToolOutputImageDict
@@ -86,39 +88,58 @@ def bridged_tool(tool: Tool) -> FunctionTool:
     check_output = output_checker(tool)
 
     async def invoke(context: ToolContext[Any], arguments: str) -> ToolOutput | str:
-        span = get_current_span()
-        if span is not None and isinstance(span.span_data, FunctionSpanData):
-            span.span_data.mcp_data = {"server": SERVER_NAME}
         job = context.context
         if not isinstance(job, JobContext) or job.mcp_session is None:
             raise AgentqError("a bridged MCP tool ran outside an agentq job")
+        started = time.time()
+        parsed: Any = arguments
+        outcome: ToolOutput | str = ""
+        error: str | None = None
         try:
-            parsed = json.loads(arguments) if arguments else {}
-        except ValueError:
-            return failed(job, f"the arguments for {tool.name} are not valid JSON")
-        if not isinstance(parsed, dict):
-            return failed(job, f"the arguments for {tool.name} must be a JSON object")
-        missing = sorted(name for name in required if name not in parsed)
-        if missing:
-            return failed(job, f"{tool.name} is missing required parameters: {', '.join(missing)}")
-        try:
-            result = await call_tool(job.mcp_session, tool.name, parsed)
-        except Exception as exc:
-            ending = run_ending(exc, job)
-            if ending is not None:
-                raise job.record(ending) from None
-            return failed(job, tool_error_message(exc))
-        if result.is_error:
-            text = tool_output_text([item.model_dump() for item in result.content])
-            ending = classify_tool_failure(Exception(text))
-            if ending is not None:
-                raise job.record(ending)
-            mark_failed(text)
-        elif check_output is not None:
-            problem = check_output(result)
-            if problem is not None:
-                return failed(job, problem)
-        return model_output(result)
+            try:
+                parsed = json.loads(arguments) if arguments else {}
+            except ValueError:
+                error = f"the arguments for {tool.name} are not valid JSON"
+                outcome = failed(job, error)
+                return outcome
+            if not isinstance(parsed, dict):
+                error = f"the arguments for {tool.name} must be a JSON object"
+                outcome = failed(job, error)
+                return outcome
+            missing = sorted(name for name in required if name not in parsed)
+            if missing:
+                error = f"{tool.name} is missing required parameters: {', '.join(missing)}"
+                outcome = failed(job, error)
+                return outcome
+            try:
+                result = await call_tool(job.mcp_session, tool.name, parsed)
+            except Exception as exc:
+                ending = run_ending(exc, job)
+                if ending is not None:
+                    failure = job.record(ending)
+                    error = failure.message
+                    raise failure from None
+                error = tool_error_message(exc)
+                outcome = failed(job, error)
+                return outcome
+            outcome = model_output(result)
+            if result.is_error:
+                text = tool_output_text(outcome)
+                ending = classify_tool_failure(Exception(text))
+                if ending is not None:
+                    error = job.record(ending).message
+                    raise ending
+                error = first_line(text)
+            elif check_output is not None:
+                problem = check_output(result)
+                if problem is not None:
+                    error = problem
+                    outcome = failed(job, problem)
+            return outcome
+        finally:
+            tool_step(
+                job, tool.name, SERVER_NAME, parsed, started, tool_output_text(outcome), error
+            )
 
     return FunctionTool(
         name=tool.name,
@@ -152,14 +173,7 @@ def run_ending(error: BaseException, job: JobContext) -> AgentqError | None:
 def failed(job: JobContext, message: str) -> str:
     """What the model sees for a call that failed in a way it can act on."""
     job.tool_errors.append(message)
-    mark_failed(message)
     return f"Tool error: {message}"
-
-
-def mark_failed(message: str) -> None:
-    span = get_current_span()
-    if span is not None:
-        span.set_error(SpanError(message="tool returned an error", data={"error": message}))
 
 
 def model_output(result: CallToolResult) -> ToolOutput:

@@ -1,9 +1,10 @@
-"""The limit: the same agent runs with no queue at all, in as many processes as agentq has.
+"""The limit and the seed: agent runs with no queue at all, in as many processes as agentq has.
 
 What the Agents SDK itself can do on this machine, the ceiling agentq's throughput and CPU are
 compared with. The runs happen in ``python -m bench.limit`` processes (so their CPU and memory
 are their own, not the orchestrator's); this module starts them, releases them together once
-all have imported the SDK, and merges what each reports.
+all have imported the SDK, and merges what each reports. The seed (what the Infrahub MCP
+server's Agents SDK page shows for many users) is run the same way, so the two compare.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from bench.measure import TOKEN, Doubles, latency_figures, shape_ok, work_per_jo
 from doubles.processes import python_module
 
 
-def run_limit(d: Doubles, jobs: int, concurrency: int, processes: int = 1) -> dict[str, Any]:
-    """The same agent runs with no queue (``bench.limit``): ``processes`` processes, each with
-    ``concurrency`` in flight and its share of the jobs, started together."""
+def run_limit(
+    d: Doubles, jobs: int, concurrency: int, processes: int = 1, system: str = "limit"
+) -> dict[str, Any]:
+    """Agent runs with no queue (``bench.limit``): ``processes`` processes, each with
+    ``concurrency`` in flight and its share of the jobs, started together. ``system`` is
+    ``limit`` (the same agent as agentq's, same caches) or ``seed`` (the documented handler)."""
     before, doubles_before = d.counters(), d.cpu_seconds()
     shares = [jobs // processes + (1 if i < jobs % processes else 0) for i in range(processes)]
     runs = [
@@ -26,7 +30,7 @@ def run_limit(d: Doubles, jobs: int, concurrency: int, processes: int = 1) -> di
             python_module(
                 "bench.limit", "--jobs", str(share), "--concurrency", str(concurrency),
                 "--mcp-url", d.mcp_url, "--model-url", d.model_url, "--token", TOKEN,
-                "--wait-for-go",
+                "--wait-for-go", "--system", system,
             ),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
