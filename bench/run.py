@@ -13,8 +13,10 @@ per model call, 20 ms per MCP request): a private Redis, the MCP double, the mod
 plus the enqueue rate of a 10,000-question batch (and with durable writes on and off), how
 long another tenant waits behind a big batch, and a sweep over jobs in flight in one process
 (agentq and the limit) for the plot and for the memory figure (one process with 200 in
-flight). Every system's work per job is counted on the doubles (model requests, MCP requests by
-method), so a system that skipped work would show.
+flight), and the TPM scenario: agentq with and without its model budget, and the baseline,
+against the model double limited to a tokens-per-minute limit (``bench.systems.tpm``). Every
+system's work per job is counted on the doubles (model requests, MCP requests by method), so a
+system that skipped work would show.
 Figures are printed and written to ``bench/results.json``; the plot goes to ``bench/plot.png``.
 Ratios matter more than absolute numbers: these machines are noisy, so compare within one run.
 

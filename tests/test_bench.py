@@ -65,4 +65,5 @@ def test_bench_smoke_run_writes_every_figure(tmp_path: Path) -> None:
     for row in tpm["systems"].values():
         assert row["model_requests"] > 0 and 0 <= row["share_429"] <= 1, row
     assert set(results["targets"]) >= {"tpm_goodput_ratio", "tpm_429_share", "tpm_failed_jobs"}
+    assert tpm["systems"]["agentq, budget"]["failed"] == 0
     assert "under a TPM limit" in completed.stdout
