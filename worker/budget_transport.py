@@ -146,13 +146,17 @@ class BudgetTransport(httpx2.AsyncBaseTransport):
         resends = 0
         while True:
             booking = await self._budget.take(tokens)
-            response = await self._inner.handle_async_request(request)
+            try:
+                response = await self._inner.handle_async_request(request)
+            except (httpx2.ConnectError, httpx2.ConnectTimeout):
+                await self._budget.settle(booking, refused=True)  # it never reached the model
+                raise
             if response.status_code != 429:
                 response.stream = _SettlingStream(response, self._budget, booking)
                 return response
             raw = await _read_raw(response)
             wait = retry_wait(response.headers)
-            limited = _is_rate_limit(_decoded(raw, response.headers))
+            limited = _is_rate_limit(raw, response.headers)
             await self._budget.settle(
                 booking,
                 refused=True,
@@ -187,12 +191,12 @@ def provider_says(headers: httpx2.Headers) -> ProviderSays:
     )
 
 
-def _is_rate_limit(body: bytes) -> bool:
+def _is_rate_limit(raw: bytes, headers: httpx2.Headers) -> bool:
     """Whether a 429 is a rate limit, which passes, rather than an exhausted quota, which does
     not (OpenAI's ``insufficient_quota``)."""
     try:
-        error = json.loads(body).get("error") or {}
-    except (ValueError, AttributeError):
+        error = json.loads(_decoded(raw, headers)).get("error") or {}
+    except (ValueError, AttributeError, httpx2.DecodingError):
         return True
     return not (isinstance(error, dict) and error.get("code") == "insufficient_quota")
 

@@ -10,6 +10,9 @@
 --
 -- Returns tok, req, the token limit and the request limit in force (ours, or the provider's
 -- when it announced a lower one).
+--
+-- Why atomic: the levels it reads are the ones the including script takes from or corrects,
+-- in the same step, so no other process spends them in between.
 
 local function model_budget_levels(key, now, tpm, rpm)
   local s = redis.call('HMGET', key, 'at', 'tok', 'req', 'ptok', 'preq')
