@@ -112,6 +112,21 @@ class Settings(BaseSettings):
         description="All workers together keep at most this many model requests open (0: no "
         "limit).",
     )
+    model_tokens_per_minute: int = Field(
+        0,
+        ge=0,
+        description="All workers together spend at most this many model tokens per minute, as "
+        "the provider counts them (input plus the most a request may write); set it to the "
+        "key's TPM limit (0: no limit). A request waits for its estimated tokens, corrected from "
+        "the response's usage; the provider's `x-ratelimit-*` headers lower the budget when "
+        "another client shares the key, and a 429 is waited out and sent again, not failed.",
+    )
+    model_requests_per_minute: int = Field(
+        0,
+        ge=0,
+        description="All workers together send at most this many model requests per minute; "
+        "set it to the key's RPM limit (0: no limit).",
+    )
 
     # The MCP server.
     mcp_url: str = Field("http://localhost:8001/mcp", description="Infrahub MCP endpoint.")

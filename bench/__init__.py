@@ -5,9 +5,9 @@ without reading the rest:
 
 - ``bench.run``: the orchestrator (``python -m bench.run``): its arguments and the phases in
   order;
-- ``bench.systems``: one module per system measured (``agentq``, ``limit``, ``baseline``, and
-  ``batches`` for agentq's enqueue rate and fairness): each starts its system and returns its
-  figures;
+- ``bench.systems``: one module per system measured (``agentq``, ``limit``, ``baseline``,
+  ``batches`` for agentq's enqueue rate and fairness, and ``tpm`` for the three under a
+  provider's tokens-per-minute limit): each starts its system and returns its figures;
 - ``bench.measure``: what they share: the doubles, the /proc readings, percentiles, the check
   that every job did the same work, the phase timer;
 - ``bench.report``: the targets and verdicts, ``bench/results.json``, the table and the plot;

@@ -18,7 +18,7 @@ from typing import Any
 
 from bench.measure import Phases
 
-TARGETS = {
+TARGETS: dict[str, tuple[str, float]] = {
     "throughput_ratio_vs_baseline": (">=", 10.0),
     "throughput_ratio_vs_limit": (">=", 1.1),
     "cpu_per_job_ratio_vs_limit": ("<=", 0.9),
@@ -26,7 +26,12 @@ TARGETS = {
     "throughput_ratio_200_vs_50": (">=", 0.95),
     "peak_rss_mib": ("<=", 400.0),
     "enqueue_jobs_per_s": (">=", 2000.0),
+    # Under a provider's TPM limit (bench.systems.tpm), agentq with its model budget set.
+    "tpm_goodput_ratio": (">=", 0.9),
+    "tpm_429_share": ("<=", 0.01),
+    "tpm_failed_jobs": ("==", 0),
 }
+TPM_SYSTEM = "agentq, budget"  # the system the tpm_* targets are judged on
 
 
 @dataclass
@@ -40,6 +45,7 @@ class Runs:
     fairness: dict[str, Any]
     sweep: list[dict[str, Any]]
     seed: dict[str, Any]
+    tpm: dict[str, Any] | None = None
 
 
 def results(
@@ -75,6 +81,11 @@ def results(
         "mcp_requests_per_job": agentq["mcp_requests_per_job"],
         "fairness_wait_s": runs.fairness["other_tenant_wait_s"],
     }
+    if runs.tpm is not None:
+        budgeted = runs.tpm["systems"][TPM_SYSTEM]
+        figures["tpm_goodput_ratio"] = budgeted["goodput_ratio"]
+        figures["tpm_429_share"] = budgeted["share_429"]
+        figures["tpm_failed_jobs"] = budgeted["failed"]
     jobs, processes = settings["jobs"], settings["processes"]
     return {
         **{k: rounded(v) for k, v in figures.items()},
@@ -86,6 +97,7 @@ def results(
         "enqueue": runs.enqueue,
         "fairness": runs.fairness,
         "sweep": runs.sweep,
+        **({"tpm": runs.tpm} if runs.tpm is not None else {}),
         "settings": settings,
         "notes": [
             f"The baseline ran {settings['baseline_jobs']} jobs (agentq and the limit {jobs}); "
@@ -104,6 +116,7 @@ def results(
             "between the first submit and the last end; the limit's is its own processes'.",
             f"Sweep points run {settings['sweep_jobs']} jobs each, all submitted at once, so "
             "their latency includes the wait behind the others; compare points of one job count.",
+            *(tpm_notes(runs.tpm) if runs.tpm is not None else []),
         ],
         "machine": {
             "cpus": os.cpu_count(),
@@ -146,12 +159,29 @@ def publish(results: dict[str, Any], output: Path, plot_path: Path) -> None:
     print(f"\nwritten: {output} and {plot_path} ({results['took_seconds']:.0f} s)")
 
 
+def tpm_notes(tpm: dict[str, Any]) -> list[str]:
+    systems = tpm["systems"]
+    return [
+        f"TPM scenario: the model double limited to {tpm['tpm_limit']} tokens a minute "
+        f"({tpm['tokens_per_job']:.0f} tokens per job, measured in a {tpm['warmup_jobs']}-job "
+        f"warm-up, so about {tpm['jobs_per_s_allowed']:g} jobs/s), its bucket empty at each "
+        "system's first job; goodput counts the tokens of the jobs that succeeded; the "
+        f"tpm_* targets are {TPM_SYSTEM!r}'s. The baseline ran "
+        f"{systems['baseline']['jobs']} jobs (agentq {systems[TPM_SYSTEM]['jobs']}): it is "
+        "CPU-bound well below the limit.",
+    ]
+
+
 def judge(figures: dict[str, float]) -> dict[str, dict[str, Any]]:
-    """Each target's value on this run, the target, and whether it was met."""
+    """Each target's value on this run, the target, and whether it was met (a target whose
+    figure this run did not measure is left out)."""
     verdicts = {}
     for key, (op, target) in TARGETS.items():
+        if key not in figures:
+            continue
         value = figures[key]
-        met = value >= target if op == ">=" else value <= target  # NaN (not measured): missed
+        met = {">=": value >= target, "<=": value <= target, "==": value == target}[op]
+        # A figure not measured (NaN) meets no target.
         verdicts[key] = {"value": rounded(value), "target": f"{op} {target}", "met": met}
     return verdicts
 
@@ -220,6 +250,8 @@ def print_table(results: dict[str, Any]) -> None:
             f"{r['doubles_cpu_per_job'] * 1000:>12.1f}"
             f"{work.get('model requests', 0):>11.2f}{work.get('mcp requests', 0):>9.2f}{flag}"
         )
+    if "tpm" in results:
+        print_tpm_table(results["tpm"])
     print()
     for key, verdict in results["targets"].items():
         mark = "ok  " if verdict["met"] else "MISS"
@@ -243,3 +275,20 @@ def print_table(results: dict[str, Any]) -> None:
         f"     {'fairness_wait_s':<32} {results['fairness_wait_s']:>10} (another tenant's "
         f"question, with {fairness['backlog_waiting_then']} of {fairness['backlog']} queued)"
     )
+
+
+def print_tpm_table(tpm: dict[str, Any]) -> None:
+    """The TPM scenario's three systems side by side."""
+    print(
+        f"\nunder a TPM limit of {tpm['tpm_limit']} ({tpm['tokens_per_job']:.0f} tokens/job, "
+        f"about {tpm['jobs_per_s_allowed']:g} jobs/s)"
+    )
+    header = {"jobs": 6, "failed": 8, "jobs/s": 8, "goodput tok/min": 17, "of TPM": 8,
+              "429s": 7, "429 share": 11, "p95 s": 8}  # fmt: skip
+    print(f"{'system':<19}" + "".join(f"{h:>{w}}" for h, w in header.items()))
+    for name, r in tpm["systems"].items():
+        print(
+            f"{name:<19}{r['jobs']:>6}{r['failed']:>8}{r['jobs_per_s']:>8.2f}"
+            f"{r['goodput_tokens_per_minute']:>17.0f}{r['goodput_ratio']:>8.2f}"
+            f"{r['rate_limited']:>7}{r['share_429']:>11.3f}{r['p95']:>8.1f}"
+        )

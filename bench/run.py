@@ -17,8 +17,10 @@ per model call, 20 ms per MCP request): a private Redis, the MCP double, the mod
 plus the enqueue rate of a 10,000-question batch (and with durable writes on and off), how
 long another tenant waits behind a big batch, and a sweep over jobs in flight in one process
 (agentq and the limit) for the plot and for the memory figure (one process with 200 in
-flight). Every system's work per job is counted on the doubles (model requests, MCP requests by
-method), so a system that skipped work would show.
+flight), and the TPM scenario: agentq with and without its model budget, and the baseline,
+against the model double limited to a tokens-per-minute limit (``bench.systems.tpm``). Every
+system's work per job is counted on the doubles (model requests, MCP requests by method), so a
+system that skipped work would show.
 Figures are printed and written to ``bench/results.json``; the plot goes to ``bench/plot.png``.
 Ratios matter more than absolute numbers: these machines are noisy, so compare within one run.
 
@@ -42,6 +44,7 @@ from bench.systems.agentq import run_agentq
 from bench.systems.baseline import run_baseline
 from bench.systems.batches import measure_durable_enqueue, measure_enqueue, measure_fairness
 from bench.systems.limit import run_limit
+from bench.systems.tpm import run_tpm
 
 HERE = Path(__file__).resolve().parent
 
@@ -75,6 +78,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--mcp-latency-ms", type=float, default=20.0)
     parser.add_argument("--output", type=Path, default=HERE / "results.json")
     parser.add_argument("--plot", type=Path, default=HERE / "plot.png")
+    parser.add_argument("--tpm-jobs", type=int, default=1000, help="agentq jobs under the TPM")
+    parser.add_argument("--tpm-baseline-jobs", type=int, default=100)
+    parser.add_argument(
+        "--tpm-jobs-per-s", type=float, default=10.0, help="jobs a second the TPM limit allows"
+    )
+    parser.add_argument("--skip-tpm", action="store_true", help="no TPM scenario")
     parser.add_argument("--smoke", action="store_true", help="a tiny run to check the harness")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -83,6 +92,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.sweep, args.sweep_jobs, args.enqueue = "", 20, 500
         args.rss_concurrency = 0
         args.fairness_backlog = 30
+        args.tpm_jobs, args.tpm_baseline_jobs = 20, 4
     if args.baseline_jobs is None:
         args.baseline_jobs = min(args.jobs, 100)
     return args
@@ -129,6 +139,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     point = run_agentq(d, workdir, 4 + position, args.sweep_jobs, level)
                     sweep.append({"system": "agentq", **point})
                     sweep.append({"system": "limit", **run_limit(d, args.sweep_jobs, level)})
+            tpm = None
+            if not args.skip_tpm:
+                what = f"{args.tpm_jobs} jobs under a TPM of ~{args.tpm_jobs_per_s:g} jobs/s"
+                with phases.timed("tpm", what):
+                    tpm = run_tpm(
+                        d, workdir, 10, args.tpm_jobs, args.tpm_baseline_jobs,
+                        args.concurrency, args.processes, args.tpm_jobs_per_s,
+                    )  # fmt: skip
     settings = {
         "jobs": args.jobs,
         "processes": args.processes,
@@ -140,9 +158,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "model_latency_ms": args.model_latency_ms,
         "mcp_latency_ms": args.mcp_latency_ms,
         "smoke": args.smoke,
+        "tpm_jobs": args.tpm_jobs,
+        "tpm_baseline_jobs": args.tpm_baseline_jobs,
     }
     results = report.results(
-        report.Runs(agentq, limit, baseline, enqueue, fairness, sweep, seed),
+        report.Runs(agentq, limit, baseline, enqueue, fairness, sweep, seed, tpm),
         settings,
         load_at_start=load_at_start,
         took_seconds=round(time.time() - began, 1),

@@ -6,7 +6,12 @@ from ``doubles.model_policy``, and can misbehave on purpose: latency, HTTP 429 (
 must stay cheap per request under benchmark load, and because dropping a connection needs the
 server's own ``send``.
 
+It can also enforce a provider's rate limits (``tpm``, ``rpm``; ``ProviderLimits``): tokens and
+requests per minute, as token buckets refilled continuously, answering 429 beyond them and
+sending OpenAI's ``x-ratelimit-*`` headers on every completion response.
+
     python -m doubles.model_server --port 8002 [--latency-ms 200] [--policy default]
+        [--tpm 90000] [--rpm 500]
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import random
 import time
 import uuid
@@ -50,6 +56,13 @@ class ModelConfig:
     script: list[dict[str, Any]] = field(default_factory=list)
     seed: int | None = None
     api_key: str | None = None
+    # Provider-style limits (0: unlimited): tokens and requests per minute, each a bucket that
+    # holds one minute's worth and refills continuously. Setting either (or ``limits_start_empty``)
+    # starts the buckets again: full, as a key nobody has used for a minute, or empty, as a key
+    # that another client has just used up.
+    tpm: int = 0
+    rpm: int = 0
+    limits_start_empty: bool = False
 
     def merged(self, knobs: dict[str, Any]) -> ModelConfig:
         unknown = set(knobs) - {f for f in asdict(self) if f != "api_key"}
@@ -62,7 +75,85 @@ class ModelConfig:
             raise ValueError(f"policy must be one of {', '.join(POLICIES)}")
         if not 0.0 <= float(new.fault_rate) <= 1.0:
             raise ValueError("fault_rate must be between 0 and 1")
+        if int(new.tpm) < 0 or int(new.rpm) < 0:
+            raise ValueError("tpm and rpm must be 0 (unlimited) or more")
         return new
+
+
+LIMIT_KNOBS = frozenset({"tpm", "rpm", "limits_start_empty"})
+
+
+class ProviderLimits:
+    """A provider's per-minute limits, as OpenAI enforces them: a request is admitted if its
+    tokens (input plus ``max_tokens``/``max_output_tokens``, or the completion it will get) and
+    one request fit in what is left; each bucket holds one minute's worth and refills
+    continuously. After a 200 the request is charged what it really used (``settle``)."""
+
+    def __init__(self, tpm: int, rpm: int, start_empty: bool) -> None:
+        self.tpm, self.rpm = tpm, rpm
+        self.tokens = 0.0 if start_empty else float(tpm)
+        self.requests = 0.0 if start_empty else float(rpm)
+        self.at = time.monotonic()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        elapsed, self.at = now - self.at, now
+        if self.tpm:
+            self.tokens = min(float(self.tpm), self.tokens + elapsed * self.tpm / 60)
+        if self.rpm:
+            self.requests = min(float(self.rpm), self.requests + elapsed * self.rpm / 60)
+
+    def admit(self, tokens: int) -> float:
+        """Take ``tokens`` and one request, or return the seconds until they would fit. A
+        request larger than the whole bucket is admitted once the bucket is full."""
+        self._refill()
+        wait = 0.0
+        if self.tpm:
+            need = min(float(tokens), float(self.tpm))
+            if self.tokens < need:
+                wait = (need - self.tokens) * 60 / self.tpm
+        if self.rpm and self.requests < 1:
+            wait = max(wait, (1 - self.requests) * 60 / self.rpm)
+        if wait > 0:
+            return wait
+        if self.tpm:
+            self.tokens -= tokens
+        if self.rpm:
+            self.requests -= 1
+        return 0.0
+
+    def settle(self, charged: int, used: int) -> None:
+        """Charge what a request really used instead of what it was admitted with."""
+        if self.tpm:
+            self._refill()
+            self.tokens = min(float(self.tpm), self.tokens + charged - used)
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """OpenAI's ``x-ratelimit-*`` headers: each limit, what is left, and how long until
+        the bucket is full again."""
+        self._refill()
+        headers: list[tuple[bytes, bytes]] = []
+        for name, limit, level in (
+            (b"requests", self.rpm, self.requests),
+            (b"tokens", self.tpm, self.tokens),
+        ):
+            if limit:
+                reset = (limit - level) * 60 / limit
+                headers += [
+                    (b"x-ratelimit-limit-" + name, str(limit).encode()),
+                    (b"x-ratelimit-remaining-" + name, str(max(0, math.floor(level))).encode()),
+                    (b"x-ratelimit-reset-" + name, duration(reset).encode()),
+                ]
+        return headers
+
+
+def duration(seconds: float) -> str:
+    """A duration as OpenAI writes it in ``x-ratelimit-reset-*``: ``20ms``, ``1.5s``, ``6m0s``."""
+    if seconds < 1:
+        return f"{max(0, round(seconds * 1000))}ms"
+    minutes, rest = divmod(seconds, 60)
+    text = f"{rest:.3f}".rstrip("0").rstrip(".") + "s"
+    return f"{int(minutes)}m{text}" if minutes >= 1 else text
 
 
 class ModelState:
@@ -75,6 +166,15 @@ class ModelState:
         self.calls: list[dict[str, Any]] = []
         self.first_n_left = config.fault_first_n
         self.rng = random.Random(config.seed)
+        self._new_limits()
+
+    def _new_limits(self) -> None:
+        config = self.config
+        self.limits = (
+            ProviderLimits(config.tpm, config.rpm, config.limits_start_empty)
+            if config.tpm or config.rpm
+            else None
+        )
 
     def configure(self, knobs: dict[str, Any]) -> None:
         self.config = self.config.merged(knobs)
@@ -82,6 +182,8 @@ class ModelState:
             self.first_n_left = self.config.fault_first_n
         if "seed" in knobs:
             self.rng = random.Random(self.config.seed)
+        if LIMIT_KNOBS & set(knobs):
+            self._new_limits()
 
     def pick_fault(self) -> str | None:
         """Same rules as the MCP double: the rate is a chance, ``fault_first_n`` a countdown."""
@@ -102,6 +204,7 @@ class ModelState:
             "requests": len(self.calls),
             "by_api": dict(Counter(c["api"] for c in self.calls)),
             "by_fault": dict(Counter(c["fault"] for c in self.calls if c["fault"])),
+            "rate_limited": sum(1 for c in self.calls if c.get("rate_limited")),
             "input_tokens": sum(c["input_tokens"] for c in ok),
             "output_tokens": sum(c["output_tokens"] for c in ok),
         }
@@ -184,8 +287,6 @@ class ModelApp:
                 400,
                 _error("streaming is not supported by this double", "invalid_request_error"),
             )
-        if config.latency_ms > 0:
-            await asyncio.sleep(config.latency_ms / 1000)
         api = "responses" if responses else "chat"
         conversation = responses_conversation(body) if responses else chat_conversation(body)
         record: dict[str, Any] = {
@@ -208,9 +309,12 @@ class ModelApp:
             "status": 200,
         }
         state.calls.append(record)
+        limits = state.limits
         fault = state.pick_fault()
         if fault is not None:
             record["fault"] = fault
+            if config.latency_ms > 0:
+                await asyncio.sleep(config.latency_ms / 1000)
             return await self._fail(fault, record, receive, send)
         decision = decide(conversation, config.policy, config.script)
         payload = _responses_payload(body, decision) if responses else _chat_payload(body, decision)
@@ -220,6 +324,18 @@ class ModelApp:
             body.get("tools") or [],
         )
         output_tokens = count_tokens(payload["output"] if responses else payload["choices"])
+        charged = 0
+        if limits is not None:
+            # As a provider admits a request: its input and the most it may write (or, with no
+            # maximum given, what it will write), before any work is done.
+            cap = body.get("max_output_tokens") or body.get("max_completion_tokens")
+            cap = cap or body.get("max_tokens")
+            charged = input_tokens + (int(cap) if isinstance(cap, int) else output_tokens)
+            wait = limits.admit(charged)
+            if wait > 0:
+                return await self._rate_limited(record, wait, limits, send)
+        if config.latency_ms > 0:
+            await asyncio.sleep(config.latency_ms / 1000)
         payload["usage"] = _usage(input_tokens, output_tokens, responses)
         record.update(
             tool_calls=[{"name": c.name, "arguments": c.arguments} for c in decision.tool_calls],
@@ -227,7 +343,28 @@ class ModelApp:
             input_tokens=input_tokens,
             output_tokens=output_tokens,
         )
-        await _json(send, 200, payload)
+        headers: list[tuple[bytes, bytes]] = []
+        if limits is not None:
+            limits.settle(charged, input_tokens + output_tokens)
+            headers = limits.headers()
+        await _json(send, 200, payload, headers)
+
+    async def _rate_limited(
+        self, record: dict[str, Any], wait: float, limits: ProviderLimits, send: Send
+    ) -> None:
+        """A 429 as OpenAI sends it when a limit is reached: at once, with when to retry."""
+        record.update(status=429, rate_limited=True)
+        headers = [
+            (b"retry-after", str(math.ceil(wait)).encode()),
+            (b"retry-after-ms", str(math.ceil(wait * 1000)).encode()),
+            *limits.headers(),
+        ]
+        error = _error(
+            f"Rate limit reached; please try again in {duration(wait)}.",
+            "tokens" if limits.tpm else "requests",
+            "rate_limit_exceeded",
+        )
+        await _json(send, 429, error, headers)
 
     async def _fail(self, fault: str, record: dict[str, Any], receive: Receive, send: Send) -> None:
         if fault == "drop":
@@ -393,6 +530,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--script", help="JSON file with a list of steps (policy 'script')")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--api-key", help="accept only this key (default: any)")
+    parser.add_argument("--tpm", type=int, default=0, help="tokens per minute (0: unlimited)")
+    parser.add_argument("--rpm", type=int, default=0, help="requests per minute (0: unlimited)")
     args = parser.parse_args(argv)
     script: list[dict[str, Any]] = []
     if args.script:
@@ -404,6 +543,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         script=script,
         seed=args.seed,
         api_key=args.api_key,
+        tpm=args.tpm,
+        rpm=args.rpm,
     )
     serve(build_app(config), args.host, args.port)
     return 0

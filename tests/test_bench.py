@@ -58,3 +58,12 @@ def test_bench_smoke_run_writes_every_figure(tmp_path: Path) -> None:
     assert "durable writes" in completed.stdout
     assert plot.read_bytes().startswith(b"\x89PNG")
     assert "throughput_ratio_vs_limit" in completed.stdout
+    # The TPM scenario ran its three systems against the limited double.
+    tpm = results["tpm"]
+    assert tpm["tpm_limit"] > 0 and tpm["tokens_per_job"] > 0
+    assert set(tpm["systems"]) == {"agentq, budget", "agentq, no budget", "baseline"}
+    for row in tpm["systems"].values():
+        assert row["model_requests"] > 0 and 0 <= row["share_429"] <= 1, row
+    assert set(results["targets"]) >= {"tpm_goodput_ratio", "tpm_429_share", "tpm_failed_jobs"}
+    assert tpm["systems"]["agentq, budget"]["failed"] == 0
+    assert "under a TPM limit" in completed.stdout

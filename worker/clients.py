@@ -22,9 +22,11 @@ from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
 from agentq.connections import connect_async
 from agentq.errors import ConfigError
+from agentq.model_budget import MODEL_BUDGET_KEY, ModelBudget
 from agentq.ratelimit import MCP_RATE_KEY, MODEL_SLOTS_KEY, RateLimiter, Semaphore
 from agentq.settings import Settings
 from agentq.token_proof import ProofCache
+from worker.budget_transport import BudgetTransport
 from worker.failures import CURRENT_JOB
 from worker.limited_transport import SlotTransport
 from worker.prompts import PromptCache
@@ -115,6 +117,17 @@ def _make_clients(settings: Settings) -> LoopClients:
             lease_seconds=settings.model_timeout_seconds + 30,
         )
         transport = SlotTransport(transport, slots)
+    if settings.model_tokens_per_minute > 0 or settings.model_requests_per_minute > 0:
+        # Outside the slots: a request waiting for budget holds none.
+        budget = ModelBudget(
+            limits_redis,
+            MODEL_BUDGET_KEY,
+            settings.model_tokens_per_minute,
+            settings.model_requests_per_minute,
+        )
+        transport = BudgetTransport(
+            transport, budget, max_wait_seconds=settings.job_deadline_seconds
+        )
     http_client = DefaultAsyncHttpxClient(
         event_hooks={"response": [_note_model_failure]},
         timeout=httpx2.Timeout(settings.model_timeout_seconds, connect=10.0),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,16 +68,25 @@ def client_for(env: dict[str, str]) -> Client:
 
 
 def run_agentq(
-    d: Doubles, workdir: Path, db: int, jobs: int, concurrency: int, processes: int = 1
+    d: Doubles,
+    workdir: Path,
+    db: int,
+    jobs: int,
+    concurrency: int,
+    processes: int = 1,
+    env_extra: dict[str, str] | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """N jobs through a real ``agentq worker`` (``--processes`` of them, each with
-    ``concurrency`` slots), each job sent with ``Client.submit``.
+    ``concurrency`` slots), each job sent with ``Client.submit``. ``env_extra`` adds settings
+    to the worker's environment; ``on_ready`` runs once the worker is up, just before the
+    first submit.
 
     Latency runs from each job's submit (its ``created_at``) to its end (``finished_at``), both
     written by agentq itself; the bench polls statuses in bulk only to know when all have ended,
     and samples how many are running to show the worker really had them all in flight.
     """
-    env = agentq_env(d, d.db(db), concurrency)
+    env = {**agentq_env(d, d.db(db), concurrency), **(env_extra or {})}
     worker = start_worker(env, workdir, d.db(db), processes=processes)
     # With several processes the supervisor's children do the work (the supervisor idles).
     members = proc_children(worker.pid) if processes > 1 else [worker.pid]
@@ -84,6 +94,8 @@ def run_agentq(
         client = client_for(env)
         before = d.counters()
         cpu_before, doubles_before = tree_cpu_seconds(worker.pid), d.cpu_seconds()
+        if on_ready is not None:
+            on_ready()
         job_ids = [client.submit(f"Which devices are in site {i}?", TOKEN) for i in range(jobs)]
         submitted = time.time()
         pending, peak_running = list(job_ids), 0

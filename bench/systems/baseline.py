@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,19 @@ from bench import BASELINE_QUEUE, BASELINE_TASK
 from bench.measure import TOKEN, Doubles, latency_figures, shape_ok, tree_cpu_seconds, work_per_job
 
 
-def run_baseline(d: Doubles, workdir: Path, db: int, jobs: int) -> dict[str, Any]:
+def run_baseline(
+    d: Doubles,
+    workdir: Path,
+    db: int,
+    jobs: int,
+    on_ready: Callable[[], None] | None = None,
+) -> dict[str, Any]:
     """A naive Celery worker: prefork, concurrency 2, asyncio.run and fresh clients per task.
 
     Started as a real ``celery -A bench.baseline worker`` process; its results come back through
-    the Redis result backend, each stamped with the time the task finished.
+    the Redis result backend, each stamped with the time the task finished (a task that failed
+    counts as failed, at the time its failure was read). ``on_ready`` runs after the warm-up,
+    just before the first job is sent.
     """
     url = d.db(db)
     env = {**os.environ, "BENCH_REDIS_URL": url}
@@ -58,9 +67,13 @@ def run_baseline(d: Doubles, workdir: Path, db: int, jobs: int) -> dict[str, Any
             result.get(timeout=120)
         before, doubles_before = d.counters(), d.cpu_seconds()
         cpu_before = tree_cpu_seconds(worker.pid)
+        if on_ready is not None:
+            on_ready()
         started = time.time()
         sent = [(time.time(), send(f"Which devices are in site {i}?")) for i in range(jobs)]
-        finished = [(t, float(r.get(timeout=1800))) for t, r in sent]
+        outcomes = [(t, r.get(timeout=1800, propagate=False), time.time()) for t, r in sent]
+        finished = [(t, float(out)) for t, out, _ in outcomes if isinstance(out, float)]
+        failed_at = [read for _, out, read in outcomes if not isinstance(out, float)]
         cpu = tree_cpu_seconds(worker.pid) - cpu_before
         doubles_cpu = d.cpu_seconds() - doubles_before
         work = work_per_job(before, d.counters(), jobs)
@@ -72,10 +85,11 @@ def run_baseline(d: Doubles, workdir: Path, db: int, jobs: int) -> dict[str, Any
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait(timeout=10)
-    latencies = [f - t for t, f in finished]
-    end = max(f for _, f in finished)
+    latencies = [f - t for t, f in finished] or [0.0]
+    end = max([f for _, f in finished] + failed_at)
     return {
         "jobs": jobs,
+        "succeeded": len(finished),
         "concurrency": 2,
         "processes": 2,
         "seconds": end - started,
