@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import redis
 from celery import Celery
@@ -129,18 +130,31 @@ class Dispatcher:
     def take(self, limit: int = 500) -> list[tuple[str, str]]:
         """Jobs that may be sent now, as (job id, queue); each is handed out once."""
         with redis_errors(self._url):
-            flat = self._dispatch(
-                keys=[
-                    LANES_KEY, LANE_SET_KEY, CAPACITY_KEY, RUNNING_KEY, SENT_KEY, TENANTS_KEY,
-                    EPOCH_KEY, SETTLE_KEY,
-                ],
-                args=[
-                    repr(time.time()), self._tenant_cap, limit, self._headroom,
-                    f"{KEY_PREFIX}:", WORKER_PREFIX, int(SETTLE_SECONDS * 1000),
-                ],
-            )  # fmt: skip
+            flat = self._dispatch(keys=self._take_keys(), args=self._take_args(limit))
+        return self.taken(flat)
+
+    def take_in(self, trip: lua.OneTrip, limit: int = 500) -> int:
+        """Queue ``take`` on ``trip`` (a job's end: its freed slot goes to the next job in the
+        same round trip); returns where its answer is, for ``taken``."""
+        return trip.script(self._dispatch, self._take_keys(), self._take_args(limit))
+
+    def taken(self, flat: list[Any]) -> list[tuple[str, str]]:
+        """The dispatch script's answer as (job id, queue) pairs."""
         pairs = [(str(flat[i]), str(flat[i + 1])) for i in range(0, len(flat), 2)]
         return [(job_id, queue or self._default_queue) for job_id, queue in pairs]
+
+    @staticmethod
+    def _take_keys() -> list[Any]:
+        return [
+            LANES_KEY, LANE_SET_KEY, CAPACITY_KEY, RUNNING_KEY, SENT_KEY, TENANTS_KEY,
+            EPOCH_KEY, SETTLE_KEY,
+        ]  # fmt: skip
+
+    def _take_args(self, limit: int) -> list[Any]:
+        return [
+            repr(time.time()), self._tenant_cap, limit, self._headroom,
+            f"{KEY_PREFIX}:", WORKER_PREFIX, int(SETTLE_SECONDS * 1000),
+        ]  # fmt: skip
 
     def dispatch(self, celery: Celery, limit: int = 500) -> int:
         """Send the messages of every job that may run now; returns how many were sent.
@@ -148,7 +162,10 @@ class Dispatcher:
         A job whose message cannot be sent goes back to the front of its lane, and the error
         is raised.
         """
-        taken = self.take(limit)
+        return self.send(celery, self.take(limit))
+
+    def send(self, celery: Celery, taken: list[tuple[str, str]]) -> int:
+        """Send the messages of jobs ``take`` handed out (see ``dispatch``)."""
         for position, (job_id, queue) in enumerate(taken):
             try:
                 send_job(celery, queue, job_id)

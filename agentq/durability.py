@@ -28,7 +28,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import redis
 
@@ -129,14 +129,28 @@ class DurableWrites:
 
     def confirm(self) -> None:
         """Wait until what this process wrote so far is on disk (and on a replica)."""
-        if self.plan() != "waitaof":
-            return
-        replicas = 1 if self._sentinel and self._server().replicas > 0 else 0
         with redis_errors(self._url):
             pipe = self._redis.pipeline(transaction=False)
-            pipe.incr(FENCE_KEY)
-            pipe.execute_command("WAITAOF", 1, replicas, self._timeout_ms)  # type: ignore[no-untyped-call]
-            _fence, (local, copies) = pipe.execute()
+            if not self.fence(pipe):
+                return
+            _fence, answer = pipe.execute()
+        self.confirmed(answer)
+
+    def fence(self, pipe: redis.client.Pipeline) -> bool:
+        """Queue the confirmation at the end of ``pipe`` (the writes before it on the same
+        connection are what it covers); False if this setup confirms nothing. The pipeline's
+        last answer then goes to ``confirmed``."""
+        if self.plan() != "waitaof":
+            return False
+        replicas = 1 if self._sentinel and self._server().replicas > 0 else 0
+        pipe.incr(FENCE_KEY)
+        pipe.execute_command("WAITAOF", 1, replicas, self._timeout_ms)  # type: ignore[no-untyped-call]
+        return True
+
+    def confirmed(self, answer: Any) -> None:
+        """Raise unless WAITAOF's ``answer`` says the write is on disk; note a missing replica."""
+        local, copies = answer
+        replicas = 1 if self._sentinel and self._server().replicas > 0 else 0
         if int(local) < 1:
             raise ServiceUnavailable(
                 f"Redis at {redact_url(self._url)} did not confirm the write on disk within "

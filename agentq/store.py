@@ -384,21 +384,48 @@ class JobStore:
     ) -> bool:
         """Put the job in terminal ``status`` unless it already is in one (or, with ``owner``,
         unless another worker has taken it over); True if applied."""
-        assert status in TERMINAL_STATUSES
-        fields: dict[str, Any] = {"status": status, "finished_at": time.time()}
-        if answer is not None:
-            fields["answer"] = answer
-        if usage is not None:
-            fields["usage"] = usage.model_dump_json()
-        if error is not None:
-            fields["error"] = error.model_dump_json()
-        if model is not None:
-            fields["model"] = model
+        fields = _end_fields(status, answer, usage, error, model)
         applied = self._apply(
             job_id, (JobStatus.QUEUED, JobStatus.RUNNING), owner, terminal=True, fields=fields
         )[1]
         self.confirm_durable()
         return applied
+
+    def end_attempt(
+        self,
+        job_id: str,
+        summary: AttemptSummary,
+        attempt: AttemptTrace,
+        status: JobStatus,
+        *,
+        answer: str | None = None,
+        usage: Usage | None = None,
+        error: JobError | None = None,
+        model: str | None = None,
+        owner: str = "",
+        also: Callable[[lua.OneTrip], int] | None = None,
+    ) -> tuple[bool, Any]:
+        """An attempt's record and the job's end in one round trip: ``record_attempt``, then
+        ``finish``, then what ``also`` queues (the next dispatch, whose answer is returned), then
+        the durable-write confirmation. Returns whether the end applied, and ``also``'s answer.
+        (A later attempt first reads the earlier ones' record: one more round trip.)"""
+        history, trace = self._earlier(job_id, summary.attempt)
+        fields = _end_fields(status, answer, usage, error, model)
+        args = self._transition_args(
+            job_id, (JobStatus.QUEUED, JobStatus.RUNNING), owner, True, fields
+        )
+        with redis_errors(self._url):
+            trip = lua.OneTrip(self._redis)
+            self._queue_attempt(trip.pipe, job_id, summary, attempt, history, trace)
+            ended = trip.script(self._transition, self._keys(job_id), args)
+            extra = also(trip) if also is not None else None
+            fenced = self._durable is not None and self._durable.fence(trip.pipe)
+            results = trip.execute()
+        if fenced and self._durable is not None:
+            self._durable.confirmed(results[-1])
+            if trip.reran:  # a script ran after the confirmation: confirm it too
+                self._durable.confirm()
+        return bool(results[ended][1]), (results[extra] if extra is not None else None)
 
     def cancel(self, job_id: str) -> str | None:
         """Cancel a queued or running job; returns the status it had (None if it is gone)."""
@@ -468,32 +495,46 @@ class JobStore:
         Only the job's current worker writes these, so read-modify-write is safe. A first
         attempt has nothing to read, so it costs one round trip; a later one costs two.
         """
-        history: list[AttemptSummary] = []
-        trace = Trace(job_id=job_id)
+        history, trace = self._earlier(job_id, summary.attempt)
         with redis_errors(self._url):
-            if summary.attempt > 1:
-                pipe = self._redis.pipeline(transaction=False)
-                pipe.hget(self.job_key(job_id), "history")
-                pipe.get(self.trace_key(job_id))
-                raw_history, raw_trace = pipe.execute()
-                history = [
-                    AttemptSummary.model_validate(h) for h in json.loads(raw_history or "[]")
-                ]
-                if raw_trace:
-                    trace = Trace.model_validate_json(raw_trace)
-            history = [h for h in history if h.attempt != summary.attempt] + [summary]
-            history.sort(key=lambda h: h.attempt)
-            trace.attempts = [a for a in trace.attempts if a.attempt != attempt.attempt]
-            trace.attempts.append(attempt)
-            trace.attempts.sort(key=lambda a: a.attempt)
-            encoded = json.dumps([h.model_dump(mode="json") for h in history])
             pipe = self._redis.pipeline(transaction=False)
-            pipe.hset(self.job_key(job_id), "history", encoded)
-            if attempt.totals.tool_calls:
-                pipe.hincrby(self.job_key(job_id), "tool_calls", attempt.totals.tool_calls)
-            pipe.expire(self.job_key(job_id), self._ttl)
-            pipe.set(self.trace_key(job_id), trace.model_dump_json(), ex=self._ttl)
+            self._queue_attempt(pipe, job_id, summary, attempt, history, trace)
             pipe.execute()
+
+    def _earlier(self, job_id: str, attempt: int) -> tuple[list[AttemptSummary], Trace]:
+        """The record of a job's earlier attempts (none to read before the first)."""
+        if attempt <= 1:
+            return [], Trace(job_id=job_id)
+        with redis_errors(self._url):
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.hget(self.job_key(job_id), "history")
+            pipe.get(self.trace_key(job_id))
+            raw_history, raw_trace = pipe.execute()
+        history = [AttemptSummary.model_validate(h) for h in json.loads(raw_history or "[]")]
+        trace = Trace.model_validate_json(raw_trace) if raw_trace else Trace(job_id=job_id)
+        return history, trace
+
+    def _queue_attempt(
+        self,
+        pipe: Pipeline,
+        job_id: str,
+        summary: AttemptSummary,
+        attempt: AttemptTrace,
+        history: list[AttemptSummary],
+        trace: Trace,
+    ) -> None:
+        """Queue the writes that add ``summary`` and ``attempt`` to the earlier record."""
+        history = [h for h in history if h.attempt != summary.attempt] + [summary]
+        history.sort(key=lambda h: h.attempt)
+        trace.attempts = [a for a in trace.attempts if a.attempt != attempt.attempt]
+        trace.attempts.append(attempt)
+        trace.attempts.sort(key=lambda a: a.attempt)
+        encoded = json.dumps([h.model_dump(mode="json") for h in history])
+        pipe.hset(self.job_key(job_id), "history", encoded)
+        if attempt.totals.tool_calls:
+            pipe.hincrby(self.job_key(job_id), "tool_calls", attempt.totals.tool_calls)
+        pipe.expire(self.job_key(job_id), self._ttl)
+        pipe.set(self.trace_key(job_id), trace.model_dump_json(), ex=self._ttl)
 
     # Reading -----------------------------------------------------------------------------
 
@@ -520,6 +561,27 @@ class JobStore:
         with redis_errors(self._url):
             raw = self._redis.get(self.trace_key(job_id))
         return Trace.model_validate_json(raw) if raw else None
+
+
+def _end_fields(
+    status: JobStatus,
+    answer: str | None,
+    usage: Usage | None,
+    error: JobError | None,
+    model: str | None,
+) -> dict[str, Any]:
+    """The fields a job's end sets, its terminal ``status`` among them."""
+    assert status in TERMINAL_STATUSES
+    fields: dict[str, Any] = {"status": status, "finished_at": time.time()}
+    if answer is not None:
+        fields["answer"] = answer
+    if usage is not None:
+        fields["usage"] = usage.model_dump_json()
+    if error is not None:
+        fields["error"] = error.model_dump_json()
+    if model is not None:
+        fields["model"] = model
+    return fields
 
 
 def _encode(value: Any) -> str:

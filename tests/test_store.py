@@ -267,3 +267,67 @@ def test_a_claim_sent_again_by_its_own_worker_says_mine(store: JobStore) -> None
     outcome, loaded, sealed = store.claim_and_load(job.id, "w1", poison_after=3)
     assert outcome == "mine" and loaded is not None and sealed == "sealed-mine"
     assert loaded.status == JobStatus.RUNNING and loaded.attempts == 1  # not claimed twice
+
+
+class CountingConnection(redis.Connection):
+    """Counts the round trips a client makes (each command or pipeline sent is one)."""
+
+    sent = 0
+
+    def send_packed_command(self, command: object, check_health: bool = True) -> None:
+        CountingConnection.sent += 1
+        super().send_packed_command(command, check_health)  # type: ignore[arg-type]
+
+
+def one_attempt(number: int = 1) -> tuple[AttemptSummary, AttemptTrace]:
+    steps = [Step(kind="tool_call", tool="get_nodes"), Step(kind="model_call", input_tokens=3)]
+    summary = AttemptSummary(attempt=number, started_at=1.0, finished_at=2.0, outcome="succeeded")
+    trace = AttemptTrace(
+        attempt=number,
+        started_at=1.0,
+        finished_at=2.0,
+        outcome="succeeded",
+        steps=steps,
+        totals=Totals.of(steps, 1000),
+    )
+    return summary, trace
+
+
+@pytest.mark.parametrize("flushed", [False, True])
+def test_a_job_ends_in_one_round_trip_with_its_record_and_the_next_dispatch(
+    redis_url: str, redis_client: redis.Redis, flushed: bool
+) -> None:
+    """The attempt's record, the end and whatever else is queued (the next dispatch) go in one
+    round trip; after a Redis restart (scripts flushed) they still all apply, the scripts late."""
+    pool = redis.ConnectionPool.from_url(
+        redis_url, connection_class=CountingConnection, decode_responses=True
+    )
+    store = JobStore(redis.Redis(connection_pool=pool), TTL, redis_url)
+    job = new_job()
+    store.create([job], ["sealed-xyz"])
+    assert store.claim(job.id, "w1", poison_after=3) == "claimed"
+    store.finish("0" * 32, JobStatus.FAILED)  # the transition script is loaded (no NOSCRIPT)
+    if flushed:
+        redis_client.script_flush()
+    summary, trace = one_attempt()
+    CountingConnection.sent = 0
+    applied, echoed = store.end_attempt(
+        job.id,
+        summary,
+        trace,
+        JobStatus.SUCCEEDED,
+        answer="42",
+        owner="w1",
+        also=lambda trip: len(trip.pipe.echo("next dispatch").command_stack) - 1,
+    )
+    assert applied and echoed == "next dispatch"
+    # One round trip; a flushed script costs what redis-py's own script call costs after it
+    # (EVALSHA, SCRIPT LOAD, EVALSHA), nothing more.
+    assert CountingConnection.sent == (1 if not flushed else 4), CountingConnection.sent
+    done = store.load(job.id)
+    assert done is not None and done.status == JobStatus.SUCCEEDED and done.answer == "42"
+    assert [h.attempt for h in done.history] == [1] and done.tool_calls == 1
+    loaded = store.load_trace(job.id)
+    assert loaded is not None and loaded.totals.model_calls == 1
+    # A worker that no longer owns the job records nothing over its end.
+    assert not store.end_attempt(job.id, summary, trace, JobStatus.FAILED, owner="w2")[0]

@@ -27,6 +27,7 @@ from agentq.metrics import observe_attempt, observe_finished
 from agentq.sealing import SealBinding, TokenSealer
 from agentq.settings import Settings
 from agentq.store import SETTLE_SECONDS, JobStore
+from agentq.traces import AttemptTrace
 from worker.agent_run import AttemptOutcome, run_attempt
 from worker.app import app, settings
 from worker.event_loop import get_loop_thread
@@ -88,12 +89,15 @@ def run_job(self: Any, job_id: str, *_legacy: Any) -> None:
     it is ignored: the job store's copy is the one kept current by ``agentq reseal``.)"""
     runtime = get_runtime()
     worker_name = str(self.request.hostname or "agentq@unknown")
+    dispatched = False
     try:
-        run_claimed(runtime, job_id, worker_name)
+        dispatched = run_claimed(runtime, job_id, worker_name)
     finally:
-        # This slot is free again: let the next job in turn have a message.
+        # This slot is free again: let the next job in turn have a message (a job's end
+        # already did, in the same round trip as its record).
         try:
-            runtime.dispatcher.dispatch(app)
+            if not dispatched:
+                runtime.dispatcher.dispatch(app)
         except Exception as exc:  # the maintenance tick dispatches too
             log.warning("dispatch after a job failed", error=str(exc))
 
@@ -118,28 +122,30 @@ def claim(runtime: Runtime, job_id: str, worker_name: str) -> tuple[str, Job | N
         time.sleep(SETTLE_SECONDS / 10)
 
 
-def run_claimed(runtime: Runtime, job_id: str, worker_name: str) -> None:
+def run_claimed(runtime: Runtime, job_id: str, worker_name: str) -> bool:
+    """Claim and run one job; True if its end already dispatched the next jobs."""
     if not claimed.reserve(job_id):
         log.info("message not run", job_id=job_id, reason="busy")  # this process has it
-        return
+        return False
     try:
         outcome, job, sealed = claim(runtime, job_id, worker_name)
         if outcome != "claimed" or job is None:
             # 'settling' past its window: the message is dropped, and the job, still queued
             # with no message, is sent again by the housekeeping's lost-message check.
             log.info("message not run", job_id=job_id, reason=outcome)
-            return
+            return False
         structlog.contextvars.bind_contextvars(
             job_id=job_id, attempt=job.attempts, tenant=tenant_id(job.owner)
         )
         claimed.set_attempt(job_id, job.attempts)
-        execute(runtime, job, sealed, worker_name)
+        return execute(runtime, job, sealed, worker_name)
     finally:
         claimed.remove(job_id)
         structlog.contextvars.clear_contextvars()
 
 
-def execute(runtime: Runtime, job: Job, sealed_token: str | None, worker_name: str) -> None:
+def execute(runtime: Runtime, job: Job, sealed_token: str | None, worker_name: str) -> bool:
+    """Run the claimed job's attempt and record it; True if its end dispatched (``end_job``)."""
     store, config = runtime.store, runtime.settings
     attempt = job.attempts
     try:
@@ -158,7 +164,7 @@ def execute(runtime: Runtime, job: Job, sealed_token: str | None, worker_name: s
         failure = JobError(code=exc.code, message=str(exc))
         persist(lambda: store.finish(job.id, JobStatus.FAILED, error=failure, owner=worker_name))
         log.error("job failed", error_code=exc.code)
-        return
+        return False
     deadline = job.deadline_seconds or config.job_deadline_seconds
     log.info("job started", deadline_seconds=deadline)
     # The token stays registered until the outcome is recorded: record_outcome scrubs with it.
@@ -173,8 +179,8 @@ def execute(runtime: Runtime, job: Job, sealed_token: str | None, worker_name: s
         if outcome is None:
             error = JobError(code=ErrorCode.TIMEOUT, message="the job did not stop at its deadline")
             persist(lambda: store.finish(job.id, JobStatus.FAILED, error=error, owner=worker_name))
-            return
-        record_outcome(runtime, job, attempt, outcome, worker_name)
+            return False
+        return record_outcome(runtime, job, attempt, outcome, worker_name)
 
 
 def scrubbed(outcome: AttemptOutcome) -> AttemptOutcome:
@@ -202,9 +208,9 @@ def scrubbed(outcome: AttemptOutcome) -> AttemptOutcome:
 
 def record_outcome(
     runtime: Runtime, job: Job, attempt: int, outcome: AttemptOutcome, worker_name: str
-) -> None:
+) -> bool:
     """Persist an attempt's outcome; called inside the job's ``secret_scope``, so that nothing
-    it writes can carry the token."""
+    it writes can carry the token. True if the job ended (and so dispatched: ``end_job``)."""
     store, config = runtime.store, runtime.settings
     outcome = scrubbed(outcome)
     error = outcome.error
@@ -218,19 +224,19 @@ def record_outcome(
     if error is None:
         observe_attempt(trace, "succeeded", None)
         observe_finished("succeeded", None, time.time() - job.created_at)
-        persist(lambda: store.record_attempt(job.id, summary, trace))
-        done = persist(
-            lambda: store.finish(
-                job.id,
-                JobStatus.SUCCEEDED,
-                answer=outcome.answer,
-                usage=outcome.usage,
-                model=outcome.model,
-                owner=worker_name,
-            )
+        done = end_job(
+            runtime,
+            job.id,
+            summary,
+            trace,
+            JobStatus.SUCCEEDED,
+            answer=outcome.answer,
+            usage=outcome.usage,
+            model=outcome.model,
+            owner=worker_name,
         )
         log.info("job succeeded", recorded=done, duration_ms=round(trace.totals.duration_ms))
-        return
+        return True
 
     summary.error_code = str(error.code)
     summary.error_message = error.message
@@ -239,14 +245,14 @@ def record_outcome(
         observe_attempt(trace, "cancelled", str(error.code))
         persist(lambda: store.record_attempt(job.id, summary, trace))
         log.info("job cancelled while running")
-        return
+        return False
     if outcome.stopped == "shutdown":
         summary.outcome = trace.outcome = "requeued"
         observe_attempt(trace, "requeued", str(error.code))
         persist(lambda: store.record_attempt(job.id, summary, trace))
         requeued = persist(lambda: store.requeue(job.id, 0.0, owner=worker_name))
         log.info("job requeued at shutdown", requeued=requeued)
-        return
+        return False
     delay = retry_in(error, attempt, config)
     if delay is not None:
         summary.outcome = trace.outcome = "retrying"
@@ -260,18 +266,43 @@ def record_outcome(
             retry_in_seconds=round(delay, 2),
             requeued=requeued,
         )
-        return
+        return False
     summary.outcome = "failed"
     observe_attempt(trace, "failed", str(error.code))
     observe_finished("failed", str(error.code), time.time() - job.created_at)
-    persist(lambda: store.record_attempt(job.id, summary, trace))
-    persist(
-        lambda: store.finish(
-            job.id,
-            JobStatus.FAILED,
-            error=JobError(code=error.code, message=error.message),
-            model=outcome.model,
-            owner=worker_name,
-        )
+    end_job(
+        runtime,
+        job.id,
+        summary,
+        trace,
+        JobStatus.FAILED,
+        error=JobError(code=error.code, message=error.message),
+        model=outcome.model,
+        owner=worker_name,
     )
     log.warning("job failed", error_code=error.code, attempts=attempt)
+    return True
+
+
+def end_job(
+    runtime: Runtime,
+    job_id: str,
+    summary: AttemptSummary,
+    trace: AttemptTrace,
+    status: JobStatus,
+    **end: Any,
+) -> bool:
+    """Record the last attempt and the job's end, and hand the freed slot to the next jobs, in
+    one round trip (``JobStore.end_attempt``); then send their messages. True if the end
+    applied (not if another worker had taken the job over)."""
+    dispatcher = runtime.dispatcher
+    applied, flat = persist(
+        lambda: runtime.store.end_attempt(
+            job_id, summary, trace, status, also=dispatcher.take_in, **end
+        )
+    )
+    try:
+        dispatcher.send(app, dispatcher.taken(flat))
+    except Exception as exc:  # the maintenance tick dispatches too
+        log.warning("dispatch after a job failed", error=str(exc))
+    return bool(applied)

@@ -19,11 +19,12 @@ from __future__ import annotations
 import re
 from functools import cache
 from importlib import resources
-from typing import overload
+from typing import Any, overload
 
 import redis
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript, Script
+from redis.exceptions import NoScriptError
 
 _INCLUDE = re.compile(r"^--#include (\w+)\.lua$", re.MULTILINE)
 
@@ -47,3 +48,38 @@ def register(client: redis.Redis | aioredis.Redis, name: str) -> Script | AsyncS
     """Script ``name`` bound to ``client``: call it with ``keys=``, ``args=`` (and ``client=`` a
     pipeline to run it there)."""
     return client.register_script(source(name))
+
+
+class OneTrip:
+    """Commands and scripts sent to Redis in one round trip.
+
+    A redis-py pipeline that holds a script first asks Redis whether it has it (``SCRIPT
+    EXISTS``): two round trips. Here scripts go as plain ``EVALSHA`` in a non-transactional
+    pipeline; one that Redis does not have (it restarted, or failed over) comes back NOSCRIPT
+    and is run again after the others, loaded, as ``register``'s scripts are. Only the scripts
+    Redis lacked run late, so a script whose effect a later command relies on must not be
+    queued before that command; the writes here are independent of each other.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.pipe = client.pipeline(transaction=False)
+        self._scripts: list[tuple[int, Script, list[Any], list[Any]]] = []
+        self.reran = False  # whether a script Redis lacked ran after the others
+
+    def script(self, script: Script, keys: list[Any], args: list[Any]) -> int:
+        """Queue ``script``; returns the position of its result in ``execute``'s list."""
+        position = len(self.pipe.command_stack)
+        self.pipe.evalsha(script.sha, len(keys), *keys, *args)
+        self._scripts.append((position, script, keys, args))
+        return position
+
+    def execute(self) -> list[Any]:
+        results: list[Any] = self.pipe.execute(raise_on_error=False)
+        for position, script, keys, args in self._scripts:
+            if isinstance(results[position], NoScriptError):
+                results[position] = script(keys=keys, args=args)
+                self.reran = True
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
