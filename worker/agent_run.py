@@ -48,6 +48,7 @@ async def run_attempt(
 ) -> AttemptOutcome:
     """Run one attempt within ``deadline`` seconds; stoppable through ``worker.inflight``."""
     clients = loop_clients(settings)
+    shard = clients.next_shard()
     context = JobContext(job_id=job.id, attempt=attempt, excerpt_chars=settings.trace_excerpt_chars)
     CURRENT_JOB.set(context)
     inflight.add(context)
@@ -67,7 +68,7 @@ async def run_attempt(
                 context,
                 limiter=clients.mcp_limiter,
                 resendable=resendable_tools(policy, lambda: listing),
-                pool=clients.mcp_pool,
+                pool=shard.mcp_pool,
             )
             async with server:
                 session = context.mcp_session = server.session
@@ -103,7 +104,7 @@ async def run_attempt(
                     name="infrahub-agent",
                     instructions=instructions,
                     tools=list(tools),
-                    model=clients.model,
+                    model=shard.model,
                 )
                 result = await Runner.run(
                     agent,

@@ -3,12 +3,14 @@
 Clients belong to the event loop that made them (an ``AsyncOpenAI`` client used on another loop
 fails with "Event loop is closed"), so they are made on the worker's loop, once, and kept per
 loop. Building an SSL context costs ~45 ms of CPU, so one context serves every client of the
-process: the model client and each job's MCP HTTP client.
+process: the model clients and the MCP connection pools, one of each per ``JOBS_PER_SHARD``
+jobs in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
 import threading
 import weakref
@@ -59,19 +61,40 @@ def check_model_settings(settings: Settings) -> None:
         )
 
 
+# The jobs in flight that share one model client and one MCP connection pool. httpcore looks
+# through every connection of a pool for each request, so one pool for 200 jobs in flight costs
+# markedly more CPU per request than four of 50 (agents-sdk-notes: ~45% more per job).
+JOBS_PER_SHARD = 50
+
+
 @dataclass
-class LoopClients:
-    """Everything a job borrows from its loop: the model (with its client), the prompt and
-    tool-list caches, the tools built from the list, and the shared MCP rate limiter."""
+class Shard:
+    """A model (with its client and connection pool) and a pool of connections to the MCP
+    server, used by up to ``JOBS_PER_SHARD`` of the loop's jobs at once."""
 
     model: Model
+    mcp_pool: httpx2.AsyncHTTPTransport
+
+
+@dataclass
+class LoopClients:
+    """Everything a job borrows from its loop: a shard of connections (``next_shard``), the
+    prompt and tool-list caches, the tools built from the list, and the shared MCP rate
+    limiter."""
+
+    shards: list[Shard]
     model_name: str
     prompts: PromptCache
     tools: ToolsCache
     bridge: ToolBridge
     proofs: ProofCache
     mcp_limiter: RateLimiter | None
-    mcp_pool: httpx2.AsyncHTTPTransport
+    turn: int = 0
+
+    def next_shard(self) -> Shard:
+        """The shards in turn: the loop's jobs spread evenly over them."""
+        self.turn += 1
+        return self.shards[self.turn % len(self.shards)]
 
 
 _per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopClients] = (
@@ -102,29 +125,63 @@ def _make_clients(settings: Settings) -> LoopClients:
     # The SDK would upload traces to OpenAI; agentq records its own (worker.tracing).
     set_tracing_disabled(True)
     limits_redis = connect_async(settings.redis_url, sentinel_master=settings.redis_sentinel_master)
-    transport: httpx2.AsyncBaseTransport = httpx2.AsyncHTTPTransport(
-        verify=shared_ssl_context(),
-        limits=httpx2.Limits(
-            max_connections=max(100, settings.worker_concurrency * 2),
-            max_keepalive_connections=max(20, settings.worker_concurrency),
-        ),
-    )
-    if settings.model_max_concurrency > 0:
-        slots = Semaphore(
+    slots = (
+        Semaphore(
             limits_redis,
             MODEL_SLOTS_KEY,
             settings.model_max_concurrency,
             lease_seconds=settings.model_timeout_seconds + 30,
         )
-        transport = SlotTransport(transport, slots)
-    if settings.model_tokens_per_minute > 0 or settings.model_requests_per_minute > 0:
-        # Outside the slots: a request waiting for budget holds none.
-        budget = ModelBudget(
+        if settings.model_max_concurrency > 0
+        else None
+    )
+    budget = (
+        ModelBudget(
             limits_redis,
             MODEL_BUDGET_KEY,
             settings.model_tokens_per_minute,
             settings.model_requests_per_minute,
         )
+        if settings.model_tokens_per_minute > 0 or settings.model_requests_per_minute > 0
+        else None
+    )
+    count = max(1, math.ceil(settings.worker_concurrency / JOBS_PER_SHARD))
+    per_shard = math.ceil(settings.worker_concurrency / count)
+    name = model_name(settings)
+    return LoopClients(
+        shards=[_make_shard(settings, name, per_shard, slots, budget) for _ in range(count)],
+        model_name=name,
+        prompts=PromptCache(settings.prompt_cache_seconds),
+        tools=ToolsCache(settings.tools_cache_seconds),
+        bridge=ToolBridge(),
+        proofs=ProofCache(settings.token_proof_seconds),
+        mcp_limiter=(
+            RateLimiter(limits_redis, MCP_RATE_KEY, settings.mcp_max_requests_per_second)
+            if settings.mcp_max_requests_per_second > 0
+            else None
+        ),
+    )
+
+
+def _make_shard(
+    settings: Settings,
+    name: str,
+    jobs: int,
+    slots: Semaphore | None,
+    budget: ModelBudget | None,
+) -> Shard:
+    """One model client and one MCP connection pool, for ``jobs`` jobs in flight. The shared
+    limits (``slots``, ``budget``) are the loop's, one object for all shards."""
+    transport: httpx2.AsyncBaseTransport = httpx2.AsyncHTTPTransport(
+        verify=shared_ssl_context(),
+        limits=httpx2.Limits(
+            max_connections=max(100, jobs * 2), max_keepalive_connections=max(20, jobs)
+        ),
+    )
+    if slots is not None:
+        transport = SlotTransport(transport, slots)
+    if budget is not None:
+        # Outside the slots: a request waiting for budget holds none.
         transport = BudgetTransport(
             transport, budget, max_wait_seconds=settings.job_deadline_seconds
         )
@@ -145,30 +202,15 @@ def _make_clients(settings: Settings) -> LoopClients:
         timeout=settings.model_timeout_seconds,
         http_client=http_client,
     )
-    name = model_name(settings)
     model: Model
     if settings.model_api == "chat_completions":
         model = OpenAIChatCompletionsModel(model=name, openai_client=client)
     else:
         model = OpenAIResponsesModel(model=name, openai_client=client)
-    return LoopClients(
-        model=model,
-        model_name=name,
-        prompts=PromptCache(settings.prompt_cache_seconds),
-        tools=ToolsCache(settings.tools_cache_seconds),
-        bridge=ToolBridge(),
-        proofs=ProofCache(settings.token_proof_seconds),
-        # Keep-alive connections to the MCP server for every job of the loop (each request carries
-        # its own job's token); unbounded, as each job's session holds one or two at a time.
-        mcp_pool=httpx2.AsyncHTTPTransport(
-            verify=shared_ssl_context(),
-            limits=httpx2.Limits(
-                max_connections=None, max_keepalive_connections=settings.worker_concurrency * 2
-            ),
-        ),
-        mcp_limiter=(
-            RateLimiter(limits_redis, MCP_RATE_KEY, settings.mcp_max_requests_per_second)
-            if settings.mcp_max_requests_per_second > 0
-            else None
-        ),
+    # Keep-alive connections to the MCP server for the shard's jobs (each request carries its
+    # own job's token); unbounded, as each job's session holds one or two at a time.
+    mcp_pool = httpx2.AsyncHTTPTransport(
+        verify=shared_ssl_context(),
+        limits=httpx2.Limits(max_connections=None, max_keepalive_connections=jobs * 2),
     )
+    return Shard(model=model, mcp_pool=mcp_pool)
