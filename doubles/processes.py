@@ -110,10 +110,11 @@ def launch(
     *,
     inherit_env: bool = True,
     cwd: Path | None = None,
+    stdin: int = subprocess.DEVNULL,
 ) -> Service:
     """Start ``argv`` with its output in ``log_dir/<name>.log``, without waiting for it (so
     several can start at once). Its environment is ours plus ``env``, or only ``env`` when
-    ``inherit_env`` is false."""
+    ``inherit_env`` is false; its stdin is /dev/null unless ``stdin`` says otherwise."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     with log_path.open("wb") as log_file:
@@ -122,7 +123,7 @@ def launch(
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})} if inherit_env else dict(env or {}),
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             cwd=cwd,
         )
     return Service(name=name, process=process, port=port, log_path=log_path)
@@ -264,8 +265,12 @@ def start_worker(
 def spawn_worker(env: dict[str, str], log_dir: Path, processes: int = 1) -> Service:
     """Start ``agentq worker`` (``--processes``) without waiting: see ``wait_worker_ready``."""
     port = free_port()  # the worker listens on nothing; the number names its log
-    argv = [agentq_command(), "worker"] + ([f"--processes={processes}"] if processes > 1 else [])
-    return launch(f"worker-{port}", argv, port, log_dir, env)
+    return launch(f"worker-{port}", worker_argv(processes), port, log_dir, env)
+
+
+def worker_argv(processes: int = 1) -> list[str]:
+    """The command line of ``agentq worker`` with ``processes`` worker processes."""
+    return [agentq_command(), "worker"] + ([f"--processes={processes}"] if processes > 1 else [])
 
 
 def wait_worker_ready(

@@ -3,7 +3,8 @@
 Every service is started here on a free loopback port and stopped by PID at the end of the
 session; nothing relies on a service that happens to run on the machine.
 
-Workers (3 to 5 s each to start, mostly Python importing) come from one place, ``workers``:
+Workers (3 to 5 s each to start from nothing, mostly Python importing) come from one place,
+``workers``:
 
 - ``worker``: the session's worker, on ``stack`` (database 0, queue ``agentq``);
 - named shared stacks (``shared_stack``): ``roomy``, ``capped`` and ``proving`` here, others in
@@ -17,6 +18,10 @@ Workers (3 to 5 s each to start, mostly Python importing) come from one place, `
 - ``workers.start(stack)``: a module fixture's worker of its own, which that fixture stops
   (for a stack made from module fixtures, which a shared stack cannot be).
 
+Every worker starts from a warm process (``WarmWorkers``, ``tests/warm_worker.py``): one that
+has already imported what ``agentq worker`` imports and, told its settings, runs the real
+``agentq worker`` in that process, ready in under a second; one is kept ready for the next.
+
 The summary at the end of a run says how many workers were started and how long they took.
 """
 
@@ -25,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -51,6 +57,7 @@ from doubles.processes import (
     spawn,
     start_redis,
     wait_until,
+    worker_argv,
 )
 from producer.client import Client
 
@@ -268,8 +275,9 @@ class Workers:
     for (a start is mostly Python importing, on a core the tests leave idle).
     """
 
-    def __init__(self, service_dir: Path) -> None:
+    def __init__(self, service_dir: Path, warm: bool = True) -> None:
         self.service_dir = service_dir
+        self.warm = WarmWorkers(service_dir) if warm else None
         self.started: list[Service] = []
         self.startup_seconds: list[float] = []
         self._lock = threading.Lock()
@@ -281,7 +289,10 @@ class Workers:
     def start(self, stack: Stack, worker_processes: int = 1) -> Service:
         """A new worker on ``stack`` (a supervisor of ``worker_processes`` if more than one)."""
         began = time.monotonic()
-        service = processes.spawn_worker(stack.env, self.service_dir, worker_processes)
+        if self.warm is not None:
+            service = self.warm.become(stack.env, worker_processes)
+        else:
+            service = processes.spawn_worker(stack.env, self.service_dir, worker_processes)
         with self._lock:
             self.started.append(service)
         processes.wait_worker_ready(service, stack.redis_url, processes=worker_processes)
@@ -332,6 +343,8 @@ class Workers:
         self._closing = True
         if self._background is not None:
             self._background.join()
+        if self.warm is not None:
+            self.warm.close()
         processes.stop_together(self.started)
 
     def _claim(self, stack: Stack, worker_processes: int) -> tuple[_Shared, bool]:
@@ -348,6 +361,67 @@ class Workers:
             entry.error = exc
         finally:
             entry.ready.set()
+
+
+class WarmWorkers:
+    """One worker process kept ready to become the next worker (``tests/warm_worker.py``): it
+    has imported what ``agentq worker`` imports before it knows its settings, so a worker is
+    ready in well under a second instead of 3 to 5. The process becomes a real ``agentq
+    worker`` (the console script's entry point, in that process, with the worker's environment
+    and command line), or execs ``agentq worker`` if the environment differs in a way that an
+    early import could have seen. ``AGENTQ_TEST_COLD_WORKERS=1`` turns this off."""
+
+    PROGRAM = Path(__file__).with_name("warm_worker.py")
+
+    def __init__(self, service_dir: Path) -> None:
+        self.service_dir = service_dir
+        self._lock = threading.Lock()
+        self._spare: Service | None = None
+        self._closed = False
+        self.used = 0  # workers that started from a warm process
+
+    def become(self, env: dict[str, str], worker_processes: int = 1) -> Service:
+        """A worker with ``env`` (added to ours, as ``launch`` does): the spare, told what to
+        be; a new spare starts importing at once, for the next worker."""
+        with self._lock:
+            spare, self._spare = self._spare, None
+            self._start_spare()
+        if spare is None or not spare.alive():  # the first, or one that died: a cold start
+            return processes.spawn_worker(env, self.service_dir, worker_processes)
+        order = {"argv": worker_argv(worker_processes), "env": {**os.environ, **env}}
+        stdin = spare.process.stdin
+        assert stdin is not None
+        try:
+            stdin.write(json.dumps(order).encode() + b"\n")
+            stdin.close()
+        except BrokenPipeError:  # it died just now: a cold start
+            spare.stop()
+            return processes.spawn_worker(env, self.service_dir, worker_processes)
+        with self._lock:
+            self.used += 1
+        return spare
+
+    def warm_up(self) -> None:
+        """Start the first spare now, if there is none."""
+        with self._lock:
+            if self._spare is None:
+                self._start_spare()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.stop()
+
+    def _start_spare(self) -> None:
+        if self._closed:
+            return
+        port = free_port()  # names its log, like spawn_worker's
+        argv = [sys.executable, str(self.PROGRAM), agentq_command()]
+        self._spare = processes.launch(
+            f"worker-{port}", argv, port, self.service_dir, stdin=subprocess.PIPE
+        )
 
 
 def wait_idle(stack: Stack, timeout: float = 60) -> None:
@@ -390,7 +464,7 @@ WORKERS: list[Workers] = []  # the session's, for the summary
 @pytest.fixture(scope="session")
 def workers(stack: Stack, service_dir: Path) -> Iterator[Workers]:
     # After ``stack``: the workers stop before the Redis and doubles they use.
-    started = Workers(service_dir)
+    started = Workers(service_dir, warm=os.environ.get("AGENTQ_TEST_COLD_WORKERS") != "1")
     WORKERS.append(started)
     yield started
     started.stop_all()
@@ -401,13 +475,19 @@ def prestarted_workers(request: pytest.FixtureRequest) -> None:
     """Before the first test: start, in the background and in the order the tests will first
     ask for them, the shared workers that the session's tests use (none if they use none)."""
     wanted: list[str] = []
+    fresh = False
     for item in request.session.items:
         for name in getattr(item, "fixturenames", ()):
             if (name == "worker" or name in SHARED_STACKS) and name not in wanted:
                 wanted.append(name)
-    if not wanted:
+            fresh = fresh or name in ("fresh_worker", "workers")
+    if not wanted and not fresh:
         return
     started: Workers = request.getfixturevalue("workers")
+    if started.warm is not None:
+        started.warm.warm_up()
+    if not wanted:
+        return
     stack: Stack = request.getfixturevalue("stack")
     started.prestart(
         [stack if name == "worker" else started.stack(name, request) for name in wanted]
@@ -447,6 +527,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(
             f"agentq workers started: {len(seconds)}, {sum(seconds):.1f} s until ready in all"
             + (f" (slowest {max(seconds):.1f} s)" if seconds else "")
+            + (f"; {started.warm.used} from a warm process" if started.warm else "")
         )
 
 
