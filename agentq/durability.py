@@ -142,24 +142,26 @@ class DurableWrites:
         last answer then goes to ``confirmed``."""
         if self.plan() != "waitaof":
             return False
-        replicas = 1 if self._sentinel and self._server().replicas > 0 else 0
         pipe.incr(FENCE_KEY)
-        pipe.execute_command("WAITAOF", 1, replicas, self._timeout_ms)  # type: ignore[no-untyped-call]
+        pipe.execute_command("WAITAOF", 1, self._replicas(), self._timeout_ms)  # type: ignore[no-untyped-call]
         return True
 
     def confirmed(self, answer: Any) -> None:
         """Raise unless WAITAOF's ``answer`` says the write is on disk; note a missing replica."""
         local, copies = answer
-        replicas = 1 if self._sentinel and self._server().replicas > 0 else 0
         if int(local) < 1:
             raise ServiceUnavailable(
                 f"Redis at {redact_url(self._url)} did not confirm the write on disk within "
                 f"{self._timeout_ms / 1000:g}s"
             )
-        if int(copies) < replicas:
+        if int(copies) < self._replicas():
             # The replica may be gone (a failover promoted it): look again before the next one.
             self._known = None
             log.warning("no replica confirmed the write on disk in time; kept locally only")
+
+    def _replicas(self) -> int:
+        """How many replicas a write must reach: one behind Sentinel when the primary has one."""
+        return 1 if self._sentinel and self._server().replicas > 0 else 0
 
     def _server(self) -> Persistence:
         now = time.monotonic()

@@ -112,8 +112,11 @@ def test_auth_and_transport_failures_end_the_attempt_at_once(
 ) -> None:
     """No second model call is paid for a run whose tool call failed for good; a rejected token
     is final, a failing server is retried (and succeeds once it recovers)."""
-    # The token proof is cached by now (earlier jobs of TOKEN_A), so only the agent's call fails;
-    # 503 fails for longer than the transport's own resends.
+    # One job first, so the worker has proven TOKEN_A and only the agent's call meets the fault
+    # (whichever test ran before); 503 fails for longer than the transport's own resends.
+    warm, _trace = run(api_stack, model_double, [{"text": "proven"}])
+    assert warm.status == JobStatus.SUCCEEDED, warm.error
+    model_double.reset()
     mcp_double.configure(fault=fault, fault_methods=["tools/call"], fault_first_n=4)
     job, trace = run(
         api_stack,
@@ -234,6 +237,7 @@ def test_structured_results_are_checked_against_the_declared_schema() -> None:
             "required": ["count"],
         },
     )
+    declared = json.loads(json.dumps(counted.output_schema))
     check = output_checker(counted)
     assert check is not None
     assert check(CallToolResult(content=[], structured_content={"count": 3})) is None
@@ -241,4 +245,4 @@ def test_structured_results_are_checked_against_the_declared_schema() -> None:
     assert problem is not None and "invalid structured content returned by count" in problem
     assert "no structured content" in (check(CallToolResult(content=[])) or "")
     assert output_checker(READ_TOOL) is None
-    assert json.dumps(counted.output_schema)  # untouched, still plain JSON
+    assert counted.output_schema == declared  # checking never changes the listing's schema

@@ -53,8 +53,6 @@ async def run_attempt(
     CURRENT_JOB.set(context)
     inflight.add(context)
     started = time.time()
-    listing_step: Step | None = None
-    prompt_step: Step | None = None
     answer: str | None = None
     usage: Usage | None = None
     error: AgentqError | None = None
@@ -81,24 +79,28 @@ async def run_attempt(
                 listed_at = time.time()
                 listing, listed = await clients.tools.listing(session, settings.mcp_url)
                 tools = clients.bridge.tools(listing, policy)
-                listing_step = Step(
-                    kind="list_tools",
-                    server=server.name,
-                    started_at=listed_at,
-                    duration_ms=(time.time() - listed_at) * 1000,
-                    tools=[tool.name for tool in tools],
-                    result_excerpt="(cached)" if listed else None,
+                context.steps.append(
+                    Step(
+                        kind="list_tools",
+                        server=server.name,
+                        started_at=listed_at,
+                        duration_ms=(time.time() - listed_at) * 1000,
+                        tools=[tool.name for tool in tools],
+                        result_excerpt="(cached)" if listed else None,
+                    )
                 )
                 prompt_started = time.time()
                 instructions, cached = await clients.prompts.get(server, settings.prompt_name)
-                prompt_step = Step(
-                    kind="prompt",
-                    name=settings.prompt_name,
-                    server=server.name,
-                    started_at=prompt_started,
-                    duration_ms=(time.time() - prompt_started) * 1000,
-                    result_bytes=len(instructions.encode()),
-                    result_excerpt="(cached)" if cached else None,
+                context.steps.append(
+                    Step(
+                        kind="prompt",
+                        name=settings.prompt_name,
+                        server=server.name,
+                        started_at=prompt_started,
+                        duration_ms=(time.time() - prompt_started) * 1000,
+                        result_bytes=len(instructions.encode()),
+                        result_excerpt="(cached)" if cached else None,
+                    )
                 )
                 agent = Agent[JobContext](
                     name="infrahub-agent",
@@ -151,14 +153,8 @@ async def run_attempt(
     finally:
         inflight.remove(job.id)
     finished = time.time()
-    steps = [*context.steps, *context.http_errors]
-    steps.sort(key=lambda step: step.started_at or 0.0)
-    # The steps before the run, in the order they happened: token check, tools, prompt.
-    for step in (prompt_step, listing_step):
-        if step is not None:
-            steps.insert(0, step)
-    if context.proof_step is not None:
-        steps.insert(0, context.proof_step)
+    # Every step in the order it began: token check, tools, prompt, then the run's calls.
+    steps = sorted([*context.steps, *context.http_errors], key=lambda s: s.started_at or 0.0)
     if answer is not None:
         # Scrubbed before it is cut, like every excerpt (the whole outcome is scrubbed later).
         steps.append(Step(kind="final_output", started_at=finished, output=scrub(answer)[:2000]))

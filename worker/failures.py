@@ -40,12 +40,11 @@ class JobContext:
     stop_reason: str | None = None
     tool_errors: list[str] = field(default_factory=list)
     http_errors: list[Step] = field(default_factory=list)
-    proof_step: Step | None = None  # the token check (worker.token_check), first in the trace
     # The job's own MCP session (its user's token), on which its bridged tools call
     # (worker.tool_bridge); set once the session is open.
     mcp_session: ClientSession | None = None
-    # The run's model and tool calls as they happen (worker.tracing), and how much of each
-    # tool result the trace keeps.
+    # The attempt's steps as they happen (the token check, the tools, the prompt, then the
+    # run's model and tool calls: worker.tracing), and how much of each tool result is kept.
     steps: list[Step] = field(default_factory=list)
     model_started: float | None = None
     excerpt_chars: int = 500

@@ -28,10 +28,10 @@ async def prove_token(
 ) -> None:
     """Prove ``token`` (unless this process did lately); raise the job's failure if refused.
 
-    The check is the attempt's first trace step (``job.proof_step``), failed or not.
+    The check is the attempt's first trace step, failed or not.
     """
     step = Step(kind="token_check", name=PROOF_TOOL, server=server.name, started_at=time.time())
-    job.proof_step = step
+    job.steps.append(step)
     if proofs.proven(token):
         step.result_excerpt = "(cached)"
         return
