@@ -20,7 +20,7 @@ import certifi
 import httpx2
 from agents import Model, OpenAIChatCompletionsModel, OpenAIResponsesModel, set_tracing_disabled
 from agents.models import get_default_model
-from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+from openai import DefaultAsyncHttpxClient
 
 from agentq.connections import connect_async
 from agentq.errors import ConfigError
@@ -31,6 +31,7 @@ from agentq.token_proof import ProofCache
 from worker.budget_transport import BudgetTransport
 from worker.failures import CURRENT_JOB
 from worker.limited_transport import SlotTransport
+from worker.model_client import ModelClient
 from worker.prompts import PromptCache
 from worker.tool_bridge import ToolBridge
 from worker.tool_policy import ToolsCache
@@ -196,7 +197,7 @@ def _make_shard(
         if settings.openai_api_key is not None
         else "no-key-needed"
     )
-    client = AsyncOpenAI(
+    client = ModelClient(
         api_key=api_key,
         base_url=settings.openai_base_url,
         max_retries=settings.model_max_retries,
