@@ -18,6 +18,7 @@ server or Infrahub may echo the token back in an error text or a tool result.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -63,6 +64,17 @@ _AUTHORIZATION = re.compile(
     rf"(?:({_SCHEMES})\s+)?([^\"'\n\r,;}}\]\\]*[^\s\"',;}}\]\\])"
 )
 _BEARER = re.compile(r"(?i)\b(bearer)\s+(?!\[REDACTED\])[^\s\"',;]+")
+# A word each of the three patterns above must contain (lower case).
+_SHAPE_WORDS = (
+    "token",
+    "secret",
+    "passw",
+    "passphrase",
+    "cookie",
+    "key",
+    "authorization",
+    "bearer",
+)
 _QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "openai", "openai.agents", "mcp")
 
 _active_lock = threading.Lock()
@@ -114,9 +126,26 @@ def scrub(text: str) -> str:
     for secret in _ordered:  # a tuple, replaced whole: no lock needed to read it
         if secret in text:
             text = text.replace(secret, REDACTED)
+    if len(text) <= _SHORT:
+        return _short_without_shapes(text)
+    return _without_shapes(text)
+
+
+def _without_shapes(text: str) -> str:
+    # Each pattern needs one of _SHAPE_WORDS: most texts (a trace's keys, numbers, names) have
+    # none, and skip the three scans. casefold() folds at least what re's IGNORECASE does.
+    folded = text.casefold()
+    if not any(word in folded for word in _SHAPE_WORDS):
+        return text
     text = _AUTHORIZATION.sub(_authorization, text)
     text = _BEARER.sub(rf"\1 {REDACTED}", text)
     return _KEY_VALUE.sub(_key_value, text)
+
+
+# A stored trace repeats the same short texts (its keys, kinds, tool and model names) in every
+# job: their shapes are looked up once. Secrets are not in this cache: they are replaced first.
+_SHORT = 64
+_short_without_shapes = functools.lru_cache(maxsize=4096)(_without_shapes)
 
 
 def scrubbed_excerpt(text: str, limit: int) -> str:
@@ -125,6 +154,7 @@ def scrubbed_excerpt(text: str, limit: int) -> str:
     return scrub(text[: limit + EXCERPT_MARGIN])[:limit]
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
     """Whether a value stored under ``key`` is a credential (``api_token`` yes, ``input_tokens``
     no)."""

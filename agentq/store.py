@@ -38,6 +38,7 @@ SEALED_PREFIX = f"{KEY_PREFIX}:sealed:"  # + job id: its sealed token, while it 
 OWNER_INDEX_SIZE = 10_000  # newest job ids kept in an owner's index
 WORKER_PREFIX = f"{KEY_PREFIX}:worker:"  # + worker name: heartbeat, expires when it dies
 EPOCH_KEY = f"{KEY_PREFIX}:epoch"  # hash: the run id of the Redis server agentq last saw
+CANCELS_KEY = f"{KEY_PREFIX}:cancels"  # counter: cancel requests ever made (JobStore.cancels)
 SETTLE_KEY = f"{KEY_PREFIX}:settle"  # exists while claims wait after a restart (server_epoch.lua)
 TERMINAL = ",".join(TERMINAL_STATUSES)
 # After Redis restarts or fails over, how long claims of queued jobs wait while the workers put
@@ -430,9 +431,17 @@ class JobStore:
     def cancel(self, job_id: str) -> str | None:
         """Cancel a queued or running job; returns the status it had (None if it is gone)."""
         self.check_durable()
-        previous, _applied = self._apply(job_id, *self._cancel_change())
+        with redis_errors(self._url):
+            pipe = self._redis.pipeline(transaction=False)
+            self._transition(
+                keys=self._keys(job_id),
+                args=self._transition_args(job_id, *self._cancel_change()),
+                client=pipe,
+            )
+            pipe.incr(CANCELS_KEY)
+            (previous, _applied), _count = pipe.execute()
         self.confirm_durable()
-        return previous
+        return str(previous) if previous else None
 
     def cancel_many(self, job_ids: Sequence[str]) -> int:
         """Cancel every queued or running job of ``job_ids`` (pipelined); returns how many.
@@ -447,8 +456,15 @@ class JobStore:
                     args=self._transition_args(job_id, *change),
                     client=pipe,
                 )
-            results = pipe.execute()
+            pipe.incr(CANCELS_KEY)
+            results = pipe.execute()[:-1]
         return sum(1 for _previous, applied in results if applied)
+
+    def cancels(self) -> int:
+        """How many cancel requests Redis has seen (a counter that only moves on): a worker reads
+        the statuses of the jobs it runs only when this moved (``Maintenance``)."""
+        with redis_errors(self._url):
+            return int(self._redis.get(CANCELS_KEY) or 0)
 
     @staticmethod
     def _cancel_change() -> tuple[tuple[JobStatus, ...], str, bool, dict[str, Any]]:

@@ -198,3 +198,35 @@ def test_beat_and_api_processes_redact_every_line(
     assert len(shaped) >= 4 * len(SHAPES), done.stderr[-2000:]  # three stdlib loggers, structlog
     assert SECRET not in done.stderr + done.stdout
     assert done.stderr.count(REDACTED) >= 4 * len(SHAPES)
+
+
+def test_shape_words_let_through_nothing_the_patterns_catch() -> None:
+    """``scrub`` skips the three credential-shape patterns when a text has none of their words:
+    it must redact exactly what running the patterns on every text redacts, whatever the case
+    (re's IGNORECASE folds the long s and the Kelvin sign too), for long and short texts."""
+    from agentq import logs
+
+    def every_pattern(text: str) -> str:
+        text = logs._AUTHORIZATION.sub(logs._authorization, text)
+        text = logs._BEARER.sub(rf"\1 {logs.REDACTED}", text)
+        return logs._KEY_VALUE.sub(logs._key_value, text)
+
+    texts = [
+        "api_key=abc123",
+        "X-API-KEY: abc",
+        "PassWord: hunter2",
+        "passphrase='open sesame'",
+        "Cookie=session123",
+        "Authorization: Bearer abc.def",
+        "proxy-authorization=Basic Zm9v",
+        "bearer abcdef",
+        "\u017fecret=abc",  # long s: IGNORECASE matches it as s
+        "api_\u212aey=abc",  # Kelvin sign: IGNORECASE matches it as k
+        "to\u212aen: xyz",
+        "input_tokens",
+        "nothing to see here",
+        '{"infrahub_key": "k-1"}',
+    ]
+    texts += [t + " " + "x" * 100 for t in texts]  # past the short-text cache
+    for text in texts:
+        assert logs.scrub(text) == every_pattern(text), text

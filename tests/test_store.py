@@ -125,9 +125,14 @@ def test_cancel(store: JobStore) -> None:
     for job in (queued, running):
         store.create([job], ["s"])
     store.claim(running.id, "w1", poison_after=3)
+    before = store.cancels()
     assert store.cancel(queued.id) == "queued"
+    # Each cancel request moves the counter workers watch (Maintenance.stop_cancelled_jobs).
+    assert store.cancels() == before + 1
     assert store.cancel(running.id) == "running"
     assert store.cancel(running.id) == "cancelled"  # says what it was; changes nothing
+    assert store.cancel_many([queued.id, running.id]) == 0
+    assert store.cancels() == before + 4
     assert store.claim(queued.id, "w2", poison_after=3) == "terminal"
     # The running job's worker can no longer record success.
     assert not store.finish(running.id, JobStatus.SUCCEEDED, answer="late", owner="w1")
