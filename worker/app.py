@@ -30,6 +30,7 @@ from agentq.dispatch import Dispatcher
 from agentq.logs import configure_logging, get_logger
 from agentq.settings import get_settings
 from agentq.store import WORKER_PREFIX, JobStore
+from worker.gc_tuning import settle
 from worker.inflight import inflight
 from worker.maintenance import Maintenance
 from worker.supervisor import parent_gone
@@ -143,6 +144,7 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     )
     maintenance.start()
     _maintenance.append(maintenance)
+    settle()  # last: what was loaded to get here is frozen (worker.gc_tuning)
     log.info("worker ready", hostname=hostname, concurrency=settings.worker_concurrency)
 
 
