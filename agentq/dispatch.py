@@ -116,10 +116,11 @@ class Dispatcher:
         held: bool = False,
     ) -> None:
         """Queue ``job_ids`` in ``lane`` as part of ``pipe`` (the transaction creating them)."""
-        self.enqueue_script(
-            keys=[LANES_KEY, LANE_SET_KEY, lane_key(lane), lane_meta_key(lane)],
-            args=[lane, tenant, cap, "1" if held else "0", self._ttl, *job_ids],
-            client=pipe,
+        lua.queue_eval(
+            pipe,
+            self.enqueue_script,
+            [LANES_KEY, LANE_SET_KEY, lane_key(lane), lane_meta_key(lane)],
+            [lane, tenant, cap, "1" if held else "0", self._ttl, *job_ids],
         )
 
     def release_lane(self, lane: str) -> None:
@@ -137,6 +138,11 @@ class Dispatcher:
         """Queue ``take`` on ``trip`` (a job's end: its freed slot goes to the next job in the
         same round trip); returns where its answer is, for ``taken``."""
         return trip.script(self._dispatch, self._take_keys(), self._take_args(limit))
+
+    def take_after(self, pipe: redis.client.Pipeline, limit: int = 500) -> int:
+        """Queue ``take`` at the end of ``pipe`` (the transaction creating a job: a lone job is
+        handed out in the same round trip); returns where its answer is, for ``taken``."""
+        return lua.queue_eval(pipe, self._dispatch, self._take_keys(), self._take_args(limit))
 
     def taken(self, flat: list[Any]) -> list[tuple[str, str]]:
         """The dispatch script's answer as (job id, queue) pairs."""

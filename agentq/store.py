@@ -152,10 +152,15 @@ class JobStore:
         jobs: Sequence[Job],
         sealed_tokens: list[str],
         enqueue: Callable[[Pipeline], None] | None = None,
-    ) -> None:
+        also: Callable[[Pipeline], int] | None = None,
+    ) -> Any:
         """Write new jobs of one owner, each with its own sealed token (bound to it, see
         ``agentq.sealing``; kept so a lost or retried run can be resent), in one transaction
-        with ``enqueue`` (which queues them for dispatch): all of it is written or none of it."""
+        with ``enqueue`` (which queues them for dispatch): all of it is written or none of it.
+
+        ``also`` queues one more command after them (the dispatch of what may start now) and
+        says where its answer is, which is returned: the answer, or the error it met (it does
+        not undo the jobs' writes, which applied)."""
         self.check_durable()
         with redis_errors(self._url):
             pipe = self._redis.pipeline(transaction=True)
@@ -170,8 +175,13 @@ class JobStore:
                 pipe.expire(owner_key, self._ttl)
             if enqueue is not None:
                 enqueue(pipe)
-            pipe.execute()
+            extra = also(pipe) if also is not None else None
+            results = pipe.execute(raise_on_error=False)
+            for position, result in enumerate(results):
+                if isinstance(result, Exception) and position != extra:
+                    raise result
         self.confirm_durable()
+        return results[extra] if extra is not None else None
 
     def owned_ids(self, owners: Sequence[str], limit: int) -> list[str]:
         """The newest ``limit`` job ids of an owner, newest first, over its fingerprints under

@@ -131,9 +131,15 @@ class Client:
             self.dispatcher.enqueue(pipe, lane, job.owner, [job.id])
             self.quotas.opened(pipe, job.owner, [job.id], job.created_at)
 
-        self.store.create([job], [self.sealer.seal(token, SealBinding.of(job))], enqueue)
+        # The job is written, queued and (if it may start now) handed out in one round trip.
+        flat = self.store.create(
+            [job],
+            [self.sealer.seal(token, SealBinding.of(job))],
+            enqueue,
+            also=self.dispatcher.take_after,
+        )
         audit("job.submit", job.owner, job_id=job.id, allow_writes=allow_writes)
-        self.dispatch()
+        self.send(flat)
         return job.id
 
     def submit_batch(
@@ -336,6 +342,16 @@ class Client:
         """
         try:
             self.dispatcher.dispatch(self.celery)
+        except Exception as exc:
+            log.warning("could not dispatch now; workers will", error=type(exc).__name__)
+
+    def send(self, flat: Any) -> None:
+        """``dispatch`` for jobs already handed out (``Dispatcher.take_after``'s answer, or the
+        error it met): send their messages, best effort in the same way."""
+        try:
+            if isinstance(flat, Exception):
+                raise flat
+            self.dispatcher.send(self.celery, self.dispatcher.taken(flat))
         except Exception as exc:
             log.warning("could not dispatch now; workers will", error=type(exc).__name__)
 

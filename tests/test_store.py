@@ -6,10 +6,11 @@ import pytest
 import redis
 
 from agentq.connections import connect, redact_url
+from agentq.dispatch import Dispatcher
 from agentq.errors import JobNotFound, ServiceUnavailable
 from agentq.jobs import AttemptSummary, Job, JobError, JobStatus, Usage
 from agentq.sealing import TokenSealer, generate_key
-from agentq.store import SETTLE_SECONDS, JobStore
+from agentq.store import SETTLE_SECONDS, WORKER_PREFIX, JobStore
 from agentq.traces import AttemptTrace, Step, Totals
 from doubles.processes import free_port
 
@@ -336,3 +337,38 @@ def test_a_job_ends_in_one_round_trip_with_its_record_and_the_next_dispatch(
     assert loaded is not None and loaded.totals.model_calls == 1
     # A worker that no longer owns the job records nothing over its end.
     assert not store.end_attempt(job.id, summary, trace, JobStatus.FAILED, owner="w2")[0]
+
+
+@pytest.mark.parametrize("flushed", [False, True])
+def test_a_lone_job_is_written_queued_and_handed_out_in_one_round_trip(
+    private_redis_url: str, flushed: bool
+) -> None:
+    """``Client.submit``'s write: the job, its queueing and the dispatch of what may start now
+    go in one transaction and one round trip, also when Redis has lost its scripts (no
+    ``SCRIPT EXISTS`` first, and nothing half-written by a script Redis lacked)."""
+    pool = redis.ConnectionPool.from_url(
+        private_redis_url, connection_class=CountingConnection, decode_responses=True
+    )
+    client = redis.Redis(connection_pool=pool)
+    store = JobStore(client, TTL, private_redis_url)
+    dispatcher = Dispatcher(client, tenant_cap=10, headroom=0, ttl=TTL, default_queue="q")
+    client.set(WORKER_PREFIX + "w1", "{}")
+    dispatcher.register_worker("w1", 5)
+    first = new_job()
+    store.create([first], ["s"], lambda pipe: dispatcher.enqueue(pipe, "lane", "t", [first.id]))
+    assert dispatcher.take() == [(first.id, "q")]  # the scripts are loaded; the window works
+    if flushed:
+        client.script_flush()
+    job = new_job()
+    CountingConnection.sent = 0
+    flat = store.create(
+        [job],
+        ["sealed-xyz"],
+        lambda pipe: dispatcher.enqueue(pipe, "lane", "t", [job.id]),
+        also=dispatcher.take_after,
+    )
+    assert CountingConnection.sent == 1
+    assert dispatcher.taken(flat) == [(job.id, "q")]
+    loaded = store.load(job.id)
+    assert loaded is not None and loaded.status == JobStatus.QUEUED
+    assert store.sealed_token(job.id) == "sealed-xyz"

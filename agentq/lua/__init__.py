@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from functools import cache
 from importlib import resources
-from typing import Any, overload
+from typing import Any, cast, overload
 
 import redis
 import redis.asyncio as aioredis
@@ -83,3 +83,18 @@ class OneTrip:
             if isinstance(result, Exception):
                 raise result
         return results
+
+
+def queue_eval(
+    pipe: redis.client.Pipeline, script: Script, keys: list[Any], args: list[Any]
+) -> int:
+    """Queue ``script`` in ``pipe`` as ``EVAL`` with its text; returns the position of its result.
+
+    For a script inside a transaction (``MULTI``): an ``EVALSHA`` that Redis lacks would fail
+    there while the transaction's other writes applied, and a redis-py pipeline holding a
+    ``register``ed script first asks ``SCRIPT EXISTS``, a round trip of its own. The text (a few
+    KB) costs nothing on the way; Redis runs the script it has cached under the text's hash.
+    """
+    position = len(pipe.command_stack)
+    pipe.eval(cast(str, script.script), len(keys), *keys, *args)
+    return position
