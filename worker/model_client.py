@@ -14,20 +14,23 @@ the same retries, headers, timeouts, authentication and response parsing. What t
 handle (streams, a ``response_format`` given as a class, parameters that are not JSON) goes to
 openai's own ``create``.
 
-This module is the one place that uses openai's private parts: ``AsyncAPIResource._post`` and
-``_client`` and ``openai._base_client.make_request_options``, copied in shape from openai's
-``create`` (3.57). ``tests/test_model_client.py`` sends the same agent runs through this client
-and a stock ``AsyncOpenAI`` and fails if a single request differs (method, path, headers or
-body), on both model APIs: an openai upgrade that changes what ``create`` sends is found there.
+This module is the one place that uses openai's private parts: ``openai._resource``'s
+``AsyncAPIResource`` (its ``_post`` and ``_client``) and ``openai._base_client``'s
+``make_request_options``, copied in shape from openai's ``create`` (3.57).
+``tests/test_model_client.py`` sends the same agent runs through this client and a stock
+``AsyncOpenAI`` and fails if a single request differs (method, path, headers or body), on both
+model APIs: an openai upgrade that changes what ``create`` sends is found there.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import cached_property
 from typing import Any
 
 from openai import AsyncOpenAI, NotGiven, Omit, not_given
 from openai._base_client import make_request_options
+from openai._resource import AsyncAPIResource
 from openai.resources.chat import AsyncChat, AsyncCompletions
 from openai.resources.responses import AsyncResponses
 from openai.types.chat import ChatCompletion
@@ -74,18 +77,25 @@ def _as_given(params: dict[str, Any]) -> tuple[dict[str, Any], Any] | None:
     return body, options
 
 
+async def _create(
+    resource: AsyncAPIResource,
+    path: str,
+    cast_to: type[Any],
+    params: dict[str, Any],
+    stock: Callable[..., Awaitable[Any]],
+) -> Any:
+    """``resource``'s ``create``: the parameters sent as given to ``path``, or by openai's own
+    ``create`` (``stock``) when they cannot be."""
+    request = _as_given(params)
+    if request is None:
+        return await stock(**params)
+    body, options = request
+    return await resource._post(path, body=body, options=options, cast_to=cast_to)
+
+
 class _Completions(AsyncCompletions):
     async def create(self, **params: Any) -> Any:  # type: ignore[override]
-        request = _as_given(params)
-        if request is None:
-            return await super().create(**params)
-        body, options = request
-        return await self._post(
-            "/chat/completions",
-            body=body,
-            options=options,
-            cast_to=ChatCompletion,
-        )
+        return await _create(self, "/chat/completions", ChatCompletion, params, super().create)
 
 
 class _Chat(AsyncChat):
@@ -96,16 +106,7 @@ class _Chat(AsyncChat):
 
 class _Responses(AsyncResponses):
     async def create(self, **params: Any) -> Any:  # type: ignore[override]
-        request = _as_given(params)
-        if request is None:
-            return await super().create(**params)
-        body, options = request
-        return await self._post(
-            "/responses",
-            body=body,
-            options=options,
-            cast_to=Response,
-        )
+        return await _create(self, "/responses", Response, params, super().create)
 
 
 class ModelClient(AsyncOpenAI):
