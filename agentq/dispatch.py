@@ -134,14 +134,10 @@ class Dispatcher:
             flat = self._dispatch(keys=self._take_keys(), args=self._take_args(limit))
         return self.taken(flat)
 
-    def take_in(self, trip: lua.OneTrip, limit: int = 500) -> int:
-        """Queue ``take`` on ``trip`` (a job's end: its freed slot goes to the next job in the
-        same round trip); returns where its answer is, for ``taken``."""
-        return trip.script(self._dispatch, self._take_keys(), self._take_args(limit))
-
     def take_after(self, pipe: redis.client.Pipeline, limit: int = 500) -> int:
-        """Queue ``take`` at the end of ``pipe`` (the transaction creating a job: a lone job is
-        handed out in the same round trip); returns where its answer is, for ``taken``."""
+        """Queue ``take`` at the end of ``pipe`` (a job's end, whose freed slot goes to the next
+        job, or the transaction creating a lone job), so it goes in the same round trip;
+        returns where its answer is, for ``taken``."""
         return lua.queue_eval(pipe, self._dispatch, self._take_keys(), self._take_args(limit))
 
     def taken(self, flat: list[Any]) -> list[tuple[str, str]]:

@@ -414,7 +414,7 @@ class JobStore:
         error: JobError | None = None,
         model: str | None = None,
         owner: str = "",
-        also: Callable[[lua.OneTrip], int] | None = None,
+        also: Callable[[Pipeline], int] | None = None,
     ) -> tuple[bool, Any]:
         """An attempt's record and the job's end in one round trip: ``record_attempt``, then
         ``finish``, then what ``also`` queues (the next dispatch, whose answer is returned), then
@@ -426,30 +426,20 @@ class JobStore:
             job_id, (JobStatus.QUEUED, JobStatus.RUNNING), owner, True, fields
         )
         with redis_errors(self._url):
-            trip = lua.OneTrip(self._redis)
-            self._queue_attempt(trip.pipe, job_id, summary, attempt, history, trace)
-            ended = trip.script(self._transition, self._keys(job_id), args)
-            extra = also(trip) if also is not None else None
-            fenced = self._durable is not None and self._durable.fence(trip.pipe)
-            results = trip.execute()
+            pipe = self._redis.pipeline(transaction=False)
+            self._queue_attempt(pipe, job_id, summary, attempt, history, trace)
+            ended = lua.queue_eval(pipe, self._transition, self._keys(job_id), args)
+            extra = also(pipe) if also is not None else None
+            fenced = self._durable is not None and self._durable.fence(pipe)
+            results = pipe.execute()
         if fenced and self._durable is not None:
             self._durable.confirmed(results[-1])
-            if trip.reran:  # a script ran after the confirmation: confirm it too
-                self._durable.confirm()
         return bool(results[ended][1]), (results[extra] if extra is not None else None)
 
     def cancel(self, job_id: str) -> str | None:
         """Cancel a queued or running job; returns the status it had (None if it is gone)."""
         self.check_durable()
-        with redis_errors(self._url):
-            pipe = self._redis.pipeline(transaction=False)
-            self._transition(
-                keys=self._keys(job_id),
-                args=self._transition_args(job_id, *self._cancel_change()),
-                client=pipe,
-            )
-            pipe.incr(CANCELS_KEY)
-            (previous, _applied), _count = pipe.execute()
+        ((previous, _applied),) = self._cancel([job_id])
         self.confirm_durable()
         return str(previous) if previous else None
 
@@ -457,18 +447,20 @@ class JobStore:
         """Cancel every queued or running job of ``job_ids`` (pipelined); returns how many.
         The caller checks and confirms (``check_durable``, ``confirm_durable``) once for all
         it cancels."""
+        return sum(1 for _previous, applied in self._cancel(job_ids) if applied)
+
+    def _cancel(self, job_ids: Sequence[str]) -> list[Any]:
+        """Each job's transition to cancelled (its previous status, whether applied), in one
+        round trip with a move of the cancel counter, after them (``cancels``)."""
         change = self._cancel_change()
         with redis_errors(self._url):
             pipe = self._redis.pipeline(transaction=False)
             for job_id in job_ids:
-                self._transition(
-                    keys=self._keys(job_id),
-                    args=self._transition_args(job_id, *change),
-                    client=pipe,
-                )
+                args = self._transition_args(job_id, *change)
+                lua.queue_eval(pipe, self._transition, self._keys(job_id), args)
             pipe.incr(CANCELS_KEY)
-            results = pipe.execute()[:-1]
-        return sum(1 for _previous, applied in results if applied)
+            results: list[Any] = pipe.execute()
+        return results[:-1]
 
     def cancels(self) -> int:
         """How many cancel requests Redis has seen (a counter that only moves on): a worker reads

@@ -139,7 +139,7 @@ class Client:
             also=self.dispatcher.take_after,
         )
         audit("job.submit", job.owner, job_id=job.id, allow_writes=allow_writes)
-        self.send(flat)
+        self.dispatch(flat)
         return job.id
 
     def submit_batch(
@@ -335,23 +335,19 @@ class Client:
                 )
             time.sleep(poll_interval)
 
-    def dispatch(self) -> None:
-        """Send the messages of the jobs that may start now (a lone job starts at once).
+    def dispatch(self, flat: Any = None) -> None:
+        """Send the messages of the jobs that may start now (a lone job starts at once); with
+        ``flat``, of those a take already handed out (``Dispatcher.take_after``'s answer, or the
+        error it met).
 
         Best effort: a job that cannot be sent now stays queued and a worker dispatches it.
         """
         try:
-            self.dispatcher.dispatch(self.celery)
-        except Exception as exc:
-            log.warning("could not dispatch now; workers will", error=type(exc).__name__)
-
-    def send(self, flat: Any) -> None:
-        """``dispatch`` for jobs already handed out (``Dispatcher.take_after``'s answer, or the
-        error it met): send their messages, best effort in the same way."""
-        try:
             if isinstance(flat, Exception):
                 raise flat
-            self.dispatcher.send(self.celery, self.dispatcher.taken(flat))
+            dispatcher = self.dispatcher
+            taken = dispatcher.take() if flat is None else dispatcher.taken(flat)
+            dispatcher.send(self.celery, taken)
         except Exception as exc:
             log.warning("could not dispatch now; workers will", error=type(exc).__name__)
 

@@ -95,11 +95,8 @@ def run_job(self: Any, job_id: str, *_legacy: Any) -> None:
     finally:
         # This slot is free again: let the next job in turn have a message (a job's end
         # already did, in the same round trip as its record).
-        try:
-            if not dispatched:
-                runtime.dispatcher.dispatch(app)
-        except Exception as exc:  # the maintenance tick dispatches too
-            log.warning("dispatch after a job failed", error=str(exc))
+        if not dispatched:
+            hand_over(runtime)
 
 
 def claim(runtime: Runtime, job_id: str, worker_name: str) -> tuple[str, Job | None, str | None]:
@@ -298,11 +295,19 @@ def end_job(
     dispatcher = runtime.dispatcher
     applied, flat = persist(
         lambda: runtime.store.end_attempt(
-            job_id, summary, trace, status, also=dispatcher.take_in, **end
+            job_id, summary, trace, status, also=dispatcher.take_after, **end
         )
     )
-    try:
-        dispatcher.send(app, dispatcher.taken(flat))
-    except Exception as exc:  # the maintenance tick dispatches too
-        log.warning("dispatch after a job failed", error=str(exc))
+    hand_over(runtime, flat)
     return bool(applied)
+
+
+def hand_over(runtime: Runtime, flat: list[Any] | None = None) -> None:
+    """Send the messages of the jobs a freed slot lets run: those a take at the job's end
+    handed out (``flat``), or a take's now. Best effort: the maintenance tick dispatches too."""
+    dispatcher = runtime.dispatcher
+    try:
+        taken = dispatcher.take() if flat is None else dispatcher.taken(flat)
+        dispatcher.send(app, taken)
+    except Exception as exc:
+        log.warning("dispatch after a job failed", error=str(exc))

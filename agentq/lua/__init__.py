@@ -24,7 +24,6 @@ from typing import Any, cast, overload
 import redis
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript, Script
-from redis.exceptions import NoScriptError
 
 _INCLUDE = re.compile(r"^--#include (\w+)\.lua$", re.MULTILINE)
 
@@ -50,50 +49,16 @@ def register(client: redis.Redis | aioredis.Redis, name: str) -> Script | AsyncS
     return client.register_script(source(name))
 
 
-class OneTrip:
-    """Commands and scripts sent to Redis in one round trip.
-
-    A redis-py pipeline that holds a script first asks Redis whether it has it (``SCRIPT
-    EXISTS``): two round trips. Here scripts go as plain ``EVALSHA`` in a non-transactional
-    pipeline; one that Redis does not have (it restarted, or failed over) comes back NOSCRIPT
-    and is run again after the others, loaded, as ``register``'s scripts are. Only the scripts
-    Redis lacked run late, so a script whose effect a later command relies on must not be
-    queued before that command; the writes here are independent of each other.
-    """
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.pipe = client.pipeline(transaction=False)
-        self._scripts: list[tuple[int, Script, list[Any], list[Any]]] = []
-        self.reran = False  # whether a script Redis lacked ran after the others
-
-    def script(self, script: Script, keys: list[Any], args: list[Any]) -> int:
-        """Queue ``script``; returns the position of its result in ``execute``'s list."""
-        position = len(self.pipe.command_stack)
-        self.pipe.evalsha(script.sha, len(keys), *keys, *args)
-        self._scripts.append((position, script, keys, args))
-        return position
-
-    def execute(self) -> list[Any]:
-        results: list[Any] = self.pipe.execute(raise_on_error=False)
-        for position, script, keys, args in self._scripts:
-            if isinstance(results[position], NoScriptError):
-                results[position] = script(keys=keys, args=args)
-                self.reran = True
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
-        return results
-
-
 def queue_eval(
     pipe: redis.client.Pipeline, script: Script, keys: list[Any], args: list[Any]
 ) -> int:
     """Queue ``script`` in ``pipe`` as ``EVAL`` with its text; returns the position of its result.
 
-    For a script inside a transaction (``MULTI``): an ``EVALSHA`` that Redis lacks would fail
-    there while the transaction's other writes applied, and a redis-py pipeline holding a
-    ``register``ed script first asks ``SCRIPT EXISTS``, a round trip of its own. The text (a few
-    KB) costs nothing on the way; Redis runs the script it has cached under the text's hash.
+    How a script joins other commands in one round trip. A redis-py pipeline holding a
+    ``register``ed script first asks ``SCRIPT EXISTS`` (a round trip of its own), and a plain
+    ``EVALSHA`` that Redis lacks (it restarted, or failed over) fails there, inside a
+    transaction after the other writes applied. ``EVAL`` carries the text, so it cannot: the few
+    KB cost nothing on the way, and Redis runs the script it has cached under the text's hash.
     """
     position = len(pipe.command_stack)
     pipe.eval(cast(str, script.script), len(keys), *keys, *args)
