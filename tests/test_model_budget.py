@@ -21,7 +21,7 @@ from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
 from agentq.model_budget import MODEL_BUDGET_KEY, ModelBudget, estimate_tokens
 from doubles.model_server import duration
-from doubles.processes import free_port
+from doubles.processes import free_port, wait_until
 from tests.conftest import Double, start_model_double
 from worker.budget_transport import BudgetTransport, parse_duration, retry_wait, usage_tokens
 
@@ -51,14 +51,6 @@ def complete(double: Double, **extra: Any) -> httpx.Response:
 def stats(double: Double) -> dict[str, Any]:
     result: dict[str, Any] = httpx.get(f"{double.url}/_double/stats", timeout=5).json()
     return result
-
-
-def wait_for(condition: Any, timeout: float = 5.0, what: str = "a condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 # --- the double ------------------------------------------------------------------------------
@@ -105,7 +97,7 @@ def test_double_refuses_past_a_limit_with_retry_after_and_refills(model: Double)
     first = complete(model)
     assert first.status_code == 429
     assert 0 < retry_wait(httpx2.Headers(first.headers.multi_items())) < 5  # type: ignore[operator]
-    wait_for(lambda: complete(model).status_code == 200, what="the token bucket to refill")
+    wait_until(lambda: complete(model).status_code == 200, 5, what="the token bucket to refill")
 
 
 # --- agentq's budget -------------------------------------------------------------------------

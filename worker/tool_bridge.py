@@ -92,23 +92,10 @@ def bridged_tool(tool: Tool) -> FunctionTool:
         if not isinstance(job, JobContext) or job.mcp_session is None:
             raise AgentqError("a bridged MCP tool ran outside an agentq job")
         started = time.time()
-        parsed: Any = arguments
+        parsed, error = parse_arguments(tool.name, arguments, required)
         outcome: ToolOutput | str = ""
-        error: str | None = None
         try:
-            try:
-                parsed = json.loads(arguments) if arguments else {}
-            except ValueError:
-                error = f"the arguments for {tool.name} are not valid JSON"
-                outcome = failed(job, error)
-                return outcome
-            if not isinstance(parsed, dict):
-                error = f"the arguments for {tool.name} must be a JSON object"
-                outcome = failed(job, error)
-                return outcome
-            missing = sorted(name for name in required if name not in parsed)
-            if missing:
-                error = f"{tool.name} is missing required parameters: {', '.join(missing)}"
+            if error is not None:
                 outcome = failed(job, error)
                 return outcome
             try:
@@ -127,8 +114,9 @@ def bridged_tool(tool: Tool) -> FunctionTool:
                 text = tool_output_text(outcome)
                 ending = classify_tool_failure(Exception(text))
                 if ending is not None:
-                    error = job.record(ending).message
-                    raise ending
+                    failure = job.record(ending)
+                    error = failure.message
+                    raise failure
                 error = first_line(text)
             elif check_output is not None:
                 problem = check_output(result)
@@ -148,6 +136,21 @@ def bridged_tool(tool: Tool) -> FunctionTool:
         on_invoke_tool=invoke,
         strict_json_schema=False,  # MCP schemas are rarely strict-compatible (the SDK's default)
     )
+
+
+def parse_arguments(name: str, arguments: str, required: list[str]) -> tuple[Any, str | None]:
+    """The call's arguments as the SDK would pass them (a JSON object), and what is wrong with
+    them for the model to fix, if anything: the server is not asked then."""
+    try:
+        parsed = json.loads(arguments) if arguments else {}
+    except ValueError:
+        return arguments, f"the arguments for {name} are not valid JSON"
+    if not isinstance(parsed, dict):
+        return parsed, f"the arguments for {name} must be a JSON object"
+    missing = sorted(key for key in required if key not in parsed)
+    if missing:
+        return parsed, f"{name} is missing required parameters: {', '.join(missing)}"
+    return parsed, None
 
 
 async def call_tool(session: ClientSession, name: str, arguments: dict[str, Any]) -> CallToolResult:
