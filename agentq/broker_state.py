@@ -3,11 +3,10 @@
 To tell a lost message from a waiting one, the worker's housekeeping must see what the broker
 holds, and kombu has no API for that. Its Redis transport keeps a queue's messages in a list
 named after the queue, each a JSON envelope whose ``headers.id`` is the task id (agentq sends
-every job with its job id as task id); a message a consumer took and has not acknowledged is in
-the hash ``unacked`` (delivery tag -> ``[envelope, exchange, routing key]``), with the time it
-was taken in the sorted set ``unacked_index``. Those names and that shape are kombu's own
+every job with its job id as task id). That name and that shape are kombu's own
 (``kombu.transport.redis.Channel``); ``tests/test_broker_state.py`` fails loudly if an upgrade
-changes them.
+changes them. A message a consumer took is in no Redis key (``agentq.celery_app`` turns kombu's
+acknowledgement emulation off): its job is claimed at once, or the message is lost.
 """
 
 from __future__ import annotations
@@ -17,9 +16,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import redis
-
-UNACKED_KEY = "unacked"
-UNACKED_INDEX_KEY = "unacked_index"
 
 
 def _task_id(envelope: Any) -> str | None:
@@ -45,22 +41,4 @@ def waiting_ids(client: redis.Redis, queues: Iterable[str]) -> set[str]:
                 continue
             if task_id:
                 found.add(task_id)
-    return found
-
-
-def taken_ids(client: redis.Redis) -> dict[str, float]:
-    """Task id -> when a consumer took it, for each message taken and not yet acknowledged."""
-    pipe = client.pipeline(transaction=False)
-    pipe.hgetall(UNACKED_KEY)
-    pipe.zrange(UNACKED_INDEX_KEY, 0, -1, withscores=True)
-    entries, index = pipe.execute()
-    taken_at = {str(tag): float(score) for tag, score in index}
-    found: dict[str, float] = {}
-    for tag, raw in entries.items():
-        try:
-            task_id = _task_id(json.loads(raw)[0])
-        except (ValueError, IndexError, TypeError, KeyError):
-            continue
-        if task_id:
-            found[task_id] = max(found.get(task_id, 0.0), taken_at.get(str(tag), 0.0))
     return found

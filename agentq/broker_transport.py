@@ -3,21 +3,18 @@
 When the connection to Redis drops, Celery's consumer closes the broker connection and opens a
 new one. kombu (5.7.0 here) detaches the old connection's transport from its connection first
 (it clears ``transport.client``, to break a reference cycle), and what still runs on the old
-channels afterwards (closing a channel restores the messages it took; a job that ends
-acknowledges its message) reads that attribute for connection parameters or, on Sentinel, the
-sentinels' addresses: an ``AttributeError`` ('NoneType' object has no attribute 'hostname', or
-'alt'), which is not one of the connection errors Celery expects, so the worker process died
-("Unrecoverable error") on every Redis restart or failover, or logged "Error on stopping Hub"
-with a traceback. (The same failure has been reported upstream for years, e.g. celery/kombu
-issues 582 and 970.)
+channels afterwards (closing a channel puts the messages it took and did not run back in their
+queue) reads that attribute for connection parameters or, on Sentinel, the sentinels' addresses:
+an ``AttributeError`` ('NoneType' object has no attribute 'hostname', or 'alt'), which is not one
+of the connection errors Celery expects. With kombu's acknowledgement emulation on, the worker
+process died of it ("Unrecoverable error") on every Redis restart or failover; with it off (as
+agentq runs, see ``agentq.celery_app``) the messages are not put back. (The same failure has
+been reported upstream for years, e.g. celery/kombu issues 582 and 970.)
 
 Here a transport keeps the connection it belonged to after kombu lets go of it, so what still
-runs on the old channels works: the restore puts the messages it took back in their queue, and
-a late acknowledgement (sent once Redis is back: a job's end is recorded first, waiting out the
-outage) reaches Redis, so nothing is left in kombu's unacked hash to be delivered again an hour
-later. Those acknowledgements also meet pooled connections that died with the outage: here the
-channel's own pool reconnects and sends again (redis-py's retry), where kombu's would log a
-traceback.
+runs on the old channels works: the restore puts the messages it took back in their queue. It
+also meets pooled connections that died with the outage: here the channel's own pool reconnects
+and sends again (redis-py's retry), where kombu's would log a traceback.
 
 ``client`` is an attribute of kombu's transport and ``_connparams`` a private method of its
 channel; ``tests/test_broker_transport.py`` fails loudly if an upgrade changes either, or how a
@@ -42,8 +39,8 @@ class _Retrying:
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         params: dict[str, Any] = super()._connparams(asynchronous)  # type: ignore[misc]
         if not asynchronous:
-            # Acknowledgements and restores go through this pool; after an outage its pooled
-            # connections are dead: reconnect and send again rather than fail the first use.
+            # Restores go through this pool; after an outage its pooled connections are dead:
+            # reconnect and send again rather than fail the first use.
             params.setdefault("retry", Retry(ExponentialBackoff(cap=1.0, base=0.1), 3))
             params.setdefault("retry_on_error", [redis.ConnectionError, redis.TimeoutError])
         return params

@@ -1,13 +1,18 @@
 """The Celery application shared by producers (which send) and workers (which run).
 
 Why each setting:
-- ``task_acks_late`` + ``task_reject_on_worker_lost``: a message is acknowledged only after its job
-  ends, so a worker killed mid-job leaves it on the broker to be delivered again.
-- ``worker_prefetch_multiplier=1``: a worker reserves no more messages than it has slots, so
-  queued jobs stay available to other workers.
-- ``visibility_timeout``: the Redis transport redelivers an unacknowledged message after this long;
-  it must exceed the longest job so a slow job is not run twice (a duplicate would be dropped by
-  the claim check, but it costs a delivery). Workers sweep for such messages every 10 s.
+- ``task_acks_late`` + ``worker_prefetch_multiplier=1``: a message counts as held until its job
+  ends, so a worker takes no more messages than it has free slots and queued jobs stay available
+  to other workers.
+- no acknowledgement emulation (``ack_emulation`` off): a consumer pops a message and holds it in
+  memory until its job ends, with no copy in kombu's ``unacked`` hash. agentq's job store already
+  records who runs what (a job is claimed the moment its message arrives), a dead worker's
+  running jobs are requeued from its expired heartbeat, and a message taken and lost before its
+  claim (the consumer died in between) is found and sent again by the housekeeping's lost-message
+  check (``worker/maintenance.py``). kombu's copy would be a second record of the same thing, and
+  it cost two Redis transactions per job in the consumer's thread (ZADD and HSET on delivery, ZREM
+  and HDEL on acknowledgement: 11% of a busy worker's CPU in ``make bench``) and a redelivery of
+  every message a worker held when it died, an hour later.
 - results live in agentq's own job store, not in a Celery result backend.
 - task events (``AGENTQ_TASK_EVENTS``, for Flower) are off by default;
 - the broker transport is kombu's Redis transport, changed so that a Redis restart does not
@@ -37,14 +42,10 @@ def make_celery(settings: Settings) -> Celery:
         task_ignore_result=True,
         result_backend=None,
         task_acks_late=True,
-        task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_transport_options={
             **celery_transport_options(settings.redis_url, settings.redis_sentinel_master),
-            "visibility_timeout": settings.visibility_timeout_seconds,
-            # Look for messages due for redelivery every 10 s (kombu's default is ~100 s).
-            "unacked_restore_interval": 10,
-            "unacked_restore_throttle": 1,
+            "ack_emulation": False,
         },
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,

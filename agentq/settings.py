@@ -217,11 +217,11 @@ class Settings(BaseSettings):
     job_deadline_seconds: float = Field(
         600.0, gt=0, description="Longest one attempt may run before it ends with `timeout`."
     )
-    visibility_timeout_seconds: int = Field(
-        3600,
-        ge=10,
-        description="Broker redelivers an unacknowledged message after this long; keep it above "
-        "the job deadline.",
+    max_deadline_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="Longest deadline a submit may ask for (`--deadline`); at least "
+        "`AGENTQ_JOB_DEADLINE_SECONDS`.",
     )
     durable_writes: Literal["auto", "on", "off"] = Field(
         "auto",
@@ -315,10 +315,10 @@ class Settings(BaseSettings):
     )
 
     @model_validator(mode="after")
-    def _visibility_above_deadline(self) -> Settings:
-        if self.visibility_timeout_seconds <= self.job_deadline_seconds:
+    def _deadline_within_max(self) -> Settings:
+        if self.job_deadline_seconds > self.max_deadline_seconds:
             raise ValueError(
-                "AGENTQ_VISIBILITY_TIMEOUT_SECONDS must be larger than AGENTQ_JOB_DEADLINE_SECONDS"
+                "AGENTQ_JOB_DEADLINE_SECONDS must not be larger than AGENTQ_MAX_DEADLINE_SECONDS"
             )
         return self
 

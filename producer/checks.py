@@ -88,10 +88,9 @@ def check_allow_writes(allow_writes: bool, settings: Settings) -> bool:
 def check_deadline(deadline: float | None, settings: Settings) -> float | None:
     if deadline is None:
         return None
-    limit = settings.visibility_timeout_seconds - 60
+    limit = settings.max_deadline_seconds
     if not 1 <= deadline <= limit:
         raise BadRequest(
-            f"the deadline must be between 1 and {limit} seconds "
-            "(below AGENTQ_VISIBILITY_TIMEOUT_SECONDS)"
+            f"the deadline must be between 1 and {limit:g} seconds (AGENTQ_MAX_DEADLINE_SECONDS)"
         )
     return float(deadline)

@@ -165,3 +165,19 @@ def test_reseal_rotates_waiting_tokens(env: dict[str, str], secret_key: str) -> 
     assert run_cli(env, "status", job_id, token=TOKEN_A).code == 0
     assert TokenSealer(newest).open(after)[0] == TOKEN_A
     run_cli(env, "cancel", job_id, token=TOKEN_A)
+
+
+@pytest.mark.usefixtures("untouched")
+@pytest.mark.parametrize("deadline", ["0.5", "3601"])
+def test_deadline_out_of_bounds(env: dict[str, str], deadline: str) -> None:
+    result = run_cli(env, "submit", "q?", "--deadline", deadline, token=TOKEN_A)
+    assert_one_line_error(
+        result, 2, "the deadline must be between 1 and 3600 seconds (AGENTQ_MAX_DEADLINE_SECONDS)"
+    )
+
+
+@pytest.mark.usefixtures("untouched")
+def test_default_deadline_above_the_maximum(env: dict[str, str]) -> None:
+    env["AGENTQ_JOB_DEADLINE_SECONDS"] = "7200"
+    result = run_cli(env, "submit", "q?", token=TOKEN_A)
+    assert_one_line_error(result, 2, "must not be larger than AGENTQ_MAX_DEADLINE_SECONDS")

@@ -181,7 +181,6 @@ def test_worker_killed_mid_run_loses_no_job(
         "AGENTQ_HEARTBEAT_TTL_SECONDS": "3",
         "AGENTQ_WORKER_CONCURRENCY": "8",
         "AGENTQ_JOB_DEADLINE_SECONDS": "20",
-        "AGENTQ_VISIBILITY_TIMEOUT_SECONDS": "30",
     }
     killed = side(stack, "kill-tests", **env)
     client = killed.client()

@@ -48,14 +48,14 @@ REAP_EVERY_SECONDS = 5.0
 # The statuses of the jobs running here are read at least every this many ticks (5 s).
 FULL_CHECK_TICKS = 10
 OVERRUN_GRACE_SECONDS = 120.0
-# A queued job's message found in no queue and held by no consumer this long after it was sent
-# is lost (kombu pops a message and records it as taken in two steps; a consumer that dies or
-# loses its connection in between loses it). A taken message whose job is still unclaimed after
-# the visibility timeout is lost too (its consumer died): kombu would restore it then as well.
+# A queued job whose message was sent this long ago, is in no queue and whose job is still
+# unclaimed is lost: a consumer popped it and died, or dropped it, before the claim (a consumer
+# holds a message only in memory, and claims its job as soon as it has it; see
+# agentq.celery_app). A duplicate, had the message not been lost after all, is dropped at claim.
 LOST_AFTER_SECONDS = 30.0
 # After a Redis restart, failover or outage, when the settling window has passed: a message sent
-# or taken this long ago whose job is still unclaimed is resent. (A duplicate costs a delivery:
-# it is dropped at claim.)
+# this long ago whose job is still unclaimed is resent. (A duplicate costs a delivery: it is
+# dropped at claim.)
 RECONCILE_AFTER_SECONDS = 2.0
 
 
@@ -174,7 +174,7 @@ class Maintenance:
 
     def watch_redis(self) -> None:
         """Notice a Redis restart or failover (a new run id) or a lost and regained connection,
-        and reconcile at once rather than after the visibility timeout.
+        and reconcile at once rather than after LOST_AFTER_SECONDS.
 
         A restart from an append-only file written ``everysec`` (or a failover to a replica
         that lacked the last writes) takes the state back by a second or two: a claim, an end,
@@ -226,15 +226,14 @@ class Maintenance:
             )
 
     def reconcile(self) -> None:
-        resent = self.resend_lost_messages(RECONCILE_AFTER_SECONDS, RECONCILE_AFTER_SECONDS)
+        resent = self.resend_lost_messages(RECONCILE_AFTER_SECONDS)
         freed = self._dispatcher.repair(self._store, older_than=0)
         dispatched = self._dispatcher.dispatch(self._celery)
         log.info("reconciled with redis", resent=resent, freed=freed, dispatched=dispatched)
 
-    def resend_lost_messages(self, sent_for: float, taken_for: float) -> int:
-        """Send again the message of each queued job that is in no queue and that no consumer
-        holds: sent more than ``sent_for`` seconds ago and not waiting in its queue, and either
-        not taken or taken more than ``taken_for`` seconds ago. Returns how many were sent.
+    def resend_lost_messages(self, sent_for: float) -> int:
+        """Send again the message of each queued job whose message was sent more than
+        ``sent_for`` seconds ago and is not waiting in its queue. Returns how many were sent.
 
         A duplicate (the message was not lost after all) is dropped when claimed.
         """
@@ -252,11 +251,9 @@ class Maintenance:
             waiting = broker_state.waiting_ids(
                 self._store.redis, {j.queue or self._settings.queue for j in queued}
             )
-            taken = broker_state.taken_ids(self._store.redis)
-        now = time.time()
         resent = 0
         for job in queued:
-            if job.id in waiting or now - taken.get(job.id, 0.0) < taken_for:
+            if job.id in waiting:
                 continue
             send_job(self._celery, job.queue or self._settings.queue, job.id)
             self._store.mark_sent(job.id)
@@ -265,9 +262,7 @@ class Maintenance:
         return resent
 
     def reap(self) -> None:
-        self.resend_lost_messages(
-            LOST_AFTER_SECONDS, self._settings.visibility_timeout_seconds + 10
-        )
+        self.resend_lost_messages(LOST_AFTER_SECONDS)
         freed = self._dispatcher.repair(self._store)
         if freed:
             log.warning("freed dispatch slots of jobs that expired in flight", count=freed)
