@@ -378,9 +378,17 @@ class JobStore:
             for job_id, v in zip(job_ids, values, strict=True)
         }
 
-    def worker_alive(self, worker: str) -> bool:
+    def workers_alive(self, workers: Iterable[str]) -> set[str]:
+        """Those of ``workers`` whose heartbeat has not expired."""
+        names = sorted(workers)
+        if not names:
+            return set()
         with redis_errors(self._url):
-            return bool(self._redis.exists(WORKER_PREFIX + worker))
+            pipe = self._redis.pipeline(transaction=False)
+            for worker in names:
+                pipe.exists(WORKER_PREFIX + worker)
+            found = pipe.execute()
+        return {worker for worker, exists in zip(names, found, strict=True) if exists}
 
     def finish(
         self,

@@ -371,3 +371,10 @@ def test_a_lone_job_is_written_queued_and_handed_out_in_one_round_trip(
     loaded = store.load(job.id)
     assert loaded is not None and loaded.status == JobStatus.QUEUED
     assert store.sealed_token(job.id) == "sealed-xyz"
+
+
+def test_workers_alive_are_those_with_a_heartbeat(store: JobStore) -> None:
+    live, dead = f"w-live-{free_port()}", f"w-dead-{free_port()}"
+    store.redis.set(WORKER_PREFIX + live, "{}", ex=30)
+    assert store.workers_alive([live, dead]) == {live}
+    assert store.workers_alive([]) == set()

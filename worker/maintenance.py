@@ -268,13 +268,17 @@ class Maintenance:
             log.warning("freed dispatch slots of jobs that expired in flight", count=freed)
         now = time.time()
         mine = {job_id for job_id, _attempt in claimed.items()}  # (inflight's are among them)
-        for job_id, started in self._store.running():
-            if job_id in mine:
-                continue
-            job = self._store.load(job_id)
+        # Every worker looks at every other worker's running jobs: read them, and whether their
+        # workers live, in two round trips, not two per job.
+        others = [
+            (job_id, started) for job_id, started in self._store.running() if job_id not in mine
+        ]
+        jobs = self._store.load_many([job_id for job_id, _started in others])
+        alive = self._store.workers_alive({job.worker for job in jobs if job and job.worker})
+        for (job_id, started), job in zip(others, jobs, strict=True):
             if job is None or job.status != JobStatus.RUNNING or not job.worker:
                 continue
-            if not self._store.worker_alive(job.worker):
+            if job.worker not in alive:
                 result = self._store.requeue(
                     job_id,
                     0.0,
