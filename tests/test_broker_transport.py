@@ -12,6 +12,8 @@ overrides, the second fails.
 
 from __future__ import annotations
 
+import inspect
+
 import kombu
 from kombu.transport import redis as kombu_redis
 
@@ -63,3 +65,20 @@ def test_the_celery_app_uses_it() -> None:
     assert make_celery(Settings()).conf.broker_transport == "agentq.broker_transport:Transport"
     sentinel = Settings(redis_url="sentinel://127.0.0.1:26379/0")
     assert make_celery(sentinel).conf.broker_transport.endswith(":SentinelTransport")
+
+
+def test_a_channel_keeps_one_client_per_pool(private_redis_url: str) -> None:
+    assert "asynchronous" in inspect.signature(kombu_redis.Channel._create_client).parameters
+    transport = broker_transport.transport_for(private_redis_url)
+    with kombu.Connection(private_redis_url, transport=transport) as connection:
+        channel = connection.default_channel
+        first = channel._create_client()
+        assert channel._create_client() is first  # not a new one per publish
+        assert first.connection_pool is channel.pool
+        assert channel._create_client(asynchronous=True) is not first
+        channel._disconnect_pools()  # the connection closed: a new pool, a new client
+        second = channel._create_client()
+        assert second is not first and second.connection_pool is channel.pool
+        assert second.ping()
+        with channel.conn_or_acquire() as client:  # what publishing uses
+            assert client is second
