@@ -131,37 +131,38 @@ class DurableWrites:
         """Wait until what this process wrote so far is on disk (and on a replica)."""
         with redis_errors(self._url):
             pipe = self._redis.pipeline(transaction=False)
-            if not self.fence(pipe):
+            replicas = self.fence(pipe)
+            if replicas is None:
                 return
             _fence, answer = pipe.execute()
-        self.confirmed(answer)
+        self.confirmed(answer, replicas)
 
-    def fence(self, pipe: redis.client.Pipeline) -> bool:
+    def fence(self, pipe: redis.client.Pipeline) -> int | None:
         """Queue the confirmation at the end of ``pipe`` (the writes before it on the same
-        connection are what it covers); False if this setup confirms nothing. The pipeline's
-        last answer then goes to ``confirmed``."""
+        connection are what it covers); returns how many replicas it asks for, or None if this
+        setup confirms nothing. The pipeline's last answer then goes to ``confirmed``, with
+        that number."""
         if self.plan() != "waitaof":
-            return False
+            return None
+        # One behind Sentinel when the primary has a replica.
+        replicas = 1 if self._sentinel and self._server().replicas > 0 else 0
         pipe.incr(FENCE_KEY)
-        pipe.execute_command("WAITAOF", 1, self._replicas(), self._timeout_ms)  # type: ignore[no-untyped-call]
-        return True
+        pipe.execute_command("WAITAOF", 1, replicas, self._timeout_ms)  # type: ignore[no-untyped-call]
+        return replicas
 
-    def confirmed(self, answer: Any) -> None:
-        """Raise unless WAITAOF's ``answer`` says the write is on disk; note a missing replica."""
+    def confirmed(self, answer: Any, replicas: int) -> None:
+        """Raise unless WAITAOF's ``answer`` says the write is on disk; note a missing replica
+        (of the ``replicas`` its ``fence`` asked for)."""
         local, copies = answer
         if int(local) < 1:
             raise ServiceUnavailable(
                 f"Redis at {redact_url(self._url)} did not confirm the write on disk within "
                 f"{self._timeout_ms / 1000:g}s"
             )
-        if int(copies) < self._replicas():
+        if int(copies) < replicas:
             # The replica may be gone (a failover promoted it): look again before the next one.
             self._known = None
             log.warning("no replica confirmed the write on disk in time; kept locally only")
-
-    def _replicas(self) -> int:
-        """How many replicas a write must reach: one behind Sentinel when the primary has one."""
-        return 1 if self._sentinel and self._server().replicas > 0 else 0
 
     def _server(self) -> Persistence:
         now = time.monotonic()

@@ -438,10 +438,11 @@ class JobStore:
             self._queue_attempt(pipe, job_id, summary, attempt, history, trace)
             ended = lua.queue_eval(pipe, self._transition, self._keys(job_id), args)
             extra = also(pipe) if also is not None else None
-            fenced = self._durable is not None and self._durable.fence(pipe)
+            durable = self._durable
+            replicas = durable.fence(pipe) if durable is not None else None
             results = pipe.execute()
-        if fenced and self._durable is not None:
-            self._durable.confirmed(results[-1])
+        if durable is not None and replicas is not None:
+            durable.confirmed(results[-1], replicas)
         return bool(results[ended][1]), (results[extra] if extra is not None else None)
 
     def cancel(self, job_id: str) -> str | None:

@@ -75,7 +75,7 @@ async def run_attempt(
                         "the MCP session did not open", code=ErrorCode.MCP_UNAVAILABLE
                     )
                 # Nothing is spent, not even the prompt, on a token Infrahub has not accepted.
-                await prove_token(server, token, clients.proofs, context)
+                await prove_token(session, token, clients.proofs, context)
                 listed_at = time.time()
                 listing, listed = await clients.tools.listing(session, settings.mcp_url)
                 tools = clients.bridge.tools(listing, policy)

@@ -27,6 +27,7 @@ import httpx2
 
 from agentq.logs import get_logger
 from agentq.model_budget import Booking, ModelBudget, ProviderSays, estimate_tokens
+from worker.failures import parse_retry_after
 
 log = get_logger(__name__)
 
@@ -39,13 +40,9 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 def parse_duration(text: str | None) -> float | None:
     """Seconds in a duration as OpenAI writes it (``6m0s``, ``1.5s``, ``20ms``; a bare number
     is seconds); None when there is none."""
-    if not text:
-        return None
-    text = text.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
+    seconds = parse_retry_after(text)
+    if seconds is not None or not text:
+        return seconds
     parts = _DURATION_PART.findall(text)
     if not parts:
         return None
@@ -65,12 +62,9 @@ def _int_header(headers: httpx2.Headers, name: str) -> int | None:
 def retry_wait(headers: httpx2.Headers) -> float | None:
     """How long a 429 asks to wait: ``retry-after-ms``, ``retry-after`` (seconds), or, without
     either, the longer of the ``x-ratelimit-reset-*`` durations."""
-    milliseconds = headers.get("retry-after-ms")
+    milliseconds = parse_retry_after(headers.get("retry-after-ms"))
     if milliseconds is not None:
-        try:
-            return max(0.0, float(milliseconds) / 1000)
-        except ValueError:
-            pass
+        return milliseconds / 1000
     seconds = parse_duration(headers.get("retry-after"))
     if seconds is not None:
         return seconds

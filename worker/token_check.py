@@ -12,25 +12,25 @@ from __future__ import annotations
 import asyncio
 import time
 
-from agents.mcp import MCPServerStreamableHttp
+from mcp.client.session import ClientSession
 
 from agentq.errors import AgentqError, ErrorCode
-from agentq.logs import scrub
 from agentq.token_proof import PROOF_ARGUMENTS, PROOF_TOOL, ProofCache
 from agentq.traces import Step
-from worker.failures import JobContext, classify, classify_tool_failure
-from worker.tool_bridge import call_tool
+from worker.failures import JobContext, classify, classify_tool_failure, first_line
+from worker.tool_bridge import SERVER_NAME, call_tool, model_output
 from worker.tracing import tool_output_text
 
 
 async def prove_token(
-    server: MCPServerStreamableHttp, token: str, proofs: ProofCache, job: JobContext
+    session: ClientSession, token: str, proofs: ProofCache, job: JobContext
 ) -> None:
-    """Prove ``token`` (unless this process did lately); raise the job's failure if refused.
+    """Prove ``token`` on the job's own ``session`` (unless this process did lately); raise the
+    job's failure if refused.
 
     The check is the attempt's first trace step, failed or not.
     """
-    step = Step(kind="token_check", name=PROOF_TOOL, server=server.name, started_at=time.time())
+    step = Step(kind="token_check", name=PROOF_TOOL, server=SERVER_NAME, started_at=time.time())
     job.steps.append(step)
     if proofs.proven(token):
         step.result_excerpt = "(cached)"
@@ -44,7 +44,7 @@ async def prove_token(
             if proofs.proven(token):
                 step.result_excerpt = "(cached)"
                 return
-            await _prove(server, job)
+            await _prove(session, job)
             proofs.remember(token)
     except AgentqError as failure:
         step.is_error = True
@@ -60,19 +60,17 @@ async def prove_token(
 _proving: dict[str, asyncio.Lock] = {}
 
 
-async def _prove(server: MCPServerStreamableHttp, job: JobContext) -> None:
+async def _prove(session: ClientSession, job: JobContext) -> None:
     try:
-        if server.session is None:
-            raise AgentqError("the MCP session is not open", code=ErrorCode.MCP_UNAVAILABLE)
-        result = await call_tool(server.session, PROOF_TOOL, dict(PROOF_ARGUMENTS))
+        result = await call_tool(session, PROOF_TOOL, dict(PROOF_ARGUMENTS))
     except Exception as exc:
         raise classify(exc, job) from None
     if job.failure is not None:  # e.g. the response hook saw an HTTP 401
         raise job.failure
     if result.is_error:
-        text = tool_output_text([item.model_dump() for item in result.content])
+        text = tool_output_text(model_output(result))
         raise classify_tool_failure(Exception(text)) or AgentqError(
             "the token check (an AccountProfile read through the MCP server) failed: "
-            + scrub(text.strip().split("\n", 1)[0][:300]),
+            + first_line(text),
             code=ErrorCode.CONFIG_ERROR,
         )
