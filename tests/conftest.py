@@ -66,6 +66,17 @@ from producer.client import Client
 pytest_plugins = ("tests.infrahub_mcp_server", "tests.waitaof_redis")
 
 # Tokens the MCP double accepts. Distinctive, so a leak is found by a plain substring search.
+# The steps of an attempt that calls one tool: the token is proven first (or found proven), then
+# the tools the agent is offered (from the process's listing) and the prompt; the run lists nothing.
+ONE_TOOL_STEPS = [
+    "token_check",
+    "list_tools",
+    "prompt",
+    "model_call",
+    "tool_call",
+    "model_call",
+    "final_output",
+]
 TOKEN_A = "ihtoken-alice-6f1d2c9e8b7a4f30"
 TOKEN_B = "ihtoken-bob-0a9b8c7d6e5f4a3b"
 TOKEN_BAD = "ihtoken-mallory-notaccepted-77"

@@ -16,6 +16,7 @@ from agentq.errors import JobNotFound
 from agentq.jobs import JobStatus
 from agentq.token_proof import PROOF_ARGUMENTS
 from tests.conftest import (
+    ONE_TOOL_STEPS,
     TOKEN_A,
     TOKEN_B,
     TOKEN_BAD,
@@ -78,17 +79,7 @@ def test_cli_submit_wait_result_trace(
     assert trace["version"] == 1
     (attempt,) = trace["attempts"]
     kinds = [step["kind"] for step in attempt["steps"]]
-    # The token is proven first (or found proven), then the tools the agent is offered (from
-    # the process's listing) and the prompt; the run itself lists nothing.
-    assert kinds == [
-        "token_check",
-        "list_tools",
-        "prompt",
-        "model_call",
-        "tool_call",
-        "model_call",
-        "final_output",
-    ]
+    assert kinds == ONE_TOOL_STEPS
     assert "get_schema" in attempt["steps"][1]["tools"]
     by_method = Counter(c["method"] for c in mcp_double.calls())
     assert len(tool_calls_seen(mcp_double)) == 1

@@ -17,7 +17,7 @@ from mcp.types import CallToolResult, ImageContent, TextContent, Tool, ToolAnnot
 
 from agentq.jobs import JobStatus
 from agentq.token_proof import PROOF_ARGUMENTS
-from tests.conftest import TOKEN_A, Double, Stack
+from tests.conftest import ONE_TOOL_STEPS, TOKEN_A, Double, Stack
 from worker.tool_bridge import ToolBridge, describe, model_output, output_checker
 from worker.tool_policy import Listing, ToolPolicy
 
@@ -162,15 +162,7 @@ def test_the_trace_steps_hold_the_call_and_its_result(
     )
     assert job.status == JobStatus.SUCCEEDED, job.error
     steps = trace.attempts[0].steps
-    assert [s.kind for s in steps] == [
-        "token_check",
-        "list_tools",
-        "prompt",
-        "model_call",
-        "tool_call",
-        "model_call",
-        "final_output",
-    ]
+    assert [s.kind for s in steps] == ONE_TOOL_STEPS
     tool = steps[4]
     (received,) = agent_tool_calls(mcp_double)
     assert (tool.tool, tool.arguments) == (received["tool"], received["arguments"])
