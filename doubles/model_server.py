@@ -10,8 +10,17 @@ It can also enforce a provider's rate limits (``tpm``, ``rpm``; ``ProviderLimits
 requests per minute, as token buckets refilled continuously, answering 429 beyond them and
 sending OpenAI's ``x-ratelimit-*`` headers on every completion response.
 
+Structured output (an Agent with an ``output_type``) is answered as OpenAI answers it: JSON that
+fits the requested schema, and on the Responses API the requested format echoed in ``text``. The
+``structured`` knob (``follow``, or ``off_schema`` for free text regardless) lets a test see what
+the SDK does with a model that ignores the schema.
+
+Admin endpoints: ``GET|POST /_double/config`` (POST merges a JSON object of knobs), ``POST
+/_double/reset`` (the start-up knobs, calls cleared, then an optional JSON object of knobs),
+``GET /_double/calls``, ``GET /_double/stats``.
+
     python -m doubles.model_server --port 8002 [--latency-ms 200] [--policy default]
-        [--tpm 90000] [--rpm 500]
+        [--tpm 90000] [--rpm 500] [--structured off_schema]
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from starlette.types import Receive, Scope, Send
 
 from doubles.asgi import drop_connection, hang, serve
 from doubles.model_policy import (
+    STRUCTURED_MODES,
     Decision,
     chat_conversation,
     count_tokens,
@@ -56,6 +66,9 @@ class ModelConfig:
     script: list[dict[str, Any]] = field(default_factory=list)
     seed: int | None = None
     api_key: str | None = None
+    # What a final answer does when the request asks for a JSON schema: fit it ("follow"), or
+    # answer free text anyway ("off_schema"), as a model that ignores the schema would.
+    structured: str = "follow"
     # Provider-style limits (0: unlimited): tokens and requests per minute, each a bucket that
     # holds one minute's worth and refills continuously. Setting either (or ``limits_start_empty``)
     # starts the buckets again: full, as a key nobody has used for a minute, or empty, as a key
@@ -73,6 +86,8 @@ class ModelConfig:
             raise ValueError(f"fault must be one of {', '.join(FAULTS)}")
         if new.policy not in POLICIES:
             raise ValueError(f"policy must be one of {', '.join(POLICIES)}")
+        if new.structured not in STRUCTURED_MODES:
+            raise ValueError(f"structured must be one of {', '.join(STRUCTURED_MODES)}")
         if not 0.0 <= float(new.fault_rate) <= 1.0:
             raise ValueError("fault_rate must be between 0 and 1")
         if int(new.tpm) < 0 or int(new.rpm) < 0:
@@ -316,7 +331,7 @@ class ModelApp:
             if config.latency_ms > 0:
                 await asyncio.sleep(config.latency_ms / 1000)
             return await self._fail(fault, record, receive, send)
-        decision = decide(conversation, config.policy, config.script)
+        decision = decide(conversation, config.policy, config.script, config.structured)
         payload = _responses_payload(body, decision) if responses else _chat_payload(body, decision)
         input_tokens = count_tokens(
             body.get("messages") or body.get("input") or "",
@@ -458,9 +473,18 @@ def _responses_payload(body: dict[str, Any], decision: Decision) -> dict[str, An
         "metadata": {},
         "temperature": None,
         "top_p": None,
-        "text": {"format": {"type": "text"}},
+        "text": _text_config(body),
         "truncation": "disabled",
     }
+
+
+def _text_config(body: dict[str, Any]) -> dict[str, Any]:
+    """The output format as OpenAI echoes it: the requested one (a ``json_schema`` for
+    structured output), or plain text."""
+    requested = body.get("text")
+    if isinstance(requested, dict) and isinstance(requested.get("format"), dict):
+        return dict(requested)
+    return {"format": {"type": "text"}, **(requested if isinstance(requested, dict) else {})}
 
 
 def _usage(input_tokens: int, output_tokens: int, responses: bool) -> dict[str, Any]:
@@ -532,6 +556,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--api-key", help="accept only this key (default: any)")
     parser.add_argument("--tpm", type=int, default=0, help="tokens per minute (0: unlimited)")
     parser.add_argument("--rpm", type=int, default=0, help="requests per minute (0: unlimited)")
+    parser.add_argument(
+        "--structured",
+        choices=STRUCTURED_MODES,
+        default="follow",
+        help="fit a requested JSON schema, or answer free text regardless (off_schema)",
+    )
     args = parser.parse_args(argv)
     script: list[dict[str, Any]] = []
     if args.script:
@@ -545,6 +575,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         api_key=args.api_key,
         tpm=args.tpm,
         rpm=args.rpm,
+        structured=args.structured,
     )
     serve(build_app(config), args.host, args.port)
     return 0

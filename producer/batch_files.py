@@ -2,7 +2,8 @@
 
 - ``.txt``: one question per line; blank lines and lines starting with ``#`` are skipped.
 - ``.yaml``/``.yml``/``.json``: a list whose items are questions (strings) or mappings
-  ``{question, metadata}``, or a mapping ``{questions: [...]}``.
+  ``{question, metadata, id}`` (``id`` matches the question across a report's runs), or a
+  mapping ``{questions: [...]}``.
 - ``.csv``: a header row with a ``question`` column; every other column becomes per-question
   metadata.
 
@@ -25,7 +26,7 @@ from agentq.batches import BatchItem
 from agentq.errors import BadRequest
 
 FORMATS = {".txt": "text", ".yaml": "yaml", ".yml": "yaml", ".json": "json", ".csv": "csv"}
-ITEM_KEYS = frozenset({"question", "metadata"})
+ITEM_KEYS = frozenset({"question", "metadata", "id"})
 
 
 def load_batch_file(path: Path, *, max_questions: int) -> list[BatchItem]:
@@ -118,6 +119,7 @@ def _structured_items(data: Any, name: str) -> list[BatchItem]:
     for number, entry in enumerate(data, start=1):
         question: Any
         metadata: Any = None
+        question_id: Any = None
         if isinstance(entry, str):
             question = entry
         elif isinstance(entry, dict):
@@ -125,14 +127,19 @@ def _structured_items(data: Any, name: str) -> list[BatchItem]:
             if unknown:
                 raise BadRequest(
                     f"{name}: item {number}: unknown key {sorted(unknown)[0]!r} "
-                    "(allowed: question, metadata)"
+                    "(allowed: question, metadata, id)"
                 )
             question, metadata = entry.get("question"), entry.get("metadata")
             if metadata is not None and not isinstance(metadata, dict):
                 raise BadRequest(f"{name}: item {number}: metadata must be a mapping")
+            question_id = entry.get("id")
+            if question_id is not None and not isinstance(question_id, str | int):
+                raise BadRequest(f"{name}: item {number}: id must be a string")
         else:
             raise BadRequest(f"{name}: item {number}: expected a question or a mapping")
         if not isinstance(question, str) or not question.strip():
             raise BadRequest(f"{name}: item {number}: the question is empty")
-        items.append(BatchItem(question.strip(), metadata))
+        items.append(
+            BatchItem(question.strip(), metadata, None if question_id is None else str(question_id))
+        )
     return items

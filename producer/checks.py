@@ -13,6 +13,7 @@ from typing import Any
 
 from agentq.errors import BadRequest
 from agentq.settings import Settings
+from agentq.text import printable
 
 MAX_METADATA_DEPTH = 32  # nesting of metadata objects and arrays
 
@@ -94,3 +95,14 @@ def check_deadline(deadline: float | None, settings: Settings) -> float | None:
             f"the deadline must be between 1 and {limit:g} seconds (AGENTQ_MAX_DEADLINE_SECONDS)"
         )
     return float(deadline)
+
+
+def check_question_id(question_id: str | None) -> str | None:
+    """A question's id (matches it across a report's runs): 1 to 200 printable characters."""
+    if question_id is None:
+        return None
+    if not isinstance(question_id, str) or not question_id.strip():
+        raise BadRequest("a question id must be a non-empty string")
+    if len(question_id) > 200 or printable(question_id) != question_id or "\n" in question_id:
+        raise BadRequest("a question id must be one line of at most 200 printable characters")
+    return question_id.strip()

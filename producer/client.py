@@ -19,8 +19,9 @@ from typing import Any
 
 from celery import Celery
 
+from agentq.answers import check_answer_format
 from agentq.audit import audit
-from agentq.batches import Batch, BatchItem, BatchStore, build_report, is_batch_id
+from agentq.batches import Batch, BatchItem, BatchStore, NotifyWhen, build_report, is_batch_id
 from agentq.celery_app import make_celery
 from agentq.connections import connect, redis_errors
 from agentq.dispatch import Dispatcher
@@ -28,6 +29,7 @@ from agentq.errors import BadRequest, JobNotFound
 from agentq.jobs import Job, JobStatus, is_job_id
 from agentq.logs import get_logger
 from agentq.quotas import Quotas
+from agentq.report_changes import RunChanges
 from agentq.reports import BatchReport
 from agentq.schedule_runs import ScheduledRuns
 from agentq.sealing import SealBinding, TokenSealer
@@ -42,6 +44,7 @@ from producer.checks import (
     check_deadline,
     check_metadata,
     check_question,
+    check_question_id,
     check_token,
 )
 
@@ -100,19 +103,23 @@ class Client:
         *,
         allow_writes: bool = False,
         webhook_url: str | None = None,
+        answer_format: str = "text",
+        item_key: str | None = None,
     ) -> str:
         """Enqueue ``question`` to run with ``token``'s permissions; returns the job id at once.
 
         ``deadline`` (seconds) bounds each attempt instead of AGENTQ_JOB_DEADLINE_SECONDS.
         ``allow_writes`` offers the agent the server's write tools too, where the deployment
         allows it (AGENTQ_ALLOW_WRITE_TOOLS); by default a job may only read. ``webhook_url``
-        gets a signed POST when the job ends.
+        gets a signed POST when the job ends. ``answer_format="items"`` asks for the answer as
+        a list of items identified by ``item_key`` (default ``name``; ``agentq.answers``).
         """
         question = check_question(question, self.settings.max_question_bytes)
         token = check_token(token)
         metadata = check_metadata(metadata, self.settings.max_metadata_bytes)
         deadline = check_deadline(deadline, self.settings)
         allow_writes = check_allow_writes(allow_writes, self.settings)
+        fmt, key = check_answer_format(answer_format, item_key)
         if webhook_url is not None:
             webhook_url = self.check_webhook(webhook_url)
         owner = self.admit(token, 1, batch=False)
@@ -124,6 +131,8 @@ class Client:
             queue=self.settings.queue,
             allow_writes=allow_writes,
             webhook_url=webhook_url,
+            answer_format=fmt,
+            item_key=key,
         )
         lane = job.lane or job.owner
 
@@ -154,12 +163,17 @@ class Client:
         deadline: float | None = None,
         allow_writes: bool = False,
         schedule: str | None = None,
+        answer_format: str = "text",
+        item_key: str | None = None,
+        notify_when: NotifyWhen = "always",
     ) -> str:
         """Enqueue every question of a batch with ``token``; returns the batch id at once.
 
         All of it is checked first and written in one transaction: a bad question anywhere
         enqueues nothing. At most ``max_inflight`` (default AGENTQ_BATCH_MAX_INFLIGHT) of its
-        jobs run at once; ``webhook_url`` gets a signed POST when the batch ends.
+        jobs run at once; ``webhook_url`` gets a signed POST when the batch ends (for a
+        scheduled report's run, as ``notify_when`` says). ``answer_format`` and ``item_key``
+        apply to every question, as in ``submit``.
         """
         settings = self.settings
         token = check_token(token)
@@ -171,17 +185,24 @@ class Client:
                 f"the batch has {len(questions):,} questions; the limit is "
                 f"{settings.max_batch_questions:,} (AGENTQ_MAX_BATCH_QUESTIONS)"
             )
-        checked: list[tuple[str, dict[str, Any]]] = []
+        checked: list[tuple[str, dict[str, Any], str | None]] = []
+        ids: set[str] = set()
         for number, item in enumerate(questions, start=1):
             try:
+                question_id = check_question_id(item.id)
+                if question_id is not None and question_id in ids:
+                    raise BadRequest(f"the id {question_id!r} is given to another question too")
+                ids.add(question_id or "")
                 checked.append(
                     (
                         check_question(item.question, settings.max_question_bytes),
                         check_metadata(item.metadata, settings.max_metadata_bytes),
+                        question_id,
                     )
                 )
             except BadRequest as exc:
                 raise BadRequest(f"question {number}: {exc}") from None
+        fmt, key = check_answer_format(answer_format, item_key)
         cap = settings.batch_max_inflight if max_inflight is None else max_inflight
         if not 1 <= cap <= settings.tenant_max_inflight:
             raise BadRequest(
@@ -206,6 +227,9 @@ class Client:
             webhook_url=webhook_url,
             schedule=schedule,
             metadata=batch_meta,
+            notify_when=notify_when,
+            answer_format=fmt,
+            item_key=key,
         )
         jobs = [
             Job.new(
@@ -216,16 +240,19 @@ class Client:
                 queue=settings.queue,
                 batch_id=batch.id,
                 allow_writes=allow_writes,
+                answer_format=fmt,
+                item_key=key,
+                question_id=question_id,
             )
-            for question, meta in checked
+            for question, meta, question_id in checked
         ]
-        ids = [job.id for job in jobs]
+        job_ids = [job.id for job in jobs]
         lane = jobs[0].lane or owner
 
         def enqueue(pipe: Any) -> None:
-            self.batches.add_to(pipe, batch, ids)
-            self.dispatcher.enqueue(pipe, lane, owner, ids, cap=cap)
-            self.quotas.opened(pipe, owner, ids, batch.created_at, batch.id)
+            self.batches.add_to(pipe, batch, job_ids)
+            self.dispatcher.enqueue(pipe, lane, owner, job_ids, cap=cap)
+            self.quotas.opened(pipe, owner, job_ids, batch.created_at, batch.id)
 
         sealed = [self.sealer.seal(token, SealBinding.of(job)) for job in jobs]
         self.store.create(jobs, sealed, enqueue)
@@ -310,6 +337,41 @@ class Client:
         if saved is not None:
             return BatchReport.model_validate_json(saved)
         return build_report(batch, self.store, self.batches)
+
+    def report_diff(
+        self,
+        name: str,
+        token: str,
+        from_run: str | None = None,
+        to_run: str | None = None,
+    ) -> RunChanges:
+        """What changed between two finished runs of the scheduled report ``name`` (by default
+        its latest run against the one before); ``previous_run`` is None when there is no
+        earlier run to compare with. JobNotFound for a report or run ``token`` does not own."""
+        token = check_token(token)
+        return self.scheduled.diff(name.strip(), token, from_run, to_run)
+
+    def run_report(self, name: str, token: str, timeout: float = 30.0) -> dict[str, str]:
+        """Ask the beat to start a run of the scheduled report ``name`` now, and wait for its
+        answer: ``{"status": "started", "run": <batch id>}`` or ``{"status": "refused",
+        "reason": ...}`` (its previous run still runs, say). TimeoutError, with the request
+        withdrawn, if no beat took it within ``timeout`` seconds; JobNotFound unless ``token``
+        owns the report."""
+        name = name.strip()
+        request = self.scheduled.request_run(name, check_token(token))
+        deadline = time.monotonic() + max(timeout, 0.1)
+        while True:
+            outcome = self.scheduled.request_outcome(request)
+            if outcome.get("status") not in (None, "waiting"):
+                return outcome
+            if time.monotonic() >= deadline:
+                if self.scheduled.withdraw_request(request, name):
+                    raise TimeoutError(
+                        f"no beat took the request within {timeout:g}s: is `agentq beat` "
+                        "running with this report's schedules file?"
+                    )
+                deadline = time.monotonic() + 10.0  # taken just now: its answer is coming
+            time.sleep(0.1)
 
     def wait_batch(
         self,

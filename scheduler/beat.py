@@ -33,6 +33,7 @@ log = get_logger(__name__)
 
 RUN_REPORT_TASK = "agentq.run_scheduled_report"  # never sent: the beat runs it in place
 FILES_EVERY_SECONDS = 5.0
+REQUESTS_EVERY_SECONDS = 1.0  # how soon ``agentq reports run`` is answered
 
 
 def make_beat_app(settings: Settings, reports: list[ReportSchedule]) -> Celery:
@@ -92,11 +93,19 @@ class ReportScheduler(RedBeatScheduler):  # type: ignore[misc]
         return None
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
+        # A beat ticks only once it holds RedBeat's lock (taken, blocking, as it starts): what
+        # follows runs in one beat at a time.
         remaining: float = super().tick(*args, **kwargs)
+        reports = self.app.agentq_reports
+        try:
+            self._runs.take_requests(reports)
+            self._runs.start_queued(reports)
+        except Exception as exc:
+            log.warning("could not start requested or queued runs", error=str(exc))
         if time.monotonic() - self._last_files >= FILES_EVERY_SECONDS:
             self._last_files = time.monotonic()
             try:
-                self._runs.write_files(self.app.agentq_reports)
+                self._runs.write_files(reports)
             except Exception as exc:
                 log.warning("could not write report files", error=str(exc))
-        return min(remaining, FILES_EVERY_SECONDS)
+        return min(remaining, REQUESTS_EVERY_SECONDS)

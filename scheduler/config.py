@@ -11,6 +11,12 @@
         output_dir: /var/lib/agentq/reports  # optional: rendered files per run
         formats: [md, csv]
         max_inflight: 10
+        answer_format: items             # or text (the default); items are diffed exactly
+        item_key: name                   # the field that identifies an item (default name)
+        overlap: skip                    # or queue: start when the previous run ends
+        notify:                          # optional: a signed webhook when a run ends
+          webhook: https://hooks.example.com/agentq
+          when: changed                  # changed (the default), always or failed
 
 The file never holds a token, only where to read one. Everything is checked when ``agentq beat``
 starts, questions and tokens included, and a problem is one line naming the file, the report and
@@ -24,17 +30,19 @@ import re
 import tomllib
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from celery.schedules import crontab
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from agentq.batches import BatchItem
+from agentq.answers import AnswerFormat, check_answer_format
+from agentq.batches import BatchItem, NotifyWhen
 from agentq.errors import BadRequest, ConfigError
 from agentq.logs import is_secret_key
 from agentq.reports import ReportFormat
+from agentq.webhooks.targets import parse_webhook_url
 from producer.batch_files import load_batch_file
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -46,6 +54,25 @@ class QuestionEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     question: str
     metadata: dict[str, Any] | None = None
+    id: str | None = Field(None, min_length=1, max_length=200)  # keeps its history if reworded
+
+
+class Notify(BaseModel):
+    """Where and when a run's end is told: ``changed`` sends only when the run's changes since
+    the previous run are not empty, ``failed`` when any question failed."""
+
+    model_config = ConfigDict(extra="forbid")
+    webhook: str
+    when: NotifyWhen = "changed"
+
+    @field_validator("webhook")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        try:  # the deployment's own policy (https only, public addresses) is checked at start
+            parse_webhook_url(value, allow_http=True)
+        except BadRequest as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
 
 def _default_formats() -> list[ReportFormat]:
@@ -69,6 +96,10 @@ class ReportSchedule(BaseModel):
     output_dir: Path | None = None
     formats: list[ReportFormat] = Field(default_factory=_default_formats)
     max_inflight: int | None = Field(None, ge=1)
+    answer_format: AnswerFormat = "text"
+    item_key: str | None = None
+    overlap: Literal["skip", "queue"] = "skip"
+    notify: Notify | None = None
 
     @field_validator("name")
     @classmethod
@@ -123,6 +154,12 @@ class ReportSchedule(BaseModel):
             raise ValueError("questions: give exactly one of questions and questions_file")
         if (self.token_env is None) == (self.token_file is None):
             raise ValueError("token_env: give exactly one of token_env and token_file")
+        try:
+            self.answer_format, self.item_key = check_answer_format(
+                self.answer_format, self.item_key
+            )
+        except BadRequest as exc:
+            raise ValueError(f"{'item_key' if self.item_key else 'answer_format'}: {exc}") from None
         return self
 
     def items(self, max_questions: int) -> list[BatchItem]:
@@ -131,7 +168,7 @@ class ReportSchedule(BaseModel):
             return load_batch_file(self.questions_file, max_questions=max_questions)
         entries = self.questions or []
         return [
-            BatchItem(e) if isinstance(e, str) else BatchItem(e.question, e.metadata)
+            BatchItem(e) if isinstance(e, str) else BatchItem(e.question, e.metadata, e.id)
             for e in entries
         ]
 
@@ -260,7 +297,11 @@ def _first_error(exc: ValidationError) -> str:
     return message
 
 
-_FIELDS = frozenset(ReportSchedule.model_fields) | frozenset(QuestionEntry.model_fields)
+_FIELDS = (
+    frozenset(ReportSchedule.model_fields)
+    | frozenset(QuestionEntry.model_fields)
+    | frozenset(Notify.model_fields)
+)
 
 
 def _location_part(part: str | int) -> str:

@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,15 @@ class Double:
 
     def reset(self, **knobs: Any) -> None:
         httpx.post(f"{self.url}/_double/reset", json=knobs, timeout=5).raise_for_status()
+
+    def change_inventory(self, *changes: dict[str, str]) -> dict[str, Any]:
+        """Change the MCP double's inventory (``POST /_double/inventory``), all or nothing."""
+        response = httpx.post(
+            f"{self.url}/_double/inventory", json={"changes": list(changes)}, timeout=5
+        )
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
 
     def calls(self) -> list[dict[str, Any]]:
         response = httpx.get(f"{self.url}/_double/calls", timeout=5)
@@ -572,6 +582,14 @@ def passthrough_mcp(service_dir: Path) -> Iterator[Double]:
     double.service.stop()
 
 
+@pytest.fixture(scope="session")
+def changing_mcp(service_dir: Path) -> Iterator[Double]:
+    """An MCP double of its own, whose inventory tests change between report runs."""
+    double = start_mcp_double(service_dir, name="mcp-changing")
+    yield double
+    double.service.stop()
+
+
 def session_stack(request: pytest.FixtureRequest) -> Stack:
     stack: Stack = request.getfixturevalue("stack")
     return stack
@@ -626,6 +644,57 @@ proving = shared_stack(
         20,
         "proof",
         AGENTQ_MCP_URL=f"{request.getfixturevalue('passthrough_mcp').url}/mcp",
+    ),
+)
+
+
+class Receiver:
+    """A webhook receiver on loopback that fails its first ``failures`` requests with 500."""
+
+    def __init__(self, failures: int) -> None:
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.failures = failures
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                receiver.requests.append(({k: v for k, v in self.headers.items()}, body))
+                status = 500 if len(receiver.requests) <= receiver.failures else 200
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A receiver whose first request fails with 500."""
+    server = Receiver(failures=1)
+    yield server
+    server.server.shutdown()
+
+
+# Scheduled reports over an inventory that changes between runs (tests/test_report_changes.py),
+# with webhooks to loopback for their notifications.
+reporting = shared_stack(
+    "reporting",
+    lambda request: own_stack(
+        session_stack(request),
+        6,
+        "reporting",
+        AGENTQ_MCP_URL=f"{request.getfixturevalue('changing_mcp').url}/mcp",
+        AGENTQ_WEBHOOK_SECRET=generate_webhook_secret(),
+        AGENTQ_WEBHOOK_ALLOW_PRIVATE="true",
+        AGENTQ_WEBHOOK_ALLOW_HTTP="true",
     ),
 )
 

@@ -6,11 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -21,7 +17,7 @@ from agentq.jobs import JobStatus
 from agentq.webhooks.queue import DUE_KEY
 from agentq.webhooks.signing import generate_webhook_secret, tenant_secret, verify
 from doubles.processes import Service, wait_until
-from tests.conftest import TOKEN_A, TOKEN_B, CliResult, Stack, own_stack, run_cli
+from tests.conftest import TOKEN_A, TOKEN_B, CliResult, Receiver, Stack, own_stack, run_cli
 from tests.test_cli_input import assert_one_line_error
 
 
@@ -158,40 +154,6 @@ def test_a_batch_never_runs_more_than_its_cap(capped: Stack) -> None:
     wait_until(done, 60, interval=0.02, what="the capped batch")
     assert 1 <= peak <= 2
     assert client.batch(batch_id, TOKEN_A).counts["succeeded"] == 12
-
-
-class Receiver:
-    """A webhook receiver on loopback that fails its first ``failures`` requests with 500."""
-
-    def __init__(self, failures: int) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.failures = failures
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                receiver.requests.append(({k: v for k, v in self.headers.items()}, body))
-                status = 500 if len(receiver.requests) <= receiver.failures else 200
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver(failures=1)
-    yield server
-    server.server.shutdown()
 
 
 def test_webhooks_are_signed_and_retried_after_a_500(roomy: Stack, receiver: Receiver) -> None:

@@ -1,7 +1,8 @@
 """The dashboard in a real headless Chromium against a real API, worker and doubles.
 
 Runs on the shared ``roomy`` stack as ``TOKEN_B``, as which no other test submits there, so the
-page holds this test's batch and jobs only, and saves a screenshot of it; with
+page holds this test's batch and jobs only, and saves a screenshot of it; the Reports section is
+tested on the ``reporting`` stack, over an inventory that changes between two runs; with
 ``AGENTQ_UPDATE_SCREENSHOT=1`` it also replaces ``docs/dashboard.png``, the one the README shows
 (a plain ``make test`` leaves the working tree as it was).
 """
@@ -16,7 +17,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.conftest import TOKEN_B, Stack, start_api
+from scheduler.runs import ScheduleRuns
+from tests.conftest import TOKEN_A, TOKEN_B, Double, Stack, start_api
+from tests.test_report_changes import CHURN, DEVICES, GONE, NEW, run_once, schedule
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -69,3 +72,38 @@ def test_the_dashboard_shows_a_finished_batch_and_a_trace(
     assert screenshot.read_bytes().startswith(b"\x89PNG")
     if os.environ.get("AGENTQ_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(screenshot, ROOT / "docs" / "dashboard.png")
+
+
+def test_the_dashboard_marks_what_changed_between_a_reports_latest_two_runs(
+    reporting: Stack, changing_mcp: Double, service_dir: Path, page: Page
+) -> None:
+    client = reporting.client()
+    runs = ScheduleRuns(client)
+    report = schedule("dashboard-nightly", [DEVICES], answer_format="items")
+    changing_mcp.reset()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("AGENTQ_TEST_SCHEDULE_TOKEN", TOKEN_A)
+            runs.register([report])
+            run_once(runs, client, report, 0)
+            changing_mcp.change_inventory(*CHURN)
+            run_once(runs, client, report, 1)
+    finally:
+        changing_mcp.reset()
+    api = start_api(reporting.env, service_dir)
+    try:
+        page.goto(api.base_url + "/")
+        page.fill("#token", TOKEN_A)
+        page.click("#login button")
+        row = page.locator("#reports tr[data-name='dashboard-nightly']")
+        expect(row).to_contain_text("succeeded", timeout=15_000)
+        row.click()
+        expect(page.locator("#report-counts")).to_contain_text("1 changed", timeout=15_000)
+        added = page.locator("#report-changes ins.added")
+        removed = page.locator("#report-changes del.removed")
+        expect(added).to_have_text(["+ " + name for name in NEW])
+        expect(removed).to_have_text(["- " + name for name in GONE])
+        assert page.locator("#report-runs button").count() == 2
+        assert TOKEN_A not in page.content()
+    finally:
+        api.stop()

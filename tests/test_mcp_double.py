@@ -701,3 +701,117 @@ def test_admin_endpoints_refuse_bad_knobs(double: Service) -> None:
         assert response.status_code == 400, knobs
         assert "error" in response.json()
     assert configure(double)["fault"] == "none"
+
+
+# --- changing the inventory between runs -------------------------------------------------------
+
+PRISTINE_DEVICES = [
+    f"{site}-{role}1"
+    for site in ("atl1", "dfw1", "jfk1", "ord1")
+    for role in ("edge", "leaf", "spine")
+]
+
+
+def change_inventory(service: Service, body: Any) -> httpx.Response:
+    return httpx.post(f"{service.base_url}/_double/inventory", json=body, timeout=5)
+
+
+def devices(service: Service) -> list[str]:
+    """The device names a real MCP client gets from get_nodes."""
+    result = with_client(service, lambda s: s.call_tool("get_nodes", {"kind": "DcimDevice"}))
+    names: list[str] = json.loads(text_of(result))["nodes"]
+    return names
+
+
+def device_rows(service: Service) -> dict[str, dict[str, Any]]:
+    """Every device's id, role, site and rack, by name."""
+    query = (
+        "query { DcimDevice { edges { node { id name { value } role { value } "
+        "site { node { name { value } } } rack { node { name { value } } } } } } }"
+    )
+    result = with_client(service, lambda s: s.call_tool("query_graphql", {"query": query}))
+    edges = json.loads(text_of(result))["DcimDevice"]["edges"]
+    return {e["node"]["name"]["value"]: e["node"] for e in edges}
+
+
+def test_inventory_changes_show_in_get_nodes_until_reset(double: Service) -> None:
+    before = device_rows(double)
+    assert devices(double) == PRISTINE_DEVICES
+    response = change_inventory(
+        double,
+        {
+            "changes": [
+                {"op": "add", "kind": "DcimDevice", "name": "atl1-new1", "like": "atl1-leaf1"},
+                {"op": "remove", "kind": "DcimDevice", "name": "dfw1-leaf1"},
+                {"op": "rename", "kind": "DcimDevice", "name": "jfk1-edge1", "to": "jfk1-edge9"},
+            ]
+        },
+    )
+    assert response.status_code == 200
+    assert response.json() == {
+        "added": ["atl1-new1"],
+        "removed": ["dfw1-leaf1"],
+        "renamed": [["jfk1-edge1", "jfk1-edge9"]],
+    }
+    expected = sorted({*PRISTINE_DEVICES, "atl1-new1", "jfk1-edge9"} - {"dfw1-leaf1", "jfk1-edge1"})
+    assert devices(double) == expected
+    after = device_rows(double)
+    # Renamed: the same node (its id) under the new name; added: a copy of its model, new id.
+    assert after["jfk1-edge9"]["id"] == before["jfk1-edge1"]["id"]
+    new, model = after["atl1-new1"], before["atl1-leaf1"]
+    assert new["id"] != model["id"]
+    assert [new[k] for k in ("role", "site", "rack")] == [
+        model[k] for k in ("role", "site", "rack")
+    ]
+    reset(double)
+    assert devices(double) == PRISTINE_DEVICES
+
+
+def test_a_name_freed_by_a_rename_can_be_added_again(double: Service) -> None:
+    """The renamed node keeps the id derived from its old name; the new node must not take it."""
+    changes = [
+        {"op": "rename", "kind": "DcimDevice", "name": "ord1-leaf1", "to": "ord1-leaf9"},
+        {"op": "add", "kind": "DcimDevice", "name": "ord1-leaf1", "like": "ord1-spine1"},
+    ]
+    assert change_inventory(double, {"changes": changes}).status_code == 200
+    rows = device_rows(double)
+    assert rows["ord1-leaf1"]["id"] != rows["ord1-leaf9"]["id"]
+    assert len(devices(double)) == len(PRISTINE_DEVICES) + 1
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"op": "move", "kind": "DcimDevice", "name": "atl1-leaf1"}, "unknown op 'move'"),
+        ({"op": "remove", "kind": "DcimWidget", "name": "x"}, "DcimWidget"),
+        ({"op": "remove", "kind": "DcimDevice", "name": "nope1"}, "no DcimDevice named 'nope1'"),
+        (
+            {"op": "rename", "kind": "DcimDevice", "name": "atl1-leaf1", "to": "atl1-spine1"},
+            "a DcimDevice named 'atl1-spine1' already exists",
+        ),
+        (
+            {"op": "add", "kind": "DcimDevice", "name": "atl1-leaf1", "like": "atl1-spine1"},
+            "already exists",
+        ),
+        ({"op": "add", "kind": "DcimDevice", "name": "atl1-new1"}, "add needs 'like'"),
+        ("remove atl1-leaf1", "a change must be an object"),
+    ],
+)
+def test_a_bad_change_is_refused_and_changes_nothing(
+    double: Service, change: Any, error: str
+) -> None:
+    good = {"op": "remove", "kind": "DcimDevice", "name": "ord1-leaf1"}
+    response = change_inventory(double, {"changes": [good, change]})
+    assert response.status_code == 400
+    message = response.json()["error"]
+    assert message.startswith("changes[1]") and error in message and "\n" not in message
+    assert devices(double) == PRISTINE_DEVICES  # the good change before it was not kept
+
+
+def test_an_inventory_body_that_is_not_changes_is_refused(double: Service) -> None:
+    url = f"{double.base_url}/_double/inventory"
+    not_json = httpx.post(url, content=b"{not json", timeout=5)
+    assert not_json.status_code == 400 and "error" in not_json.json()
+    no_list = change_inventory(double, {"change": []})
+    assert no_list.status_code == 400 and "changes" in no_list.json()["error"]
+    assert devices(double) == PRISTINE_DEVICES

@@ -9,17 +9,31 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import openai
 import pytest
-from agents import Agent, OpenAIChatCompletionsModel, OpenAIResponsesModel, Runner, function_tool
+from agents import (
+    Agent,
+    AgentOutputSchema,
+    AgentOutputSchemaBase,
+    ModelBehaviorError,
+    OpenAIChatCompletionsModel,
+    OpenAIResponsesModel,
+    Runner,
+    function_tool,
+)
+from agents.models.interface import Model
 from agents.tracing import set_trace_processors
+from pydantic import BaseModel
 
 from doubles.model_policy import (
     ANSWER_PREFIX,
     Conversation,
+    Findings,
     ToolSpec,
     chat_conversation,
     decide,
+    fill_schema,
     responses_conversation,
 )
 from tests.conftest import Double, start_model_double
@@ -120,6 +134,146 @@ def test_reads_both_request_shapes() -> None:
     )
     assert responses.question == "q?" and responses.tool_outputs == ["out"]
     assert responses.tools[0].required == ["a"]
+
+
+# --- structured output, as pure functions ---------------------------------------------------
+
+
+def items_schema(key: str) -> dict[str, Any]:
+    """agentq's ``items`` answer format (non-strict: an item may carry any scalar fields)."""
+    scalar = {"type": ["string", "number", "integer", "boolean", "null"]}
+    item = {
+        "type": "object",
+        "properties": {key: {"type": "string"}},
+        "required": [key],
+        "additionalProperties": scalar,
+    }
+    return {
+        "type": "object",
+        "properties": {"items": {"type": "array", "items": item}},
+        "required": ["items"],
+        "additionalProperties": False,
+    }
+
+
+class Device(BaseModel):
+    name: str
+    site: str | None
+
+
+class Devices(BaseModel):
+    items: list[Device]
+
+
+DEVICES = ["atl1-edge1", "atl1-spine1", "zz-new1", "atl1-leaf1"]  # the tool's order, not sorted
+NODES = json.dumps({"nodes": DEVICES, "count": 4, "total_count": 4})
+FOUND = Findings(ANSWER_PREFIX + "Found 4", DEVICES, 4)
+
+
+def filled(schema: dict[str, Any], found: Findings = FOUND) -> Any:
+    """What the filler makes of ``schema``, checked to fit it."""
+    value = fill_schema(schema, found)
+    jsonschema.validate(value, schema)
+    return value
+
+
+@pytest.mark.parametrize("key", ["name", "device"])
+def test_items_schema_gets_one_item_per_label_in_order(key: str) -> None:
+    assert filled(items_schema(key)) == {"items": [{key: label} for label in DEVICES]}
+    assert filled(items_schema(key), Findings("nothing")) == {"items": []}
+
+
+def test_filler_follows_the_sdks_schemas() -> None:
+    strict = AgentOutputSchema(Devices).json_schema()  # $defs, $ref, anyOf with null
+    assert filled(strict) == {"items": [{"name": d, "site": d} for d in DEVICES]}
+    wrapped = {
+        output_type: AgentOutputSchema(output_type).json_schema()
+        for output_type in (list[str], int, bool)
+    }
+    assert filled(wrapped[list[str]]) == {"response": DEVICES}
+    assert filled(wrapped[int]) == {"response": 4}
+    assert filled(wrapped[bool]) == {"response": True}
+
+
+def test_filler_keywords() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "status": {"enum": ["ok", "degraded"]},
+            "version": {"const": 2},
+            "total": {"type": "number"},
+            "nested": {"allOf": [{"$ref": "#/$defs/Part"}, {"required": ["extra"]}]},
+            "maybe": {"type": ["null", "integer"]},
+            "lists": {"type": "array", "items": {"type": "array", "items": {"type": "string"}}},
+        },
+        "$defs": {
+            "Part": {"properties": {"part": {"type": "string"}, "extra": {"type": "boolean"}}}
+        },
+    }
+    value = filled(schema)  # no ``required``: every property
+    assert value["status"] == "ok" and value["version"] == 2 and value["total"] == 4
+    assert value["nested"] == {"extra": True}  # allOf: the required names of every part
+    assert value["maybe"] == 4
+    assert value["lists"] == [[] for _ in DEVICES]  # an item's own lists: nothing known
+
+
+def test_final_answer_fits_the_requested_schema() -> None:
+    schema = items_schema("device")
+    asked = Conversation("List all devices", [NODES], TOOLS, schema)
+    text = decide(asked, "default", []).text
+    assert text is not None and json.loads(text) == {"items": [{"device": d} for d in DEVICES]}
+    kinds = Conversation("Which kinds start with Dcim?", [json.dumps(KINDS)], TOOLS, schema)
+    text = decide(kinds, "default", []).text
+    assert text is not None
+    assert json.loads(text) == {"items": [{"device": "DcimDevice"}, {"device": "DcimRack"}]}
+    found = Conversation("Where is x?", [json.dumps(["a", "b"])], TOOLS, schema)  # search_nodes
+    assert decide(found, "default", []).text == json.dumps(
+        {"items": [{"device": "a"}, {"device": "b"}]}
+    )
+    failed = Conversation("List all devices", ["Tool error: boom"], TOOLS, schema)
+    assert decide(failed, "default", []).text == json.dumps({"items": []})
+    # off_schema: the free text, as if no schema were asked; a scripted text stays as written.
+    plain = decide(asked, "default", [], "off_schema").text
+    assert plain == ANSWER_PREFIX + "Found 4: " + ", ".join(DEVICES)
+    assert decide(asked, "script", [{"text": "as written"}]).text == "as written"
+    # Still a tool call first: the schema only shapes the final answer.
+    assert decide(Conversation("List all devices", [], TOOLS, schema), "default", []).tool_calls
+
+
+def test_reads_the_requested_schema_from_both_apis() -> None:
+    schema = items_schema("name")
+    user = {"role": "user", "content": "q?"}
+    chat = chat_conversation(
+        {
+            "messages": [user],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "final_output", "strict": False, "schema": schema},
+            },
+        }
+    )
+    responses = responses_conversation(
+        {
+            "input": [user],
+            "text": {
+                "format": {
+                    "type": "json_schema",
+                    "name": "final_output",
+                    "strict": False,
+                    "schema": schema,
+                }
+            },
+        }
+    )
+    assert chat.output_schema == responses.output_schema == schema
+    assert (
+        chat_conversation({"messages": [user], "response_format": {"type": "text"}}).output_schema
+        is None
+    )
+    assert (
+        responses_conversation({"input": "q?", "text": {"format": {"type": "text"}}}).output_schema
+        is None
+    )
 
 
 # --- over HTTP ------------------------------------------------------------------------------
@@ -229,3 +383,114 @@ def test_bad_requests_get_openai_shaped_errors(model: Double) -> None:
         assert set(response.json()["error"]) == {"message", "type", "param", "code"}
     bad_knob = httpx.post(f"{model.url}/_double/config", json={"fault": "meteor"})
     assert bad_knob.status_code == 400
+
+
+# --- structured output through the Agents SDK -----------------------------------------------
+
+
+@function_tool
+def get_nodes(kind: str) -> str:
+    """The labels of every node of ``kind``."""
+    return NODES
+
+
+class ItemsOutput(AgentOutputSchemaBase):
+    """agentq's ``items`` answer format as a custom, non-strict output schema."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def is_plain_text(self) -> bool:
+        return False
+
+    def name(self) -> str:
+        return "items"
+
+    def json_schema(self) -> dict[str, Any]:
+        return items_schema(self.key)
+
+    def is_strict_json_schema(self) -> bool:
+        return False
+
+    def validate_json(self, json_str: str) -> Any:
+        try:
+            data = json.loads(json_str)
+            jsonschema.validate(data, self.json_schema())
+        except (ValueError, jsonschema.ValidationError) as error:
+            raise ModelBehaviorError(f"not items: {error}") from None
+        return data["items"]
+
+
+def sdk_model(double: Double, api: str) -> Model:
+    client = client_for(double)
+    if api == "chat":
+        return OpenAIChatCompletionsModel(model="demo-model", openai_client=client)
+    return OpenAIResponsesModel(model="demo-model", openai_client=client)
+
+
+async def run_devices_agent(double: Double, api: str, output_type: Any) -> Any:
+    set_trace_processors([])  # nothing leaves the machine
+    agent = Agent(
+        name="t",
+        instructions="answer",
+        tools=[get_nodes],
+        model=sdk_model(double, api),
+        output_type=output_type,
+    )
+    return await Runner.run(agent, "List all devices")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("api", ["chat", "responses"])
+async def test_sdk_structured_output_gets_the_tools_labels(model: Double, api: str) -> None:
+    result = await run_devices_agent(model, api, Devices)
+    assert isinstance(result.final_output, Devices)
+    assert [d.name for d in result.final_output.items] == DEVICES
+    result = await run_devices_agent(model, api, ItemsOutput("device"))
+    assert result.final_output == [{"device": d} for d in DEVICES]
+    result = await run_devices_agent(model, api, list[str])  # the SDK's {"response": ...}
+    assert result.final_output == DEVICES
+    # The JSON answer is counted like any other output.
+    async with httpx.AsyncClient() as http:
+        stats = (await http.get(f"{model.url}/_double/stats")).json()
+    tool_turn, final = model.calls()[-2:]
+    assert final["text"] == json.dumps({"response": DEVICES})
+    usage = result.context_wrapper.usage
+    assert usage.output_tokens == tool_turn["output_tokens"] + final["output_tokens"]
+    assert stats["by_api"] == {api: 6}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("api", ["chat", "responses"])
+async def test_off_schema_makes_the_sdk_refuse_the_answer(model: Double, api: str) -> None:
+    model.configure(structured="off_schema")
+    with pytest.raises(ModelBehaviorError):
+        await run_devices_agent(model, api, Devices)
+    with pytest.raises(ModelBehaviorError):
+        await run_devices_agent(model, api, ItemsOutput("name"))
+    model.reset()  # back to the start-up knobs: follow
+    result = await run_devices_agent(model, api, ItemsOutput("name"))
+    assert result.final_output == [{"name": d} for d in DEVICES]
+
+
+def test_responses_echo_the_requested_format(model: Double) -> None:
+    text_format = {
+        "type": "json_schema",
+        "name": "final_output",
+        "strict": False,
+        "schema": items_schema("name"),
+    }
+    body = {"model": "m", "input": "hello", "text": {"format": text_format}}
+    answer = httpx.post(f"{model.url}/v1/responses", json=body, timeout=5).json()
+    assert answer["text"] == {"format": text_format}
+    assert json.loads(answer["output"][0]["content"][0]["text"]) == {"items": []}
+    plain = httpx.post(f"{model.url}/v1/responses", json={"model": "m", "input": "hi"}, timeout=5)
+    assert plain.json()["text"] == {"format": {"type": "text"}}
+
+
+def test_structured_knob_is_checked_and_reset(model: Double) -> None:
+    bad = httpx.post(f"{model.url}/_double/config", json={"structured": "maybe"}, timeout=5)
+    assert bad.status_code == 400 and "structured must be one of" in bad.json()["error"]
+    reset = httpx.post(f"{model.url}/_double/reset", json={"structured": "off_schema"}, timeout=5)
+    assert reset.json()["structured"] == "off_schema"
+    assert httpx.get(f"{model.url}/_double/config", timeout=5).json()["structured"] == "off_schema"

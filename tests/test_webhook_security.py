@@ -39,6 +39,7 @@ from doubles.processes import Service, wait_until
 from tests.conftest import (
     TOKEN_A,
     TOKEN_B,
+    Receiver,
     Stack,
     Workers,
     own_stack,
@@ -46,7 +47,6 @@ from tests.conftest import (
     shared_stack,
     start_api,
 )
-from tests.test_batches import Receiver
 from tests.test_cli_input import assert_one_line_error
 
 PUBLIC = "93.184.216.34"

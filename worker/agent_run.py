@@ -18,6 +18,7 @@ from agentq.jobs import Job, Usage
 from agentq.logs import get_logger, scrub
 from agentq.settings import Settings
 from agentq.traces import AttemptTrace, Step, Totals
+from worker.answer_schema import ItemsOutput
 from worker.clients import loop_clients
 from worker.failures import CURRENT_JOB, JobContext, classify
 from worker.inflight import inflight
@@ -107,6 +108,11 @@ async def run_attempt(
                     instructions=instructions,
                     tools=list(tools),
                     model=shard.model,
+                    output_type=(
+                        ItemsOutput(job.item_key)
+                        if job.answer_format == "items" and job.item_key
+                        else None
+                    ),
                 )
                 result = await Runner.run(
                     agent,

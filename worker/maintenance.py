@@ -36,6 +36,8 @@ from agentq.dispatch import Dispatcher
 from agentq.errors import ErrorCode, ServiceUnavailable
 from agentq.jobs import JobError, JobStatus
 from agentq.logs import get_logger
+from agentq.schedule_runs import ScheduledRuns
+from agentq.sealing import TokenSealer
 from agentq.settings import Settings
 from agentq.store import JobStore
 from worker.inflight import claimed, inflight
@@ -75,6 +77,13 @@ class Maintenance:
         self._settings = settings
         self._hostname = hostname  # this process's Celery hostname: the name its claims bear
         self.webhooks = WebhookDeliveries(store, self._batches, settings)
+        secret = settings.secret_key
+        self._scheduled = ScheduledRuns(
+            store.redis,
+            self._batches,
+            TokenSealer(secret.get_secret_value() if secret else None),
+            settings.redis_url,
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="agentq-maintenance", daemon=True)
         self._last_reap = 0.0
@@ -146,10 +155,14 @@ class Maintenance:
                 self._batches.forget_ended(batch_id)
                 continue
             report = build_report(batch, self._store, self._batches)
+            if batch.schedule is not None:
+                report.changes = self._scheduled.changes_for(report).only_changes()
             self._batches.save_report(batch_id, report.model_dump_json())
             log.info("batch ended", batch_id=batch_id, status=str(batch.status), total=batch.total)
-            if batch.webhook_url:
+            if batch.webhook_url and batch.notify_due(report):
                 self.webhooks.add("batch", batch_id)
+            elif batch.webhook_url:
+                log.info("webhook not due", batch_id=batch_id, notify_when=batch.notify_when)
 
     def stop_cancelled_jobs(self) -> None:
         """Stop the jobs running here that were cancelled (or whose record is gone).

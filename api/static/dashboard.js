@@ -69,6 +69,97 @@ async function showBatch(id) {
   }
 }
 
+async function loadReports() {
+  const body = await api("/v1/reports");
+  const tbody = $("#reports tbody");
+  tbody.replaceChildren();
+  for (const report of body.reports) {
+    const row = document.createElement("tr");
+    row.className = "clickable";
+    row.dataset.name = report.name;
+    cell(row, report.name);
+    cell(row, report.cron ? report.cron + " " + report.timezone : "every " + report.interval_seconds + " s");
+    cell(row, report.runs.length);
+    cell(row, report.latest ? report.latest.id.slice(0, 13) : "");
+    const status = report.latest ? report.latest.status : "";
+    cell(row, status, "status " + status);
+    row.addEventListener("click", () => showReport(report));
+    tbody.appendChild(row);
+  }
+}
+
+// A piece of a change: added (green) or removed (red, struck through); text only, never HTML.
+function mark(kind, text) {
+  const node = document.createElement(kind === "added" ? "ins" : "del");
+  node.className = kind;
+  node.textContent = text;
+  return node;
+}
+
+function changeBlock(q) {
+  const block = document.createElement("div");
+  block.className = "change " + q.kind;
+  const head = document.createElement("div");
+  head.className = "change-head";
+  head.textContent = q.kind.replace("_", " ") + ": " + q.question;
+  block.appendChild(head);
+  const body = document.createElement("div");
+  if (q.item_key) {
+    body.className = "items";
+    for (const item of q.items_removed) body.appendChild(mark("removed", "- " + item[q.item_key]));
+    for (const item of q.items_added) body.appendChild(mark("added", "+ " + item[q.item_key]));
+    for (const item of q.items_changed) {
+      const line = document.createElement("div");
+      line.textContent = "~ " + item.key + ": ";
+      for (const f of item.fields) {
+        line.append(f.field + " ", mark("removed", String(f.before)), " ", mark("added", String(f.after)), " ");
+      }
+      body.appendChild(line);
+    }
+  } else if (q.segments.length) {
+    body.className = "answer";
+    for (const s of q.segments) body.append(s.op === "same" ? s.text : mark(s.op, s.text));
+  } else {
+    if (q.before != null) body.appendChild(mark("removed", q.before));
+    if (q.after != null) body.appendChild(mark("added", q.after));
+  }
+  block.appendChild(body);
+  return block;
+}
+
+async function showReport(report) {
+  $("#report-detail").hidden = false;
+  $("#report-title").textContent = "Report " + report.name;
+  const runs = $("#report-runs");
+  runs.replaceChildren();
+  for (const id of report.runs) {
+    const link = document.createElement("button");
+    link.className = "run";
+    link.textContent = id.slice(0, 13);
+    link.addEventListener("click", () => showBatch(id));
+    runs.appendChild(link);
+  }
+  const changes = $("#report-changes");
+  changes.replaceChildren();
+  $("#report-counts").textContent = "";
+  let diff;
+  try {
+    diff = await api("/v1/reports/" + encodeURIComponent(report.name) + "/diff");
+  } catch (error) {
+    $("#report-counts").textContent = error.message;
+    return;
+  }
+  if (!diff.previous_run) {
+    $("#report-counts").textContent = "No earlier finished run to compare with.";
+    return;
+  }
+  $("#report-counts").textContent = Object.entries(diff.counts)
+    .map(([kind, n]) => n + " " + kind.replace("_", " ")).join(", ");
+  for (const q of diff.questions) {
+    if (q.kind !== "unchanged") changes.appendChild(changeBlock(q));
+  }
+}
+
 async function loadJobs() {
   const body = await api("/v1/jobs?limit=100");
   const tbody = $("#jobs tbody");
@@ -130,7 +221,7 @@ async function refresh() {
   if (!token()) return;
   $("#who").textContent = "signed in (token kept in this tab only)";
   try {
-    await Promise.all([loadBatches(), loadJobs()]);
+    await Promise.all([loadBatches(), loadReports(), loadJobs()]);
   } catch (error) {
     $("#message").textContent = error.message;
   }

@@ -2,11 +2,12 @@
 
 :class:`Inventory` answers in the shapes the real infrahub-mcp 1.2.0 tools build from Infrahub's
 answers: the schema catalog and a kind's detail with its filter keys, node labels or attribute
-rows, filtered and searched node lists, and the upserts and deletes of the write tools. Bad input
-an agent can correct (an unknown kind, a bad filter key, a missing identifier) raises
-:class:`~doubles.inventory.model.InventoryError` with the real server's remediation hint.
-Traversal (:mod:`doubles.inventory.traversal`) and GraphQL (:mod:`doubles.inventory.graphql`)
-work over it from their own modules.
+rows, filtered and searched node lists, and the upserts and deletes of the write tools. It also
+makes the changes a test asks the double for between two runs (a node added like another, one
+renamed, one removed). Bad input an agent can correct (an unknown kind, a bad filter key, a
+missing identifier) raises :class:`~doubles.inventory.model.InventoryError` with the real server's
+remediation hint. Traversal (:mod:`doubles.inventory.traversal`) and GraphQL
+(:mod:`doubles.inventory.graphql`) work over it from their own modules.
 """
 
 from __future__ import annotations
@@ -91,9 +92,19 @@ class Inventory:
             if peer is None:
                 raise KeyError(f"{kind}: no {peer_kind} {peer_hfid!r}")
             node.peers[rel_name] = peer.id
-        node.id = derive_node_id(kind, self.hfid(node))
+        node.id = self._free_id(kind, self.hfid(node))
         self.nodes[node.id] = node
         return node
+
+    def _free_id(self, kind: str, hfid: Sequence[str]) -> str:
+        """The derived id, unless a renamed node still holds it (ids outlive names, as in
+        Infrahub): then a derived id nobody holds."""
+        node_id = derive_node_id(kind, hfid)
+        suffix = 1
+        while node_id in self.nodes:
+            node_id = derive_node_id(kind, [*hfid, str(suffix)])
+            suffix += 1
+        return node_id
 
     # --- schema ---------------------------------------------------------------------------
 
@@ -323,6 +334,62 @@ class Inventory:
                 if peer_id == node.id:
                     other.peers[rel_name] = None
         return node
+
+    # --- changes between runs (the double's admin endpoint) --------------------------------
+
+    def named(self, kind: str, name: str) -> Node:
+        """The node of ``kind`` whose human-friendly id, its parts joined by ``__``, is ``name``:
+        how a test names a node (``atl1-edge1``, ``atl1-edge1__Ethernet1``)."""
+        self.schema(kind)
+        node = self.by_hfid(kind, name.split(HFID_SEPARATOR))
+        if node is None:
+            raise InventoryError(f"no {kind} named {name!r}")
+        return node
+
+    def add_like(self, kind: str, like: str, name: str) -> Node:
+        """A new node named ``name`` with the attributes and ``one`` peers (site, rack,
+        platform...) of the node named ``like``: a realistic node without spelling it out."""
+        model = self.named(kind, like)
+        attributes = copy.deepcopy(model.attributes)
+        attributes.update(self._naming_attributes(model, name))
+        node = Node(id="", kind=kind, attributes=attributes, peers=dict(model.peers))
+        node.id = self._free_id(kind, self.hfid(node))
+        self.nodes[node.id] = node
+        return node
+
+    def rename(self, kind: str, name: str, to: str) -> Node:
+        """Give the node named ``name`` the name ``to``. Its id stays: in Infrahub a name is an
+        attribute, so a report that keys on names sees a rename as one node gone, one new."""
+        node = self.named(kind, name)
+        node.attributes.update(self._naming_attributes(node, to))
+        return node
+
+    def remove(self, kind: str, name: str) -> Node:
+        """Delete the node named ``name`` (:meth:`delete`: links to it are cleared)."""
+        return self.delete(kind, node_id=self.named(kind, name).id)
+
+    def _naming_attributes(self, node: Node, name: str) -> dict[str, str]:
+        """The attribute values that give a node of ``node``'s kind, with ``node``'s peers, the
+        human-friendly id ``name``. Only its own attributes can change (a part that is a peer's
+        name must stay as it is), and no other node may have that name already."""
+        paths = self.schemas[node.kind].human_friendly_id
+        parts = name.split(HFID_SEPARATOR)
+        if len(parts) != len(paths):
+            raise InventoryError(
+                f"{node.kind} names have {len(paths)} part(s) ({', '.join(paths)}) joined by "
+                f"{HFID_SEPARATOR!r}; {name!r} has {len(parts)}"
+            )
+        values: dict[str, str] = {}
+        for path, part in zip(paths, parts, strict=True):
+            if HFID_SEPARATOR not in path:
+                values[path] = part
+            elif str(self._path_value(node, path)) != part:
+                raise InventoryError(
+                    f"{name!r}: the {path} part must stay {self._path_value(node, path)!r}"
+                )
+        if self.by_hfid(node.kind, parts) is not None:
+            raise InventoryError(f"a {node.kind} named {name!r} already exists")
+        return values
 
 
 # --- small helpers --------------------------------------------------------------------------

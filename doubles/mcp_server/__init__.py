@@ -34,6 +34,25 @@ request it receives so a test can compare what a client did with what the server
 - ``GET|POST /_double/config`` -> the run-time knobs (POST merges a JSON object into them)
 - ``POST /_double/reset`` -> back to the start-up knobs and dataset, recorded calls cleared
   (an optional JSON body of knobs is applied afterwards)
+- ``POST /_double/inventory`` -> change the dataset, e.g. between two runs of a nightly report::
+
+      {"changes": [
+          {"op": "add", "kind": "DcimDevice", "name": "atl1-leaf2", "like": "atl1-leaf1"},
+          {"op": "remove", "kind": "DcimDevice", "name": "dfw1-leaf1"},
+          {"op": "rename", "kind": "DcimDevice", "name": "jfk1-edge1", "to": "jfk1-edge9"}]}
+
+  answers ``{"added": ["atl1-leaf2"], "removed": ["dfw1-leaf1"], "renamed": [["jfk1-edge1",
+  "jfk1-edge9"]]}``. All or nothing: a bad change (unknown op or kind, no such node, a name
+  already taken, a missing field, a body that is not JSON) answers 400 ``{"error": "changes[1]
+  (remove DcimDevice 'x'): no DcimDevice named 'x'"}`` and changes nothing. ``add`` copies the
+  ``like`` node's attributes and single peers (site, rack, platform, tenant) under the new name;
+  ``rename`` keeps the node's id, as Infrahub does; ``remove`` clears links to the node. A name is
+  the node's human-friendly id, its parts joined by ``__`` (``atl1-edge1__Ethernet1`` for an
+  interface). ``POST /_double/reset`` brings the start-up dataset back. Devices to start from
+  (``doubles/data/inventory.yaml``), an edge router, a spine and a leaf at each site:
+  ``atl1-edge1``, ``atl1-spine1``, ``atl1-leaf1``; ``dfw1-edge1``, ``dfw1-spine1`` (status
+  maintenance), ``dfw1-leaf1``; ``jfk1-edge1``, ``jfk1-spine1``, ``jfk1-leaf1`` (provisioning);
+  ``ord1-edge1``, ``ord1-spine1``, ``ord1-leaf1``.
 - ``GET /_double/calls`` -> every request, in arrival order; ``GET /_double/stats`` -> counts
 
 Tokens are compared, never stored in a record or written to a log (only the ``echo_token`` knob

@@ -4,8 +4,9 @@ Every request to ``/mcp`` passes the gate before the MCP SDK's session manager s
 records it (tokens scrubbed), applies the latency knob, refuses it as a gateway would (HTTP 401
 for a bad token in gateway mode, or an injected HTTP error), drops or hangs the connection, or
 marks it over the rate limit, then hands it on and watches the reply to record the outcome. The
-admin endpoints (``/health``, ``/_double/config``, ``/_double/reset``, ``/_double/calls``,
-``/_double/stats``) let a test change the knobs and read what the double saw.
+admin endpoints (``/health``, ``/_double/config``, ``/_double/reset``, ``/_double/inventory``,
+``/_double/calls``, ``/_double/stats``) let a test change the knobs and the dataset, and read
+what the double saw (the package docstring has their shapes).
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ class DoubleApp:
                 Route("/health", self._health, methods=["GET"]),
                 Route("/_double/config", self._config, methods=["GET", "POST"]),
                 Route("/_double/reset", self._reset, methods=["POST"]),
+                Route("/_double/inventory", self._inventory, methods=["POST"]),
                 Route("/_double/calls", self._calls, methods=["GET"]),
                 Route("/_double/stats", self._stats, methods=["GET"]),
             ],
@@ -179,6 +181,16 @@ class DoubleApp:
         self.state.reset()
         self.state.configure(knobs)
         return JSONResponse(self.state.config.public())
+
+    async def _inventory(self, request: Request) -> Response:
+        body = await self._knobs(request)
+        if isinstance(body, Response):
+            return body
+        try:
+            changed = self.state.change_inventory(body.get("changes"))
+        except ValueError as error:
+            return JSONResponse({"error": str(error)}, status_code=400)
+        return JSONResponse(changed)
 
     async def _calls(self, request: Request) -> Response:
         return JSONResponse([asdict(r) for r in self.state.records])

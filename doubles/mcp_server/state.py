@@ -1,10 +1,11 @@
 """What changes while the MCP double runs, and what it saw: the state every layer shares.
 
-One :class:`DoubleState` per app holds the current knobs, the dataset (writes change it; a reset
-restores it), the session branch, the fault RNG, the rate-limit bucket and the record of every
-request, which ``GET /_double/calls`` lists so a test can compare what a client did with what
-the server saw. The HTTP layer decides about a request before the MCP SDK parses it, and leaves
-its :class:`RequestVerdict` in the ASGI scope for the MCP handlers to read.
+One :class:`DoubleState` per app holds the current knobs, the dataset (writes and ``POST
+/_double/inventory`` change it; a reset restores it), the session branch, the fault RNG, the
+rate-limit bucket and the record of every request, which ``GET /_double/calls`` lists so a test
+can compare what a client did with what the server saw. The HTTP layer decides about a request
+before the MCP SDK parses it, and leaves its :class:`RequestVerdict` in the ASGI scope for the
+MCP handlers to read.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from mcp.server.context import ServerRequestContext
 
-from doubles.inventory import Inventory, build_inventory
+from doubles.inventory import Inventory, InventoryError, build_inventory
 from doubles.mcp_server.config import DEFAULT_BRANCH, DoubleConfig
 
 __all__ = [
@@ -130,6 +131,22 @@ class DoubleState:
         self.rng = random.Random(self.config.seed)
         self._apply_limits()
 
+    def change_inventory(self, changes: Any) -> dict[str, list[Any]]:
+        """Apply the changes of ``POST /_double/inventory`` all or nothing: to a copy, swapped in
+        only when every one succeeded, so a test's typo leaves the dataset as it was. Returns
+        what changed; a bad change raises ValueError, one line naming it by its position."""
+        if not isinstance(changes, list):
+            raise ValueError('the body must be {"changes": [...]}')
+        changed = self.inventory.copy()
+        summary: dict[str, list[Any]] = {"added": [], "removed": [], "renamed": []}
+        for index, change in enumerate(changes):
+            try:
+                _apply_change(changed, change, summary)
+            except InventoryError as error:
+                raise ValueError(f"changes[{index}]{_describe(change)}: {error.message}") from None
+        self.inventory = changed
+        return summary
+
     def _apply_limits(self) -> None:
         rate = self.config.rate_limit_rps
         self.bucket = TokenBucket(rate, self.config.rate_limit_burst) if rate > 0 else None
@@ -173,3 +190,46 @@ class DoubleState:
             "by_auth": count(r.auth for r in self.records),
             "by_outcome": count(r.outcome for r in self.records),
         }
+
+
+# The fields of each inventory change (``POST /_double/inventory``), all required.
+_CHANGE_FIELDS = {
+    "add": ("op", "kind", "name", "like"),
+    "remove": ("op", "kind", "name"),
+    "rename": ("op", "kind", "name", "to"),
+}
+
+
+def _apply_change(inventory: Inventory, change: Any, summary: dict[str, list[Any]]) -> None:
+    if not isinstance(change, dict):
+        raise InventoryError("a change must be an object")
+    op = change.get("op")
+    if op not in _CHANGE_FIELDS:
+        raise InventoryError(f"unknown op {op!r} (add, remove or rename)")
+    fields = _CHANGE_FIELDS[op]
+    unknown = sorted(set(change) - set(fields))
+    if unknown:
+        raise InventoryError(f"unknown field(s) {unknown} for {op} ({', '.join(fields)})")
+    for name in fields:
+        if not isinstance(change.get(name), str) or not change[name]:
+            raise InventoryError(f"{op} needs {name!r}, a non-empty string")
+    kind, name = change["kind"], change["name"]
+    if op == "add":
+        inventory.add_like(kind, change["like"], name)
+        summary["added"].append(name)
+    elif op == "remove":
+        inventory.remove(kind, name)
+        summary["removed"].append(name)
+    else:
+        inventory.rename(kind, name, change["to"])
+        summary["renamed"].append([name, change["to"]])
+
+
+def _describe(change: Any) -> str:
+    """`` (rename DcimDevice 'old')``: which change failed, as far as it can be told."""
+    if not isinstance(change, dict):
+        return ""
+    words = [str(change[key]) for key in ("op", "kind") if isinstance(change.get(key), str)]
+    if isinstance(change.get("name"), str):
+        words.append(repr(change["name"]))
+    return f" ({' '.join(words)})" if words else ""
