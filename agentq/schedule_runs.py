@@ -56,6 +56,14 @@ def request_key(request_id: str) -> str:
     return f"{KEY_PREFIX}:schedule-request:{request_id}"
 
 
+def pending_key(name: str) -> str:
+    """The request for ``name`` no beat has answered yet: at most one waits per report."""
+    return f"{KEY_PREFIX}:schedule:{name}:requested"
+
+
+PENDING_SECONDS = 60  # a request no beat took stops holding its report's place after this
+
+
 @dataclass
 class Run:
     report: str
@@ -205,7 +213,8 @@ class ScheduledRuns:
         Only the report's owner (the token its schedule runs with) may; anyone else is told the
         report does not exist. The beat, not the asker, starts the run: it holds the report's
         token and the scheduler's lock, and applies the tick and overlap rules (see
-        ``scheduler.runs``). The request holds no token."""
+        ``scheduler.runs``). The request holds no token. While one request for the report
+        waits, asking again returns that request (so at most one waits per report)."""
         info = self.described().get(name)
         who = self._sealer.fingerprint(token)
         if info is None or not self._sealer.owns(str(info.get("owner", "")), token):
@@ -213,6 +222,13 @@ class ScheduledRuns:
             raise JobNotFound(name, kind="report")
         request_id = uuid.uuid4().hex
         with redis_errors(self._url):
+            # One waiting request per report: asking again joins it (the list stays bounded).
+            if not self._redis.set(pending_key(name), request_id, nx=True, ex=PENDING_SECONDS):
+                waiting = self._redis.get(pending_key(name))
+                if waiting is not None:
+                    audit("report.run", who, report=name, request=str(waiting))
+                    return str(waiting)
+                self._redis.set(pending_key(name), request_id, ex=PENDING_SECONDS)
             pipe = self._redis.pipeline(transaction=True)
             pipe.hset(request_key(request_id), mapping={"report": name, "status": "waiting"})
             pipe.expire(request_key(request_id), REQUEST_KEEP_SECONDS)
@@ -234,5 +250,5 @@ class ScheduledRuns:
         with redis_errors(self._url):
             removed = int(self._redis.lrem(REQUESTS_KEY, 1, payload))
             if removed:
-                self._redis.delete(request_key(request_id))
+                self._redis.delete(request_key(request_id), pending_key(name))
         return removed > 0

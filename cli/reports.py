@@ -126,8 +126,9 @@ def diff_report(
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="text, md or json.")] = "text",
 ) -> None:
-    """What changed between two finished runs, per question (exit 0: nothing changed; 1:
-    something did; 2: bad input)."""
+    """What changed between two finished runs, per question.
+
+    Exit 0 when nothing changed, 1 when something did, 2 on bad input."""
     if fmt not in DIFF_FORMATS:
         fail(f"--format must be one of {', '.join(DIFF_FORMATS)}, not {fmt!r}")
     token = read_token(token_file)

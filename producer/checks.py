@@ -9,6 +9,7 @@ request's bearer token too.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from agentq.errors import BadRequest
@@ -106,3 +107,20 @@ def check_question_id(question_id: str | None) -> str | None:
     if len(question_id) > 200 or printable(question_id) != question_id or "\n" in question_id:
         raise BadRequest("a question id must be one line of at most 200 printable characters")
     return question_id.strip()
+
+
+def check_question_ids(ids: Iterable[str | None]) -> list[str | None]:
+    """Each question's id checked, and no id given twice (a diff could not tell them apart)."""
+    checked: list[str | None] = []
+    seen: set[str] = set()
+    for number, raw in enumerate(ids, start=1):
+        try:
+            question_id = check_question_id(raw)
+        except BadRequest as exc:
+            raise BadRequest(f"question {number}: {exc}") from None
+        if question_id is not None and question_id in seen:
+            raise BadRequest(f"question {number}: the id {question_id!r} is given to another too")
+        if question_id is not None:
+            seen.add(question_id)
+        checked.append(question_id)
+    return checked

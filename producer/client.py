@@ -44,7 +44,7 @@ from producer.checks import (
     check_deadline,
     check_metadata,
     check_question,
-    check_question_id,
+    check_question_ids,
     check_token,
 )
 
@@ -186,13 +186,10 @@ class Client:
                 f"{settings.max_batch_questions:,} (AGENTQ_MAX_BATCH_QUESTIONS)"
             )
         checked: list[tuple[str, dict[str, Any], str | None]] = []
-        ids: set[str] = set()
-        for number, item in enumerate(questions, start=1):
+        question_ids = check_question_ids(item.id for item in questions)
+        pairs = zip(questions, question_ids, strict=True)
+        for number, (item, question_id) in enumerate(pairs, start=1):
             try:
-                question_id = check_question_id(item.id)
-                if question_id is not None and question_id in ids:
-                    raise BadRequest(f"the id {question_id!r} is given to another question too")
-                ids.add(question_id or "")
                 checked.append(
                     (
                         check_question(item.question, settings.max_question_bytes),

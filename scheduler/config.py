@@ -44,6 +44,7 @@ from agentq.logs import is_secret_key
 from agentq.reports import ReportFormat
 from agentq.webhooks.targets import parse_webhook_url
 from producer.batch_files import load_batch_file
+from producer.checks import check_question_ids
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -276,6 +277,7 @@ def load_schedules(
             items = report.items(max_questions)
             if not items:
                 raise BadRequest("the report has no questions")
+            check_question_ids(item.id for item in items)
             if check_tokens:
                 report.read_token()
         except (BadRequest, ConfigError) as exc:

@@ -30,6 +30,7 @@ from agentq.schedule_runs import (
     REQUESTS_KEY,
     SCHEDULES_KEY,
     fired_key,
+    pending_key,
     queued_key,
     request_key,
     runs_key,
@@ -203,6 +204,7 @@ class ScheduleRuns:
                     )
             log.info("report run asked for by hand", report=request.get("report"), **answer)
             with redis_errors(self._url):
+                self._redis.delete(pending_key(str(request.get("report"))))
                 self._redis.hset(
                     request_key(str(request.get("id"))),
                     mapping=answer,  # type: ignore[arg-type]

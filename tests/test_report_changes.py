@@ -24,6 +24,7 @@ from agentq.errors import BadRequest, JobNotFound
 from agentq.jobs import JobStatus
 from agentq.report_changes import compare_runs, render_changes, word_diff
 from agentq.reports import BatchReport, ReportRow, render
+from agentq.schedule_runs import REQUESTS_KEY
 from agentq.webhooks.queue import DUE_KEY
 from agentq.webhooks.signing import tenant_secret
 from doubles.processes import wait_until
@@ -435,3 +436,15 @@ def test_notify_when_decides_from_the_runs_changes_and_status(
         changes=changes,
     )  # fmt: skip
     assert batch.notify_due(report) is due
+
+
+def test_at_most_one_run_by_hand_waits_per_report(stack: Stack) -> None:
+    client = own_stack(stack, 11, "overlap-tests").client()  # no beat takes requests here
+    ScheduleRuns(client).register([schedule("asked-often", [SITES])])
+    first = client.scheduled.request_run("asked-often", TOKEN_A)
+    assert all(client.scheduled.request_run("asked-often", TOKEN_A) == first for _ in range(5))
+    assert client.redis.llen(REQUESTS_KEY) == 1
+    with pytest.raises(TimeoutError, match="no beat took the request"):
+        client.run_report("asked-often", TOKEN_A, timeout=0.2)  # joins it, then withdraws it
+    assert client.redis.llen(REQUESTS_KEY) == 0
+    assert client.scheduled.request_outcome(first) == {}

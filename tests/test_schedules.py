@@ -99,6 +99,15 @@ BAD = [
     (yaml_for(interval_seconds=30), "give exactly one of cron and interval_seconds"),
     (yaml_for(questions=None, questions_file="missing.txt"), "cannot read"),
     (yaml_for(name="Nightly Report"), "name: must be lowercase letters"),
+    (yaml_for(answer_format="xml"), "answer_format: Input should be 'text' or 'items'"),
+    (yaml_for(item_key="name"), "item_key: item_key only applies with answer_format items"),
+    (yaml_for(overlap="never"), "overlap: Input should be 'skip' or 'queue'"),
+    (yaml_for(notify={"webhook": "ftp://h/x"}), "notify.webhook: the webhook URL must be an"),
+    (yaml_for(notify={"webhook": "https://h.test/x", "when": "often"}), "notify.when: Input"),
+    (
+        yaml_for(questions=[{"question": "a?", "id": "x"}, {"question": "b?", "id": "x"}]),
+        "question 2: the id 'x' is given to another too",
+    ),
     ("reports: []\n", "no reports"),
     ("jobs: []\n", "expected a top-level 'reports' list"),
 ]
