@@ -15,7 +15,6 @@ import pytest
 from agents import (
     Agent,
     AgentOutputSchema,
-    AgentOutputSchemaBase,
     ModelBehaviorError,
     OpenAIChatCompletionsModel,
     OpenAIResponsesModel,
@@ -26,6 +25,7 @@ from agents.models.interface import Model
 from agents.tracing import set_trace_processors
 from pydantic import BaseModel
 
+from agentq.answers import items_schema
 from doubles.model_policy import (
     ANSWER_PREFIX,
     Conversation,
@@ -37,6 +37,7 @@ from doubles.model_policy import (
     responses_conversation,
 )
 from tests.conftest import Double, start_model_double
+from worker.answer_schema import ItemsOutput
 
 
 @pytest.fixture
@@ -137,23 +138,6 @@ def test_reads_both_request_shapes() -> None:
 
 
 # --- structured output, as pure functions ---------------------------------------------------
-
-
-def items_schema(key: str) -> dict[str, Any]:
-    """agentq's ``items`` answer format (non-strict: an item may carry any scalar fields)."""
-    scalar = {"type": ["string", "number", "integer", "boolean", "null"]}
-    item = {
-        "type": "object",
-        "properties": {key: {"type": "string"}},
-        "required": [key],
-        "additionalProperties": scalar,
-    }
-    return {
-        "type": "object",
-        "properties": {"items": {"type": "array", "items": item}},
-        "required": ["items"],
-        "additionalProperties": False,
-    }
 
 
 class Device(BaseModel):
@@ -394,33 +378,6 @@ def get_nodes(kind: str) -> str:
     return NODES
 
 
-class ItemsOutput(AgentOutputSchemaBase):
-    """agentq's ``items`` answer format as a custom, non-strict output schema."""
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-    def is_plain_text(self) -> bool:
-        return False
-
-    def name(self) -> str:
-        return "items"
-
-    def json_schema(self) -> dict[str, Any]:
-        return items_schema(self.key)
-
-    def is_strict_json_schema(self) -> bool:
-        return False
-
-    def validate_json(self, json_str: str) -> Any:
-        try:
-            data = json.loads(json_str)
-            jsonschema.validate(data, self.json_schema())
-        except (ValueError, jsonschema.ValidationError) as error:
-            raise ModelBehaviorError(f"not items: {error}") from None
-        return data["items"]
-
-
 def sdk_model(double: Double, api: str) -> Model:
     client = client_for(double)
     if api == "chat":
@@ -446,8 +403,8 @@ async def test_sdk_structured_output_gets_the_tools_labels(model: Double, api: s
     result = await run_devices_agent(model, api, Devices)
     assert isinstance(result.final_output, Devices)
     assert [d.name for d in result.final_output.items] == DEVICES
-    result = await run_devices_agent(model, api, ItemsOutput("device"))
-    assert result.final_output == [{"device": d} for d in DEVICES]
+    result = await run_devices_agent(model, api, ItemsOutput("device"))  # the worker's own
+    assert json.loads(result.final_output) == {"items": [{"device": d} for d in DEVICES]}
     result = await run_devices_agent(model, api, list[str])  # the SDK's {"response": ...}
     assert result.final_output == DEVICES
     # The JSON answer is counted like any other output.
@@ -470,7 +427,7 @@ async def test_off_schema_makes_the_sdk_refuse_the_answer(model: Double, api: st
         await run_devices_agent(model, api, ItemsOutput("name"))
     model.reset()  # back to the start-up knobs: follow
     result = await run_devices_agent(model, api, ItemsOutput("name"))
-    assert result.final_output == [{"name": d} for d in DEVICES]
+    assert json.loads(result.final_output) == {"items": [{"name": d} for d in DEVICES]}
 
 
 def test_responses_echo_the_requested_format(model: Double) -> None:
