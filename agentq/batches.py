@@ -100,6 +100,9 @@ class Batch(BaseModel):
     notify_when: NotifyWhen = "always"
     answer_format: AnswerFormat = "text"
     item_key: str | None = None
+    # A scheduled run's changes since the previous run, in short (``RunChanges.summary``): kept
+    # with the batch when its report is written, so its webhook need not read the report.
+    changes: dict[str, Any] | None = None
 
     def notify_due(self, report: BatchReport) -> bool:
         """Whether this batch's ended ``report`` calls for its webhook."""
@@ -154,9 +157,7 @@ class BatchStore:
             "queued": batch.total,
             "metadata": json.dumps(batch.metadata),
         }
-        if batch.item_key is not None:
-            fields["item_key"] = batch.item_key
-        for name in ("name", "webhook_url", "schedule", "notify_when", "answer_format"):
+        for name in ("name", "webhook_url", "schedule", "notify_when", "answer_format", "item_key"):
             value = getattr(batch, name)
             if value is not None:
                 fields[name] = value
@@ -206,6 +207,7 @@ class BatchStore:
             notify_when=data.get("notify_when") or "always",
             answer_format=data.get("answer_format") or "text",
             item_key=data.get("item_key"),
+            changes=json.loads(data["changes"]) if data.get("changes") else None,
         )
 
     def job_ids(self, batch_id: str, chunk: int = 1000) -> Iterator[list[str]]:
@@ -244,10 +246,15 @@ class BatchStore:
             taken = self._redis.set(f"{KEY_PREFIX}:reporting:{batch_id}", "1", nx=True, ex=seconds)
         return bool(taken)
 
-    def save_report(self, batch_id: str, report_json: str) -> None:
+    def save_report(
+        self, batch_id: str, report_json: str, changes: dict[str, Any] | None = None
+    ) -> None:
+        """Keep the ended batch's report (and, for a scheduled run, its changes in short)."""
         with redis_errors(self._url):
             pipe = self._redis.pipeline(transaction=True)
             pipe.set(report_key(batch_id), report_json, ex=self._ttl)
+            if changes is not None:
+                pipe.hset(batch_key(batch_id), "changes", json.dumps(changes))
             pipe.zrem(ENDED_KEY, batch_id)
             pipe.execute()
 

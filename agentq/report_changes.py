@@ -22,13 +22,12 @@ import difflib
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
 from agentq.answers import Item, item_identity
-from agentq.text import code_span, md_text, printable
+from agentq.text import code_span, md_text, printable, utc_time
 
 ChangeKind = Literal["changed", "added", "removed", "newly_failing", "recovered", "unchanged"]
 KINDS: tuple[ChangeKind, ...] = (
@@ -104,6 +103,13 @@ class QuestionChange(BaseModel):
     items_added: list[Item] = Field(default_factory=list)
     items_removed: list[Item] = Field(default_factory=list)
     items_changed: list[ItemChange] = Field(default_factory=list)
+
+    @property
+    def shows_outcomes(self) -> bool:
+        """Whether the change reads as the two outcomes side by side (a question that appeared,
+        went, began or stopped failing, or fails differently) rather than as what differs
+        between two answers."""
+        return self.kind != "changed" or self.before_status != "succeeded"
 
 
 class RunChanges(BaseModel):
@@ -333,12 +339,6 @@ def plain_mark(what: str, text: str) -> str:
     return text
 
 
-def when(timestamp: float | None) -> str:
-    if timestamp is None:
-        return "-"
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def counts_line(changes: RunChanges) -> str:
     return ", ".join(f"{changes.counts.get(k, 0)} {_KIND_LABEL[k]}" for k in KINDS)
 
@@ -356,12 +356,12 @@ def changes_text(changes: RunChanges, mark: Mark = plain_mark) -> str:
     name = f"{printable(changes.report)}: " if changes.report else ""
     if changes.previous_run is None:
         return (
-            f"{name}run {changes.run} ({when(changes.started_at)}) has no earlier run "
+            f"{name}run {changes.run} ({utc_time(changes.started_at)}) has no earlier run "
             "to compare with\n"
         )
     lines = [
-        f"{name}run {changes.previous_run} ({when(changes.previous_started_at)}) -> "
-        f"run {changes.run} ({when(changes.started_at)})",
+        f"{name}run {changes.previous_run} ({utc_time(changes.previous_started_at)}) -> "
+        f"run {changes.run} ({utc_time(changes.started_at)})",
         counts_line(changes),
     ]
     for q in changes.questions:
@@ -375,9 +375,7 @@ def changes_text(changes: RunChanges, mark: Mark = plain_mark) -> str:
 
 
 def _detail_lines(q: QuestionChange, mark: Mark) -> list[str]:
-    if q.kind in ("newly_failing", "recovered", "added", "removed") or (
-        q.kind == "changed" and q.before_status != "succeeded"
-    ):
+    if q.shows_outcomes:
         lines = []
         if q.before is not None:
             lines.append("before: " + mark("removed", printable(q.before)))
@@ -436,8 +434,8 @@ def changes_markdown(changes: RunChanges, level: int = 2) -> list[str]:
         lines += ["No earlier run to compare with: this is the first run kept for this report.", ""]
         return lines
     lines += [
-        f"Run {code_span(changes.run)} ({when(changes.started_at)}) compared with run "
-        f"{code_span(changes.previous_run)} ({when(changes.previous_started_at)}).",
+        f"Run {code_span(changes.run)} ({utc_time(changes.started_at)}) compared with run "
+        f"{code_span(changes.previous_run)} ({utc_time(changes.previous_started_at)}).",
         "",
         "| " + " | ".join(_KIND_LABEL[k] for k in KINDS) + " |",
         "|" + " --- |" * len(KINDS),
@@ -456,7 +454,7 @@ def changes_markdown(changes: RunChanges, level: int = 2) -> list[str]:
 
 
 def _md_detail(q: QuestionChange) -> list[str]:
-    if q.kind != "changed" or q.before_status != "succeeded":
+    if q.shows_outcomes:
         lines = []
         if q.before is not None:
             lines.append(f"- before: {_md_removed(q.before)}")

@@ -19,8 +19,8 @@ from pydantic import BaseModel, Field, computed_field
 
 from agentq.answers import Item, item_columns, items_text
 from agentq.jobs import Job
-from agentq.report_changes import RunChanges, changes_markdown, row_keys, when
-from agentq.text import code_span, csv_cell, md_text
+from agentq.report_changes import RunChanges, changes_markdown, row_keys
+from agentq.text import code_span, csv_cell, md_text, utc_time
 
 ReportFormat = Literal["md", "json", "csv"]
 FORMATS: tuple[ReportFormat, ...] = ("md", "json", "csv")
@@ -150,7 +150,7 @@ def _markdown(report: BatchReport) -> str:
     ]
     if report.data_read_at is not None:
         lines.append(
-            f"- data read from {when(report.data_read_at)} (the run's start; the inventory is "
+            f"- data read from {utc_time(report.data_read_at)} (the run's start; the inventory is "
             "read as it is while the run runs)"
         )
     lines.append("")

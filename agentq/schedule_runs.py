@@ -13,6 +13,7 @@ finished runs one token owns (:meth:`ScheduledRuns.diff`).
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +63,7 @@ def pending_key(name: str) -> str:
 
 
 PENDING_SECONDS = 60  # a request no beat took stops holding its report's place after this
+_REQUEST_ID = re.compile(r"[0-9a-f]{32}")  # what request_run makes: nothing else reaches a key
 
 
 @dataclass
@@ -94,6 +96,10 @@ class ScheduledRuns:
             entries: list[Any] = list(self._redis.zrevrange(runs_key(name), 0, -1, withscores=True))
         return [Run(name, str(entry[0]), float(entry[1])) for entry in entries]
 
+    def _owns(self, info: dict[str, object] | None, token: str) -> bool:
+        """Whether ``token`` is the one a report's schedule runs with (its registered owner)."""
+        return info is not None and self._sealer.owns(str(info.get("owner", "")), token)
+
     def runs_of(self, name: str, token: str) -> list[Run]:
         """The report's kept runs that ``token`` made (owns their batch), newest first."""
         kept = self.runs(name)
@@ -113,7 +119,7 @@ class ScheduledRuns:
         found = []
         for name, info in sorted(self.described().items()):
             mine = self.runs_of(name, token)
-            if not mine and not self._sealer.owns(str(info.get("owner", "")), token):
+            if not mine and not self._owns(info, token):
                 continue
             latest = self._batches.load(mine[0].batch_id) if mine else None
             found.append(
@@ -133,9 +139,10 @@ class ScheduledRuns:
         saved = self._batches.load_report(batch_id)
         return BatchReport.model_validate_json(saved) if saved is not None else None
 
-    def changes_for(self, report: BatchReport) -> RunChanges:
-        """What changed in the run ``report`` (a scheduled run's, just built) since the newest
-        earlier run of the same report, by the same owner, whose report was written."""
+    def changes_for(self, report: BatchReport, owner: str) -> RunChanges:
+        """What changed in the run ``report`` (a scheduled run's, just built, made by ``owner``)
+        since the newest earlier run of the same report, by the same owner, whose report was
+        written."""
         assert report.schedule is not None
         name = report.schedule
         earlier = [
@@ -143,7 +150,6 @@ class ScheduledRuns:
             for run in self.runs(name)
             if run.batch_id != report.batch_id and run.started_at < report.created_at
         ]
-        owner = self._batches.owner(report.batch_id)
         owners = self._batches.owners([run.batch_id for run in earlier])
         for run, run_owner in zip(earlier, owners, strict=True):
             if run_owner != owner:  # the schedule's token changed: not the same owner's data
@@ -172,9 +178,7 @@ class ScheduledRuns:
         exactly as a missing one; a run still going is refused (its report is not final)."""
         mine = self.runs_of(name, token)
         audit("report.diff", self._sealer.fingerprint(token), report=name)
-        if not mine and not self._sealer.owns(
-            str(self.described().get(name, {}).get("owner", "")), token
-        ):
+        if not mine and not self._owns(self.described().get(name), token):
             raise JobNotFound(name, kind="report")
         after = self._pick(name, mine, to_run, None)
         if after is None:
@@ -215,9 +219,8 @@ class ScheduledRuns:
         token and the scheduler's lock, and applies the tick and overlap rules (see
         ``scheduler.runs``). The request holds no token. While one request for the report
         waits, asking again returns that request (so at most one waits per report)."""
-        info = self.described().get(name)
         who = self._sealer.fingerprint(token)
-        if info is None or not self._sealer.owns(str(info.get("owner", "")), token):
+        if not self._owns(self.described().get(name), token):
             audit("report.run.refused", who, report=name)
             raise JobNotFound(name, kind="report")
         request_id = uuid.uuid4().hex
@@ -237,12 +240,18 @@ class ScheduledRuns:
         audit("report.run", who, report=name, request=request_id)
         return request_id
 
-    def request_outcome(self, request_id: str) -> dict[str, str]:
-        """What became of a request: status waiting, started (with ``run``) or refused (with
-        ``reason``); empty if it is unknown or expired."""
+    def request_outcome(self, name: str, request_id: str, token: str) -> dict[str, str]:
+        """What became of a request for ``name``: status waiting, started (with ``run``) or
+        refused (with ``reason``). Empty, as for an unknown or expired request, unless
+        ``token`` owns the report and the request is one for it."""
+        if not _REQUEST_ID.fullmatch(request_id):
+            return {}
         with redis_errors(self._url):
             raw = self._redis.hgetall(request_key(request_id))
-        return {str(k): str(v) for k, v in raw.items()}
+        outcome = {str(k): str(v) for k, v in raw.items()}
+        if outcome.get("report") != name or not self._owns(self.described().get(name), token):
+            return {}
+        return outcome
 
     def withdraw_request(self, request_id: str, name: str) -> bool:
         """Take back a request no beat has taken yet (True); False if a beat already took it."""

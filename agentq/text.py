@@ -11,6 +11,7 @@ what is special to it: rich markup in ``cli.render``, markdown (``md_text``) and
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 # C0 controls but tab and newline, DEL, the C1 range (0x9B alone is a CSI on some terminals), and
@@ -21,6 +22,13 @@ _UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u206
 def printable(text: str) -> str:
     """``text`` without the characters that a terminal or a renderer would act on."""
     return _UNPRINTABLE.sub("", text)
+
+
+def utc_time(timestamp: float | None) -> str:
+    """A moment as every output shows it (``2026-12-05 02:00:00 UTC``); ``-`` for none."""
+    if timestamp is None:
+        return "-"
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 # What makes a spreadsheet read a cell as a formula (OWASP "CSV injection"), with the full-width

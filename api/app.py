@@ -327,10 +327,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/v1/reports/{name}/runs/requests/{request_id}", responses=ERRORS)
     def run_request(name: str, request_id: str, token: Token) -> dict[str, str]:
         """What the beat did with a request: waiting, started (with ``run``) or refused."""
-        info = client.scheduled.described().get(name)
-        outcome = client.scheduled.request_outcome(request_id) if len(request_id) == 32 else {}
-        owner = str(info.get("owner", "")) if info else ""
-        if outcome.get("report") != name or not client.sealer.owns(owner, check_token(token)):
+        outcome = client.scheduled.request_outcome(name, request_id, check_token(token))
+        if not outcome:
             raise JobNotFound(request_id, kind="request")
         return {"request": request_id, **outcome}
 

@@ -9,7 +9,6 @@ in a tool's output never reaches the terminal.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Group
@@ -18,7 +17,7 @@ from rich.text import Text
 
 from agentq.answers import Item, item_columns
 from agentq.jobs import Job, JobStatus
-from agentq.text import printable
+from agentq.text import printable, utc_time
 from agentq.traces import AttemptTrace, Step, Trace
 
 STATUS_STYLE = {
@@ -35,12 +34,6 @@ def data(value: object, style: str = "") -> Text:
     return Text(printable("" if value is None else str(value)), style=style)
 
 
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}s"
 
@@ -52,9 +45,9 @@ def status_table(job: Job) -> Table:
     table.add_row("job", data(job.id))
     table.add_row("status", data(job.status, style=STATUS_STYLE[job.status]))
     table.add_row("attempts", str(job.attempts))
-    table.add_row("created", _when(job.created_at))
-    table.add_row("started", _when(job.started_at))
-    table.add_row("finished", _when(job.finished_at))
+    table.add_row("created", utc_time(job.created_at))
+    table.add_row("started", utc_time(job.started_at))
+    table.add_row("finished", utc_time(job.finished_at))
     table.add_row("queued for", _seconds(job.queued_seconds))
     table.add_row("ran for", _seconds(job.run_seconds))
     if job.error is not None:

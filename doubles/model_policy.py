@@ -146,11 +146,6 @@ def choose_tool(conversation: Conversation) -> ToolCall | None:
     return None
 
 
-def answer(question: str, tool_outputs: list[str]) -> str:
-    """A deterministic answer summarising the last tool output."""
-    return findings(question, tool_outputs).text
-
-
 def findings(question: str, tool_outputs: list[str]) -> Findings:
     """The free-text answer and the labels it names, from the last tool output."""
     if not tool_outputs:

@@ -354,11 +354,11 @@ class Client:
         "reason": ...}`` (its previous run still runs, say). TimeoutError, with the request
         withdrawn, if no beat took it within ``timeout`` seconds; JobNotFound unless ``token``
         owns the report."""
-        name = name.strip()
-        request = self.scheduled.request_run(name, check_token(token))
+        name, token = name.strip(), check_token(token)
+        request = self.scheduled.request_run(name, token)
         deadline = time.monotonic() + max(timeout, 0.1)
         while True:
-            outcome = self.scheduled.request_outcome(request)
+            outcome = self.scheduled.request_outcome(name, request, token)
             if outcome.get("status") not in (None, "waiting"):
                 return outcome
             if time.monotonic() >= deadline:

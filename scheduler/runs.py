@@ -131,12 +131,17 @@ class ScheduleRuns:
         """Start each queued run (``overlap: queue``) whose previous run has ended."""
         started = 0
         for report in reports.values():
-            if report.overlap != "queue" or self._running_run(report) is not None:
+            # Runs every second: one EXISTS per queue report, the run's state only when one waits.
+            if report.overlap != "queue":
                 continue
             with redis_errors(self._url):
-                queued_at = self._redis.getdel(queued_key(report.name))
-            if queued_at is None:
+                if not self._redis.exists(queued_key(report.name)):
+                    continue
+            if self._running_run(report) is not None:
                 continue
+            with redis_errors(self._url):
+                if self._redis.getdel(queued_key(report.name)) is None:
+                    continue  # started meanwhile
             self._submit(report, datetime.now(UTC))
             started += 1
         return started

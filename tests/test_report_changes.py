@@ -447,4 +447,4 @@ def test_at_most_one_run_by_hand_waits_per_report(stack: Stack) -> None:
     with pytest.raises(TimeoutError, match="no beat took the request"):
         client.run_report("asked-often", TOKEN_A, timeout=0.2)  # joins it, then withdraws it
     assert client.redis.llen(REQUESTS_KEY) == 0
-    assert client.scheduled.request_outcome(first) == {}
+    assert client.scheduled.request_outcome("asked-often", first, TOKEN_A) == {}

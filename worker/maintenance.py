@@ -155,9 +155,11 @@ class Maintenance:
                 self._batches.forget_ended(batch_id)
                 continue
             report = build_report(batch, self._store, self._batches)
+            summary = None
             if batch.schedule is not None:
-                report.changes = self._scheduled.changes_for(report).only_changes()
-            self._batches.save_report(batch_id, report.model_dump_json())
+                report.changes = self._scheduled.changes_for(report, batch.owner).only_changes()
+                summary = report.changes.summary()
+            self._batches.save_report(batch_id, report.model_dump_json(), summary)
             log.info("batch ended", batch_id=batch_id, status=str(batch.status), total=batch.total)
             if batch.webhook_url and batch.notify_due(report):
                 self.webhooks.add("batch", batch_id)

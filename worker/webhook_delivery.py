@@ -24,7 +24,6 @@ from typing import Any
 
 from agentq.batches import BatchStore
 from agentq.logs import get_logger
-from agentq.reports import BatchReport
 from agentq.settings import Settings
 from agentq.store import NOTIFY_KEY, JobStore
 from agentq.webhooks.delivery import DeliveryResult, deliver
@@ -124,16 +123,9 @@ class WebhookDeliveries:
         secret = tenant_secret(master.get_secret_value(), batch.owner)
         if batch.schedule is None:
             return batch.webhook_url, {"type": "batch.ended", "data": batch.public()}, secret
-        # A scheduled run: what changed since the previous run, and the run's id (its batch id).
-        saved = self._batches.load_report(batch.id)
-        report = BatchReport.model_validate_json(saved) if saved is not None else None
-        changes = report.changes if report is not None else None
-        data = {
-            **batch.public(),
-            "report": batch.schedule,
-            "run": batch.id,
-            "changes": changes.summary() if changes is not None else None,
-        }
+        # A scheduled run: its report's name and the run's id (its batch id); ``changes``, what
+        # changed since the previous run, is the batch's own.
+        data = {**batch.public(), "report": batch.schedule, "run": batch.id}
         return batch.webhook_url, {"type": "report.run_ended", "data": data}, secret
 
     def _settle(self, item: Claimed, result: DeliveryResult) -> None:

@@ -92,7 +92,11 @@ class Inventory:
             if peer is None:
                 raise KeyError(f"{kind}: no {peer_kind} {peer_hfid!r}")
             node.peers[rel_name] = peer.id
-        node.id = self._free_id(kind, self.hfid(node))
+        return self._insert(node)
+
+    def _insert(self, node: Node) -> Node:
+        """Give ``node`` its id and keep it."""
+        node.id = self._free_id(node.kind, self.hfid(node))
         self.nodes[node.id] = node
         return node
 
@@ -352,10 +356,7 @@ class Inventory:
         model = self.named(kind, like)
         attributes = copy.deepcopy(model.attributes)
         attributes.update(self._naming_attributes(model, name))
-        node = Node(id="", kind=kind, attributes=attributes, peers=dict(model.peers))
-        node.id = self._free_id(kind, self.hfid(node))
-        self.nodes[node.id] = node
-        return node
+        return self._insert(Node(id="", kind=kind, attributes=attributes, peers=dict(model.peers)))
 
     def rename(self, kind: str, name: str, to: str) -> Node:
         """Give the node named ``name`` the name ``to``. Its id stays: in Infrahub a name is an
