@@ -54,6 +54,12 @@ def report_key(batch_id: str) -> str:
     return f"{KEY_PREFIX}:report:{batch_id}"
 
 
+def batch_shared_key(batch_id: str) -> str:
+    """Hash: row number -> the row (question, metadata, id) of a question asked once for rows
+    that repeat it (``agentq.batches.SharedRow``)."""
+    return f"{KEY_PREFIX}:batch:{batch_id}:shared"
+
+
 def owner_batches_key(owner: str) -> str:
     return f"{KEY_PREFIX}:owner:{owner}:batches"
 
@@ -70,6 +76,16 @@ class BatchItem:
     @classmethod
     def of(cls, item: str | BatchItem) -> BatchItem:
         return item if isinstance(item, BatchItem) else cls(question=item)
+
+
+class SharedRow(BaseModel):
+    """A row whose question repeats row ``shared_with``'s (after trimming whitespace): it is
+    asked once, and this row keeps its own metadata and id."""
+
+    shared_with: int
+    question: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    question_id: str | None = None
 
 
 class BatchStatus(StrEnum):
@@ -100,6 +116,14 @@ class Batch(BaseModel):
     notify_when: NotifyWhen = "always"
     answer_format: AnswerFormat = "text"
     item_key: str | None = None
+    # Dollars: the most its jobs may spend (None: no budget), and what they have spent so far
+    # (None: unknown, some attempt's model had no price; see ``agentq.spend``).
+    max_cost_usd: float | None = None
+    cost_usd: float | None = 0.0
+    service_tier: str | None = None  # asked of the model for each of its jobs
+    # Rows that repeat an earlier row's question and share its job (``total`` counts jobs;
+    # ``questions`` counts rows).
+    shared: int = 0
     # A scheduled run's changes since the previous run, in short (``RunChanges.summary``): kept
     # with the batch when its report is written, so its webhook need not read the report.
     changes: dict[str, Any] | None = None
@@ -111,6 +135,10 @@ class Batch(BaseModel):
         if self.notify_when == "failed":
             return self.status != BatchStatus.SUCCEEDED
         return True
+
+    @property
+    def questions(self) -> int:
+        return self.total + self.shared
 
     @property
     def ended(self) -> int:
@@ -131,6 +159,7 @@ class Batch(BaseModel):
         data = self.model_dump(mode="json", exclude={"owner"})
         data["status"] = str(self.status)
         data["counts"] = {s: self.counts.get(s, 0) for s in STATUS_FIELDS}
+        data["questions"] = self.questions
         return data
 
     @staticmethod
@@ -146,8 +175,16 @@ class BatchStore:
         self._ttl = ttl
         self._url = url
 
-    def add_to(self, pipe: Pipeline, batch: Batch, job_ids: Sequence[str]) -> None:
-        """Write ``batch`` (all of its jobs queued) as part of the transaction creating them."""
+    def add_to(
+        self,
+        pipe: Pipeline,
+        batch: Batch,
+        job_ids: Sequence[str],
+        shared: dict[int, SharedRow] | None = None,
+    ) -> None:
+        """Write ``batch`` (all of its jobs queued) as part of the transaction creating them.
+        ``job_ids`` has one id per row, in order: a row that repeats an earlier question has
+        that question's job, and its own question, metadata and id in ``shared``."""
         fields: dict[str, Any] = {
             "id": batch.id,
             "owner": batch.owner,
@@ -157,7 +194,11 @@ class BatchStore:
             "queued": batch.total,
             "metadata": json.dumps(batch.metadata),
         }
-        for name in ("name", "webhook_url", "schedule", "notify_when", "answer_format", "item_key"):
+        optional = (
+            "name", "webhook_url", "schedule", "notify_when", "answer_format", "item_key",
+            "max_cost_usd", "service_tier", "shared",
+        )  # fmt: skip
+        for name in optional:
             value = getattr(batch, name)
             if value is not None:
                 fields[name] = value
@@ -166,6 +207,10 @@ class BatchStore:
         for start in range(0, len(job_ids), 5000):
             pipe.rpush(batch_jobs_key(batch.id), *job_ids[start : start + 5000])
         pipe.expire(batch_jobs_key(batch.id), self._ttl)
+        if shared:
+            rows = {str(row): item.model_dump_json() for row, item in shared.items()}
+            pipe.hset(batch_shared_key(batch.id), mapping=rows)  # type: ignore[arg-type]
+            pipe.expire(batch_shared_key(batch.id), self._ttl)
         owned = owner_batches_key(batch.owner)
         pipe.zadd(owned, {batch.id: batch.created_at})
         pipe.zremrangebyrank(owned, 0, -OWNER_INDEX_SIZE - 1)
@@ -207,6 +252,10 @@ class BatchStore:
             notify_when=data.get("notify_when") or "always",
             answer_format=data.get("answer_format") or "text",
             item_key=data.get("item_key"),
+            max_cost_usd=float(data["max_cost_usd"]) if data.get("max_cost_usd") else None,
+            cost_usd=(None if data.get("unpriced_attempts") else float(data.get("cost_usd") or 0)),
+            service_tier=data.get("service_tier"),
+            shared=int(data.get("shared") or 0),
             changes=json.loads(data["changes"]) if data.get("changes") else None,
         )
 
@@ -258,6 +307,12 @@ class BatchStore:
             pipe.zrem(ENDED_KEY, batch_id)
             pipe.execute()
 
+    def shared_rows(self, batch_id: str) -> dict[int, SharedRow]:
+        """The rows that share an earlier row's job, by row number (see ``add_to``)."""
+        with redis_errors(self._url):
+            raw = self._redis.hgetall(batch_shared_key(batch_id))
+        return {int(k): SharedRow.model_validate_json(v) for k, v in raw.items()}
+
     def load_report(self, batch_id: str) -> str | None:
         with redis_errors(self._url):
             raw = self._redis.get(report_key(batch_id))
@@ -271,9 +326,21 @@ class BatchStore:
 def build_report(batch: Batch, store: JobStore, batches: BatchStore) -> BatchReport:
     """The batch's report from its job records (final once every job has ended)."""
     rows: list[ReportRow] = []
+    shared = batches.shared_rows(batch.id) if batch.shared else {}
     for ids in batches.job_ids(batch.id):
         for job_id, job in zip(ids, store.load_many(ids), strict=True):
-            rows.append(ReportRow.of(len(rows) + 1, job_id, job))
+            row = ReportRow.of(len(rows) + 1, job_id, job)
+            repeat = shared.get(row.index)
+            if repeat is not None:
+                row = row.model_copy(
+                    update={
+                        "question": repeat.question,
+                        "metadata": repeat.metadata,
+                        "question_id": repeat.question_id,
+                        "shared_with": repeat.shared_with,
+                    }
+                )
+            rows.append(row)
     return BatchReport(
         batch_id=batch.id,
         name=batch.name,
@@ -281,9 +348,10 @@ def build_report(batch: Batch, store: JobStore, batches: BatchStore) -> BatchRep
         status=str(batch.status),
         created_at=batch.created_at,
         finished_at=batch.finished_at,
-        total=batch.total,
+        total=batch.questions,
         counts={s: batch.counts.get(s, 0) for s in STATUS_FIELDS},
         final=batch.ended >= batch.total,
         rows=rows,
         data_read_at=batch.created_at,
+        max_cost_usd=batch.max_cost_usd,
     )

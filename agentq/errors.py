@@ -27,6 +27,8 @@ class ErrorCode(StrEnum):
     CANCELLED = "cancelled"
     POISONED = "poisoned"
     QUOTA_EXCEEDED = "quota_exceeded"  # a tenant quota refused a submit
+    BUDGET_EXCEEDED = "budget_exceeded"  # its batch's or tenant's dollar budget was spent
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"  # a key reused with a different request
     SERVICE_UNAVAILABLE = "service_unavailable"  # agentq's own Redis is unreachable
     INTERNAL = "internal"
 
@@ -81,6 +83,12 @@ class BadRequest(AgentqError):
     """The user sent something we refuse (empty question, missing token, ...)."""
 
     code = ErrorCode.BAD_REQUEST
+
+
+class IdempotencyConflict(AgentqError):
+    """An idempotency key already used, by the same token, for a different request."""
+
+    code = ErrorCode.IDEMPOTENCY_CONFLICT
 
 
 class ConfigError(AgentqError):

@@ -5,12 +5,19 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from agentq.answers import AnswerFormat, Item, parse_items
+from agentq.traces import Totals, add_costs
+
+# The provider's service tiers (``service_tier``): ``flex`` costs about half and may be refused
+# when capacity is short; ``auto`` lets the provider choose.
+ServiceTier = Literal["auto", "default", "flex", "priority"]
+SERVICE_TIERS: tuple[str, ...] = ("auto", "default", "flex", "priority")
 
 
 class JobStatus(StrEnum):
@@ -36,12 +43,46 @@ def is_job_id(value: str) -> bool:
 
 
 class Usage(BaseModel):
-    """Model usage of one job, as the Agents SDK counts it."""
+    """What a job's model calls used and cost, over all of its attempts (a failed attempt's
+    calls were paid for too). ``cost_usd`` is None when any call had no price in the table
+    (``agentq.prices``): "cost unknown", never a partial sum."""
 
     requests: int = 0
     input_tokens: int = 0
+    cached_tokens: int = 0  # of the input, served from the provider's prefix cache
     output_tokens: int = 0
+    reasoning_tokens: int = 0  # of the output
     total_tokens: int = 0
+    cost_usd: float | None = 0.0
+
+    @classmethod
+    def of(cls, totals: Totals) -> Usage:
+        """An attempt's usage, from its trace's totals (one model call step per request)."""
+        return cls(
+            requests=totals.model_calls,
+            input_tokens=totals.input_tokens,
+            cached_tokens=totals.cached_tokens,
+            output_tokens=totals.output_tokens,
+            reasoning_tokens=totals.reasoning_tokens,
+            total_tokens=totals.input_tokens + totals.output_tokens,
+            cost_usd=totals.cost_usd,
+        )
+
+    @classmethod
+    def total(cls, usages: Iterable[Usage | None]) -> Usage | None:
+        """The sum of attempts' usage (None when no attempt recorded any)."""
+        known = [u for u in usages if u is not None]
+        if not known:
+            return None
+        return cls(
+            requests=sum(u.requests for u in known),
+            input_tokens=sum(u.input_tokens for u in known),
+            cached_tokens=sum(u.cached_tokens for u in known),
+            output_tokens=sum(u.output_tokens for u in known),
+            reasoning_tokens=sum(u.reasoning_tokens for u in known),
+            total_tokens=sum(u.total_tokens for u in known),
+            cost_usd=add_costs(u.cost_usd for u in known),
+        )
 
 
 class JobError(BaseModel):
@@ -59,6 +100,9 @@ class AttemptSummary(BaseModel):
     error_code: str | None = None
     error_message: str | None = None
     retry_in_seconds: float | None = None
+    usage: Usage | None = None  # what this attempt's model calls used and cost
+    model: str | None = None  # the model that answered last (a fallback's, if one was used)
+    service_tier: str | None = None  # the tier that served its last model call
 
 
 class Job(BaseModel):
@@ -98,6 +142,15 @@ class Job(BaseModel):
     answer_format: AnswerFormat = "text"
     item_key: str | None = None
     question_id: str | None = None  # matches the question across a report's runs
+    # The tier asked of the model (None: the deployment's AGENTQ_SERVICE_TIER), and the tier
+    # that served its last call (flex falls back to default when flex has no capacity).
+    service_tier: ServiceTier | None = None
+    served_tier: str | None = None
+
+    @property
+    def cost_usd(self) -> float | None:
+        """What its model calls cost over all attempts (None: unknown); 0 before any ran."""
+        return 0.0 if self.usage is None else self.usage.cost_usd
 
     @property
     def items(self) -> list[Item] | None:
@@ -122,6 +175,7 @@ class Job(BaseModel):
         answer_format: AnswerFormat = "text",
         item_key: str | None = None,
         question_id: str | None = None,
+        service_tier: ServiceTier | None = None,
     ) -> Job:
         return cls(
             id=cls.new_id(),
@@ -139,6 +193,7 @@ class Job(BaseModel):
             answer_format=answer_format,
             item_key=item_key,
             question_id=question_id,
+            service_tier=service_tier,
         )
 
     @staticmethod
@@ -160,6 +215,7 @@ class Job(BaseModel):
         data = self.model_dump(mode="json", exclude={"owner", "worker", "queue", "lane"})
         if self.answer_format == "items":
             data["items"] = self.items
+        data["cost_usd"] = self.cost_usd
         data["timings"] = {
             "queued_seconds": self.queued_seconds,
             "run_seconds": self.run_seconds,

@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 from agentq.dispatch import CAPACITY_KEY, LANES_KEY, lane_key
 from agentq.errors import ErrorCode
 from agentq.jobs import JobStatus
+from agentq.prices import TIERS, served_tier
 from agentq.store import DELAYED_KEY, RUNNING_KEY, SENT_KEY, WORKER_PREFIX
 from agentq.traces import AttemptTrace, Step
 
@@ -42,6 +43,12 @@ ATTEMPTS = Counter(
 )
 MODEL_CALLS = Counter("agentq_model_calls_total", "Model calls made by agent runs.")
 MODEL_TOKENS = Counter("agentq_model_tokens_total", "Model tokens, by kind.", ["kind"])
+COST = Counter(
+    "agentq_cost_usd",
+    "Dollars of model calls at the price table's prices (agentq.prices), by model and the "
+    "service tier that served them; calls the table cannot price are not counted.",
+    ["model", "tier"],
+)
 TOOL_CALLS = Counter(
     "agentq_tool_calls_total", "MCP tool calls, by tool and outcome.", ["tool", "outcome"]
 )
@@ -62,7 +69,9 @@ JOB_STATUSES = frozenset(str(status) for status in JobStatus)
 OUTCOMES = frozenset({"succeeded", "retrying", "failed", "cancelled", "requeued"})
 MAX_TOOL_LABELS = 256  # distinct tool names one process labels; later ones count as "other"
 MAX_TOOL_NAME = 128
+MAX_MODEL_LABELS = 16  # distinct model names one process labels (configured: model, fallbacks)
 
+_model_labels: set[str] = set()
 _tool_labels: set[str] = set()
 _tool_labels_lock = threading.Lock()
 
@@ -110,9 +119,27 @@ def observe_attempt(attempt: AttemptTrace, outcome: str, error_code: str | None)
             MODEL_CALLS.inc()
             MODEL_TOKENS.labels(kind="input").inc(step.input_tokens or 0)
             MODEL_TOKENS.labels(kind="output").inc(step.output_tokens or 0)
+            MODEL_TOKENS.labels(kind="cached_input").inc(step.cached_tokens or 0)
+            MODEL_TOKENS.labels(kind="reasoning").inc(step.reasoning_tokens or 0)
+            if step.cost_usd:
+                tier = bounded(served_tier(step.service_tier), TIERS, OTHER)
+                COST.labels(model=model_label(step.model), tier=tier).inc(step.cost_usd)
         elif step.kind == "tool_call":
             result = "error" if step.is_error else "ok"
             TOOL_CALLS.labels(tool=tool_label(step.name, listed), outcome=result).inc()
+
+
+def model_label(model: str | None) -> str:
+    """A model's name as a label: the models a worker is configured with are few, so the first
+    ``MAX_MODEL_LABELS`` names seen are kept and any later one counts as ``other``."""
+    if not model:
+        return OTHER
+    name = model[:MAX_TOOL_NAME]
+    with _tool_labels_lock:
+        if name in _model_labels or len(_model_labels) < MAX_MODEL_LABELS:
+            _model_labels.add(name)
+            return name
+    return OTHER
 
 
 def observe_finished(status: str, error_code: str | None, seconds: float | None) -> None:

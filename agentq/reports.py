@@ -19,14 +19,17 @@ from pydantic import BaseModel, Field, computed_field
 
 from agentq.answers import Item, item_columns, items_text
 from agentq.jobs import Job
+from agentq.prices import usd
 from agentq.report_changes import RunChanges, changes_markdown, row_keys
 from agentq.text import code_span, csv_cell, md_text, utc_time
+from agentq.traces import add_costs
 
 ReportFormat = Literal["md", "json", "csv"]
 FORMATS: tuple[ReportFormat, ...] = ("md", "json", "csv")
 CSV_COLUMNS = (
     "index", "change", "question_id", "job_id", "question", "status", "answer", "error_code",
-    "error_message", "attempts", "tool_calls", "input_tokens", "output_tokens", "duration_seconds",
+    "error_message", "attempts", "tool_calls", "input_tokens", "cached_tokens", "output_tokens",
+    "model", "service_tier", "cost_usd", "duration_seconds", "shared_with",
 )  # fmt: skip
 
 
@@ -41,8 +44,14 @@ class ReportRow(BaseModel):
     attempts: int = 0
     tool_calls: int = 0
     input_tokens: int = 0
+    cached_tokens: int = 0
     output_tokens: int = 0
+    model: str | None = None  # the model that answered (a fallback's, when one was used)
+    service_tier: str | None = None  # the tier that served its last model call
+    cost_usd: float | None = 0.0  # over all its attempts; None: cost unknown
     duration_seconds: float | None = None
+    # The row whose job answered this one too: identical questions of a batch run once.
+    shared_with: int | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     question_id: str | None = None
     item_key: str | None = None  # set when the answer was asked for as items
@@ -63,7 +72,11 @@ class ReportRow(BaseModel):
             attempts=job.attempts,
             tool_calls=job.tool_calls,
             input_tokens=job.usage.input_tokens if job.usage else 0,
+            cached_tokens=job.usage.cached_tokens if job.usage else 0,
             output_tokens=job.usage.output_tokens if job.usage else 0,
+            model=job.model if job.usage else None,
+            service_tier=job.served_tier,
+            cost_usd=job.cost_usd,
             duration_seconds=job.run_seconds,
             metadata=job.metadata,
             question_id=job.question_id,
@@ -75,9 +88,12 @@ class ReportRow(BaseModel):
 class ReportTotals(BaseModel):
     tool_calls: int = 0
     input_tokens: int = 0
+    cached_tokens: int = 0
     output_tokens: int = 0
     attempts: int = 0
     run_seconds: float = 0.0
+    cost_usd: float | None = 0.0  # None: some question's cost is unknown
+    budget_exceeded: int = 0  # questions not run: the budget was spent
 
 
 class BatchReport(BaseModel):
@@ -95,16 +111,22 @@ class BatchReport(BaseModel):
     # point in time, so a run reads the inventory as it is while the run runs.
     data_read_at: float | None = None
     changes: RunChanges | None = None  # a scheduled run's changes since the previous run
+    max_cost_usd: float | None = None  # the batch's budget, if it had one
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def totals(self) -> ReportTotals:
+        # A row that shares another's job (``shared_with``) repeats its figures: counted once.
+        rows = [r for r in self.rows if r.shared_with is None]
         return ReportTotals(
-            tool_calls=sum(r.tool_calls for r in self.rows),
-            input_tokens=sum(r.input_tokens for r in self.rows),
-            output_tokens=sum(r.output_tokens for r in self.rows),
-            attempts=sum(r.attempts for r in self.rows),
-            run_seconds=round(sum(r.duration_seconds or 0.0 for r in self.rows), 3),
+            tool_calls=sum(r.tool_calls for r in rows),
+            input_tokens=sum(r.input_tokens for r in rows),
+            cached_tokens=sum(r.cached_tokens for r in rows),
+            output_tokens=sum(r.output_tokens for r in rows),
+            attempts=sum(r.attempts for r in rows),
+            run_seconds=round(sum(r.duration_seconds or 0.0 for r in rows), 3),
+            cost_usd=add_costs(r.cost_usd for r in rows),
+            budget_exceeded=sum(1 for r in self.rows if r.error_code == "budget_exceeded"),
         )
 
 
@@ -161,12 +183,15 @@ def _markdown(report: BatchReport) -> str:
         "|" + " --- |" * len(report.counts),
         "| " + " | ".join(str(v) for v in report.counts.values()) + " |",
         "",
-        f"Totals: {totals.tool_calls} tool calls, {totals.input_tokens} input and "
-        f"{totals.output_tokens} output tokens, {totals.attempts} attempts, "
-        f"{totals.run_seconds:.1f} s of agent time.",
+        f"Totals: {totals.tool_calls} tool calls, {totals.input_tokens} input "
+        f"({totals.cached_tokens} cached) and {totals.output_tokens} output tokens, "
+        f"{totals.attempts} attempts, {totals.run_seconds:.1f} s of agent time.",
         "",
-        "| # | question | status | answer or error | attempts | tool calls | tokens in/out |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"Cost: **{usd(totals.cost_usd)}**" + budget_line(report),
+        "",
+        "| # | question | status | answer or error | attempts | tool calls | tokens in/out "
+        "| model (tier) | cost |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     tables: list[str] = []
     for row in report.rows:
@@ -178,11 +203,39 @@ def _markdown(report: BatchReport) -> str:
             tables += items_table(row.items, row.item_key)
         else:
             outcome = md_text(row.answer)
+        if row.shared_with is not None:
+            outcome += f" (the answer of #{row.shared_with}: asked once)"
+            cost = "shared"
+        else:
+            cost = usd(row.cost_usd)
         lines.append(
             f"| {row.index} | {md_text(row.question)} | {md_text(row.status)} | {outcome} | "
-            f"{row.attempts} | {row.tool_calls} | {row.input_tokens}/{row.output_tokens} |"
+            f"{row.attempts} | {row.tool_calls} | {row.input_tokens}/{row.output_tokens} | "
+            f"{md_text(answered_by(row))} | {cost} |"
         )
     return "\n".join([*lines, *tables]) + "\n"
+
+
+def answered_by(row: ReportRow) -> str:
+    """The model that answered a row and the tier that served it: ``gpt-5-mini (flex)``."""
+    if row.model is None:
+        return row.service_tier or ""
+    return row.model + (f" ({row.service_tier})" if row.service_tier else "")
+
+
+def budget_line(report: BatchReport) -> str:
+    """What the report says of its budget: none, or how much of it was spent and, once it was,
+    how many questions were not run."""
+    if report.max_cost_usd is None:
+        return "."
+    spent = report.totals
+    line = f" of a budget of {usd(report.max_cost_usd)}"
+    if spent.budget_exceeded:
+        line += (
+            f"; the budget was spent, so {spent.budget_exceeded} questions were not run "
+            "(`budget_exceeded`)"
+        )
+    return line + "."
 
 
 def items_table(items: list[Item], item_key: str) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -197,6 +198,50 @@ class Settings(BaseSettings):
         2, ge=0, description="Retries of one model request by the OpenAI client (429/5xx)."
     )
     max_turns: int = Field(10, ge=1, description="Most model turns one agent run may take.")
+    model_fallbacks: str = Field(
+        "",
+        description="Models to try in order, comma-separated, when a model keeps failing "
+        "transiently (5xx, timeouts, unreachable) after its retries; same endpoint.",
+    )
+
+    # Cost (see the README's Cost section and agentq/prices.py).
+    prices_file: str | None = Field(
+        None,
+        description="A price table (JSON, the shape of agentq/data/prices.json) instead of the "
+        "one shipped; a model it does not list shows `cost unknown`.",
+    )
+    service_tier: Literal["auto", "default", "flex", "priority"] | None = Field(
+        None,
+        description="Service tier asked of the model for jobs that name none (unset: none is "
+        "sent, for endpoints that do not know the parameter).",
+    )
+    report_service_tier: Literal["auto", "default", "flex", "priority"] | None = Field(
+        None,
+        description="Service tier of scheduled reports that name none (`flex`: about half the "
+        "price, for work nobody waits for).",
+    )
+    flex_tries: int = Field(
+        3,
+        ge=1,
+        description="Tries of a flex request the provider refuses for lack of capacity (429 "
+        "`resource unavailable`) before it is sent at the default tier.",
+    )
+    flex_backoff_seconds: float = Field(
+        2.0, ge=0, description="Wait before the 2nd flex try; doubles each time."
+    )
+    prompt_cache_key: str = Field(
+        "auto",
+        description="The deployment's part of the `prompt_cache_key` sent with every model "
+        "request (the prompt and tool-list version is added), so providers route jobs that "
+        "share a prefix to one cache; `auto`: `agentq`, sent to OpenAI's own endpoint only (an "
+        "endpoint that does not know the parameter may refuse it); empty: never sent.",
+    )
+    tenant_daily_max_cost_usd: float = Field(
+        0.0,
+        ge=0,
+        description="Most dollars of model calls one tenant may spend per UTC day; beyond it "
+        "its jobs end `budget_exceeded` (0: no cap).",
+    )
 
     # Failure handling.
     retry_max_attempts: int = Field(
@@ -321,6 +366,33 @@ class Settings(BaseSettings):
                 "AGENTQ_JOB_DEADLINE_SECONDS must not be larger than AGENTQ_MAX_DEADLINE_SECONDS"
             )
         return self
+
+    @property
+    def fallback_models(self) -> list[str]:
+        return [name.strip() for name in self.model_fallbacks.split(",") if name.strip()]
+
+    @property
+    def model_name(self) -> str:
+        """The model jobs run with: AGENTQ_MODEL, else the Agents SDK's default."""
+        if self.model:
+            return self.model
+        # Imported here: the SDK takes about a second to import, and few commands need it.
+        from agents.models import get_default_model
+
+        return get_default_model()
+
+    @property
+    def prompt_cache_prefix(self) -> str | None:
+        """What ``prompt_cache_key``s start with, or None when none is sent."""
+        if self.prompt_cache_key != "auto":
+            return self.prompt_cache_key or None
+        host = urlsplit(self.openai_base_url or "https://api.openai.com/v1").hostname or ""
+        return "agentq" if host == "api.openai.com" else None
+
+    @property
+    def models(self) -> list[str]:
+        """Every model a job may run with, in the order they are tried."""
+        return list(dict.fromkeys([self.model_name, *self.fallback_models]))
 
     @field_validator("log_level")
     @classmethod

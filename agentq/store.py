@@ -471,6 +471,22 @@ class JobStore:
             results: list[Any] = pipe.execute()
         return results[:-1]
 
+    def fail_queued(self, job_ids: Sequence[str], error: JobError) -> int:
+        """End every still-queued job of ``job_ids`` as failed with ``error`` (pipelined; a job
+        already running or ended is left alone); returns how many ended."""
+        fields = {
+            "status": JobStatus.FAILED,
+            "finished_at": time.time(),
+            "error": error.model_dump_json(),
+        }
+        with redis_errors(self._url):
+            pipe = self._redis.pipeline(transaction=False)
+            for job_id in job_ids:
+                args = self._transition_args(job_id, (JobStatus.QUEUED,), "", True, fields)
+                lua.queue_eval(pipe, self._transition, self._keys(job_id), args)
+            results: list[Any] = pipe.execute()
+        return sum(1 for _previous, applied in results if applied)
+
     def cancels(self) -> int:
         """How many cancel requests Redis has seen (a counter that only moves on): a worker reads
         the statuses of the jobs it runs only when this moved (``Maintenance``)."""
@@ -557,7 +573,17 @@ class JobStore:
         trace.attempts.append(attempt)
         trace.attempts.sort(key=lambda a: a.attempt)
         encoded = json.dumps([h.model_dump(mode="json") for h in history])
-        pipe.hset(self.job_key(job_id), "history", encoded)
+        fields: dict[str, str] = {"history": encoded}
+        # What the job's model calls used and cost is what every attempt spent, not only the
+        # last one's: a retried job paid for its failed attempts' calls too.
+        usage = Usage.total(h.usage for h in history)
+        if usage is not None:
+            fields["usage"] = usage.model_dump_json()
+        if summary.service_tier is not None:
+            fields["served_tier"] = summary.service_tier
+        if summary.model is not None:
+            fields["model"] = summary.model
+        pipe.hset(self.job_key(job_id), mapping=fields)  # type: ignore[arg-type]
         if attempt.totals.tool_calls:
             pipe.hincrby(self.job_key(job_id), "tool_calls", attempt.totals.tool_calls)
         pipe.expire(self.job_key(job_id), self._ttl)

@@ -7,6 +7,7 @@ failed and what then worked.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -25,9 +26,13 @@ class Step(BaseModel):
     started_at: float | None = None
     duration_ms: float | None = None
     # model_call
-    model: str | None = None
+    model: str | None = None  # the model that answered (a fallback, when the first failed)
+    service_tier: str | None = None  # the tier that served it, as the provider said
     input_tokens: int | None = None
+    cached_tokens: int | None = None  # of the input, served from the provider's prefix cache
     output_tokens: int | None = None
+    reasoning_tokens: int | None = None  # of the output
+    cost_usd: float | None = None  # None: the price table has no price for model and tier
     # list_tools / prompt / tool_call
     server: str | None = None
     tools: list[str] | None = None
@@ -47,7 +52,11 @@ class Totals(BaseModel):
     tool_calls: int = 0
     tool_errors: int = 0
     input_tokens: int = 0
+    cached_tokens: int = 0
     output_tokens: int = 0
+    reasoning_tokens: int = 0
+    # The dollars of every model call; None when any call had no price ("cost unknown").
+    cost_usd: float | None = 0.0
     duration_ms: float = 0.0
 
     @classmethod
@@ -59,7 +68,10 @@ class Totals(BaseModel):
             tool_calls=len(tool_calls),
             tool_errors=sum(1 for s in tool_calls if s.is_error),
             input_tokens=sum(s.input_tokens or 0 for s in model_calls),
+            cached_tokens=sum(s.cached_tokens or 0 for s in model_calls),
             output_tokens=sum(s.output_tokens or 0 for s in model_calls),
+            reasoning_tokens=sum(s.reasoning_tokens or 0 for s in model_calls),
+            cost_usd=add_costs(s.cost_usd for s in model_calls),
             duration_ms=duration_ms,
         )
 
@@ -69,9 +81,23 @@ class Totals(BaseModel):
             tool_calls=self.tool_calls + other.tool_calls,
             tool_errors=self.tool_errors + other.tool_errors,
             input_tokens=self.input_tokens + other.input_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            cost_usd=add_costs([self.cost_usd, other.cost_usd]),
             duration_ms=self.duration_ms + other.duration_ms,
         )
+
+
+def add_costs(costs: Iterable[float | None]) -> float | None:
+    """The sum of dollar amounts, or None ("cost unknown") when any of them is unknown: a total
+    that left out the calls it could not price would look cheaper than it was."""
+    total = 0.0
+    for cost in costs:
+        if cost is None:
+            return None
+        total += cost
+    return total
 
 
 class AttemptTrace(BaseModel):

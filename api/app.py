@@ -18,7 +18,7 @@ from importlib import resources
 from typing import Annotated, Any, Literal
 
 import redis
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -36,6 +36,7 @@ from agentq.errors import (
     JobNotFound,
     ServiceUnavailable,
 )
+from agentq.jobs import ServiceTier
 from agentq.metrics import RedisCollector, live_workers
 from agentq.report_changes import render_changes
 from agentq.reports import render
@@ -55,6 +56,7 @@ STATUS_BY_CODE = {
     ErrorCode.AUTH_ERROR: 401,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.QUOTA_EXCEEDED: 429,
+    ErrorCode.IDEMPOTENCY_CONFLICT: 422,  # an idempotency key reused with another body
     ErrorCode.SERVICE_UNAVAILABLE: 503,
     ErrorCode.MCP_UNAVAILABLE: 503,  # a token could not be checked at submit
 }
@@ -90,6 +92,9 @@ class JobIn(BaseModel):
     webhook_url: str | None = None
     answer_format: AnswerFormat = Field("text", description="text, or items: a list of items.")
     item_key: str | None = Field(None, description="With items: the field naming an item.")
+    service_tier: ServiceTier | None = Field(
+        None, description="auto, default, flex (about half the price) or priority."
+    )
 
 
 class QuestionIn(BaseModel):
@@ -109,6 +114,11 @@ class BatchIn(BaseModel):
     deadline_seconds: float | None = None
     answer_format: AnswerFormat = "text"
     item_key: str | None = None
+    service_tier: ServiceTier | None = None
+    max_cost_usd: float | None = Field(
+        None, description="Dollars its jobs may spend; the rest then end budget_exceeded."
+    )
+    dedupe: bool = Field(True, description="Ask identical questions once; each row gets it.")
 
 
 class Accepted(BaseModel):
@@ -145,6 +155,18 @@ def bearer_token(request: Request) -> str:
 
 
 Token = Annotated[str, Depends(bearer_token)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Makes a repeat of this submit (same token, within 24 h) return the first "
+        "one's id with 200 instead of making another; the same key with a different body is "
+        "a 422 idempotency_conflict.",
+    ),
+]
+REPEATED: dict[int | str, dict[str, Any]] = {
+    200: {"model": Accepted, "description": "A repeat of an earlier submit with this key."}
+}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -203,9 +225,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def timed_out(_request: Request, exc: TimeoutError) -> JSONResponse:
         return error_response(503, ErrorCode.SERVICE_UNAVAILABLE, REDIS_UNAVAILABLE)
 
-    @app.post("/v1/jobs", status_code=202, responses=ERRORS)
-    def submit_job(body: JobIn, token: Token) -> Accepted:
-        job_id = client.submit(
+    @app.post("/v1/jobs", status_code=202, responses={**REPEATED, **ERRORS})
+    def submit_job(
+        body: JobIn,
+        token: Token,
+        response: Response,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Accepted:
+        submitted = client.submit(
             body.question,
             token,
             metadata=body.metadata,
@@ -214,8 +241,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             webhook_url=body.webhook_url,
             answer_format=body.answer_format,
             item_key=body.item_key,
+            idempotency_key=idempotency_key,
+            service_tier=body.service_tier,
         )
-        return Accepted(id=job_id)
+        if submitted.repeat:
+            response.status_code = 200
+        return Accepted(id=submitted.id)
 
     @app.get("/v1/jobs", responses=ERRORS)
     def list_jobs(token: Token, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> dict[str, Any]:
@@ -238,13 +269,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "cancelled": outcome.cancelled,
         }
 
-    @app.post("/v1/batches", status_code=202, responses=ERRORS)
-    def submit_batch(body: BatchIn, token: Token) -> Accepted:
+    @app.post("/v1/batches", status_code=202, responses={**REPEATED, **ERRORS})
+    def submit_batch(
+        body: BatchIn,
+        token: Token,
+        response: Response,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Accepted:
         items = [
             BatchItem(q) if isinstance(q, str) else BatchItem(q.question, q.metadata, q.id)
             for q in body.questions
         ]
-        batch_id = client.submit_batch(
+        submitted = client.submit_batch(
             items,
             token,
             name=body.name,
@@ -254,8 +290,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             deadline=body.deadline_seconds,
             answer_format=body.answer_format,
             item_key=body.item_key,
+            idempotency_key=idempotency_key,
+            service_tier=body.service_tier,
+            max_cost_usd=body.max_cost_usd,
+            dedupe=body.dedupe,
         )
-        return Accepted(id=batch_id, total=len(items))
+        if submitted.repeat:
+            response.status_code = 200
+        return Accepted(id=submitted.id, total=len(items))
 
     @app.get("/v1/batches", responses=ERRORS)
     def list_batches(

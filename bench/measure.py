@@ -59,6 +59,10 @@ class Doubles:
         counts: Counter[str] = Counter({f"mcp {m}": n for m, n in mcp["by_method"].items()})
         counts["mcp requests"] = int(mcp["total_requests"])
         counts["model requests"] = int(model["requests"])
+        # Input tokens, and of them those the double served from its prefix cache (as a
+        # provider does for a repeated prefix of 1,024+ tokens): the cached share.
+        counts["model input tokens"] = int(model["input_tokens"])
+        counts["model cached tokens"] = int(model.get("cached_tokens", 0))
         return counts
 
 
@@ -66,6 +70,13 @@ def work_per_job(before: Counter[str], after: Counter[str], jobs: int) -> dict[s
     """Requests the doubles served between two counter readings, per job."""
     delta = after - before
     return {key: round(delta[key] / jobs, 3) for key in sorted(delta)}
+
+
+def cached_share(work: dict[str, float]) -> float:
+    """The share of input tokens served from the provider's prefix cache (billed at the
+    cached-input price)."""
+    sent = work.get("model input tokens", 0)
+    return round(work.get("model cached tokens", 0) / sent, 3) if sent else 0.0
 
 
 def shape_ok(work: dict[str, float]) -> bool:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.measure import Phases
+from bench.measure import Phases, cached_share
 
 TARGETS: dict[str, tuple[str, float]] = {
     "throughput_ratio_vs_baseline": (">=", 10.0),
@@ -148,6 +148,11 @@ def publish(results: dict[str, Any], output: Path, plot_path: Path) -> None:
     """Write the results file and the plot, print the table, and say whether other processes
     were busy enough meanwhile to make the figures noisy."""
     output.parent.mkdir(parents=True, exist_ok=True)
+    results["cached_input_share"] = {
+        name: cached_share(results[name]["work_per_job"])
+        for name in ("agentq", "limit", "seed", "baseline")
+        if name in results
+    }
     output.write_text(json.dumps(results, indent=2) + "\n")
     plot(results["sweep"], (results["agentq"], results["limit"]), results["baseline"], plot_path)
     print_table(results)
@@ -237,7 +242,7 @@ def print_table(results: dict[str, Any]) -> None:
     work shows), then each target's verdict and the figures that have no target."""
     header = {"jobs": 6, "procs": 6, "in flight": 11, "jobs/s": 9, "p50 s": 8, "p95 s": 8,
               "p99 s": 8, "CPU ms/job": 12, "doubles ms": 12, "model/job": 11,
-              "MCP/job": 9}  # fmt: skip
+              "MCP/job": 9, "cached": 8}  # fmt: skip
     print(f"\n{'system':<10}" + "".join(f"{h:>{w}}" for h, w in header.items()))
     for name in ("agentq", "limit", "seed", "baseline"):
         r = results[name]
@@ -248,7 +253,8 @@ def print_table(results: dict[str, Any]) -> None:
             f"{r['throughput']:>9.2f}"
             f"{r['p50']:>8.2f}{r['p95']:>8.2f}{r['p99']:>8.2f}{r['cpu_per_job'] * 1000:>12.1f}"
             f"{r['doubles_cpu_per_job'] * 1000:>12.1f}"
-            f"{work.get('model requests', 0):>11.2f}{work.get('mcp requests', 0):>9.2f}{flag}"
+            f"{work.get('model requests', 0):>11.2f}{work.get('mcp requests', 0):>9.2f}"
+            f"{cached_share(work):>8.0%}{flag}"
         )
     if "tpm" in results:
         print_tpm_table(results["tpm"])

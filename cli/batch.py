@@ -19,6 +19,7 @@ from rich.progress import (
 from rich.table import Table
 
 from agentq.batches import Batch, BatchStatus
+from agentq.prices import usd
 from agentq.reports import FORMATS, render
 from agentq.text import printable
 from cli.render import data
@@ -28,6 +29,7 @@ from cli.support import (
     AnswerFormatOption,
     ItemKeyOption,
     JsonFlag,
+    ServiceTierOption,
     TokenFile,
     emit_json,
     err,
@@ -56,6 +58,12 @@ def counts_table(batch: Batch) -> Table:
         data(batch.total),
         *(data(counts[s]) for s in ("queued", "running", "succeeded", "failed", "cancelled")),
     )
+    spent = f"cost so far: {usd(batch.cost_usd)}"
+    if batch.max_cost_usd is not None:
+        spent += f" of a budget of {usd(batch.max_cost_usd)}"
+    if batch.shared:
+        spent += f"; {batch.shared} repeated questions share an earlier one's answer"
+    table.caption = spent
     return table
 
 
@@ -86,6 +94,31 @@ def submit_batch(
     ] = None,
     answer_format: AnswerFormatOption = "text",
     item_key: ItemKeyOption = None,
+    service_tier: ServiceTierOption = None,
+    max_cost_usd: Annotated[
+        float | None,
+        typer.Option(
+            "--max-cost-usd",
+            help="Dollars the batch may spend at the price table's prices; once spent, its "
+            "remaining questions end budget_exceeded.",
+        ),
+    ] = None,
+    dedupe: Annotated[
+        bool,
+        typer.Option(
+            "--dedupe/--no-dedupe",
+            help="Ask identical questions (once trimmed) once and give each row the answer.",
+        ),
+    ] = True,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            "--idempotency-key",
+            metavar="KEY",
+            help="Submit at most once with this key (per token, for 24 h): a repeat prints "
+            "the first batch's id.",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Enqueue every question of FILE as one batch; prints the batch id at once."""
@@ -93,7 +126,7 @@ def submit_batch(
     client = make_client()
     with user_errors():
         items = load_batch_file(file, max_questions=client.settings.max_batch_questions)
-        batch_id = client.submit_batch(
+        submitted = client.submit_batch(
             items,
             token,
             name=name,
@@ -103,7 +136,14 @@ def submit_batch(
             deadline=deadline,
             answer_format=answer_format,
             item_key=item_key,
+            idempotency_key=idempotency_key,
+            service_tier=service_tier,
+            max_cost_usd=max_cost_usd,
+            dedupe=dedupe,
         )
+    batch_id = submitted.id
+    if submitted.repeat:
+        err.print(data(f"batch {batch_id} was already submitted with this idempotency key"))
     if as_json:
         emit_json({"id": batch_id, "total": len(items)})
     else:

@@ -25,6 +25,7 @@ from cli.support import (
     ItemKeyOption,
     JobId,
     JsonFlag,
+    ServiceTierOption,
     TokenFile,
     emit_json,
     err,
@@ -66,13 +67,23 @@ def submit(
     ] = None,
     answer_format: AnswerFormatOption = "text",
     item_key: ItemKeyOption = None,
+    service_tier: ServiceTierOption = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            "--idempotency-key",
+            metavar="KEY",
+            help="Submit at most once with this key (per token, for 24 h): a repeat prints "
+            "the first job's id.",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Enqueue a question; prints the job id at once."""
     token = read_token(token_file)
     client = make_client()
     with user_errors():
-        job_id = client.submit(
+        submitted = client.submit(
             question,
             token,
             metadata=parse_meta(metadata or []),
@@ -81,7 +92,12 @@ def submit(
             webhook_url=webhook,
             answer_format=answer_format,
             item_key=item_key,
+            idempotency_key=idempotency_key,
+            service_tier=service_tier,
         )
+    job_id = submitted.id
+    if submitted.repeat:
+        err.print(data(f"job {job_id} was already submitted with this idempotency key"))
     if as_json:
         emit_json({"id": job_id, "status": JobStatus.QUEUED})
     else:

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from agentq.answers import Item, item_columns
 from agentq.jobs import Job, JobStatus
+from agentq.prices import usd
 from agentq.text import printable, utc_time
 from agentq.traces import AttemptTrace, Step, Trace
 
@@ -50,6 +51,7 @@ def status_table(job: Job) -> Table:
     table.add_row("finished", utc_time(job.finished_at))
     table.add_row("queued for", _seconds(job.queued_seconds))
     table.add_row("ran for", _seconds(job.run_seconds))
+    table.add_row("cost", data(cost_text(job)))
     if job.error is not None:
         table.add_row("error", data(f"{job.error.code}: {job.error.message}", style="red"))
     return table
@@ -57,11 +59,13 @@ def status_table(job: Job) -> Table:
 
 def result_view(job: Job) -> Group:
     parts: list[Any] = [status_table(job)]
-    if job.usage is not None:
+    usage = job.usage
+    if usage is not None:
         parts.append(
             Text(
-                f"usage: {job.usage.requests} model requests, {job.usage.input_tokens} input + "
-                f"{job.usage.output_tokens} output tokens",
+                f"usage: {usage.requests} model requests, {usage.input_tokens} input "
+                f"({usage.cached_tokens} cached) + {usage.output_tokens} output "
+                f"({usage.reasoning_tokens} reasoning) tokens",
                 style="dim",
             )
         )
@@ -72,6 +76,15 @@ def result_view(job: Job) -> Group:
         parts.append(Text(""))
         parts.append(data(job.answer))
     return Group(*parts)
+
+
+def cost_text(job: Job) -> str:
+    """What a job cost, with the model and tier that answered: ``$0.0012 (gpt-5-mini, flex)``;
+    "cost unknown" when the price table has no price for them."""
+    if job.usage is None:
+        return usd(0.0)
+    said = ", ".join(part for part in (job.model, job.served_tier) if part)
+    return usd(job.cost_usd) + (f" ({said})" if said else "")
 
 
 def items_view(items: list[Item], item_key: str) -> Table | Text:
@@ -93,7 +106,7 @@ def _step_detail(step: Step) -> str:
     if step.kind == "list_tools":
         return f"{len(step.tools or [])} tools from {step.server}"
     if step.kind == "model_call":
-        return step.model or "model"
+        return (step.model or "model") + (f" ({step.service_tier})" if step.service_tier else "")
     if step.kind == "tool_call":
         args = json.dumps(step.arguments, separators=(",", ":"))
         if len(args) > 80:
@@ -114,19 +127,22 @@ def _attempt_table(attempt: AttemptTrace) -> Table:
     table.add_column("step")
     table.add_column("detail", overflow="fold")
     table.add_column("tokens in/out", justify="right")
+    table.add_column("cost", justify="right")
     table.add_column("ms", justify="right")
     for index, step in enumerate(attempt.steps, start=1):
-        tokens = (
-            f"{step.input_tokens or 0}/{step.output_tokens or 0}"
-            if step.kind == "model_call"
-            else ""
-        )
+        tokens = cost = ""
+        if step.kind == "model_call":
+            tokens = f"{step.input_tokens or 0}/{step.output_tokens or 0}"
+            if step.cached_tokens:
+                tokens += f" ({step.cached_tokens} cached)"
+            cost = usd(step.cost_usd, unknown="unknown")
         style = "red" if step.is_error else None
         table.add_row(
             str(index),
             data(step.kind),
             data(_step_detail(step)),
             tokens,
+            cost,
             "" if step.duration_ms is None else f"{step.duration_ms:.0f}",
             style=style,
         )
@@ -141,8 +157,9 @@ def trace_view(trace: Trace) -> Group:
     parts.append(
         Text(
             f"totals: {totals.model_calls} model calls, {totals.tool_calls} tool calls "
-            f"({totals.tool_errors} errors), {totals.input_tokens} input + "
-            f"{totals.output_tokens} output tokens, {totals.duration_ms:.0f} ms",
+            f"({totals.tool_errors} errors), {totals.input_tokens} input "
+            f"({totals.cached_tokens} cached) + {totals.output_tokens} output tokens, "
+            f"{usd(totals.cost_usd)}, {totals.duration_ms:.0f} ms",
             style="bold",
         )
     )

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from agentq.batches import Batch
 from agentq.errors import JobNotFound
+from agentq.prices import usd
 from agentq.report_changes import DIFF_FORMATS, plain_mark, render_changes
 from agentq.reports import FORMATS, render
 from agentq.text import printable
@@ -66,7 +67,7 @@ def list_reports(token_file: TokenFile = None, as_json: JsonFlag = False) -> Non
         emit_json(rows)
         return
     table = Table()
-    for column in ("report", "when", "runs", "latest run", "status", "ended/total"):
+    for column in ("report", "when", "runs", "latest run", "status", "ended/total", "cost"):
         table.add_column(column)
     for row in rows:
         last: dict[str, Any] | None = row["latest"]  # type: ignore[assignment]
@@ -85,6 +86,7 @@ def list_reports(token_file: TokenFile = None, as_json: JsonFlag = False) -> Non
             last["id"] if last else "-",
             last["status"] if last else "-",
             progress,
+            usd(last.get("cost_usd")) if last else "-",
         )
         table.add_row(*(data(c) for c in cells))
     out.print(table)

@@ -111,7 +111,8 @@ def result_json(job: Job) -> dict[str, Any]:
     return {
         key: data[key]
         for key in (
-            "id", "status", "answer", "usage", "error", "attempts", "model",
+            "id", "status", "answer", "usage", "cost_usd", "error", "attempts", "model",
+            "service_tier", "served_tier",
             "created_at", "started_at", "finished_at", "timings", "answer_format", "item_key",
         )
     } | ({"items": data["items"]} if "items" in data else {})  # fmt: skip
@@ -133,6 +134,14 @@ AnswerFormatOption = Annotated[
 ItemKeyOption = Annotated[
     str | None,
     typer.Option("--item-key", help="With --answer-format items: the field naming an item."),
+]
+ServiceTierOption = Annotated[
+    str | None,
+    typer.Option(
+        "--service-tier",
+        help="auto, default, flex (about half the price, slower) or priority "
+        "(default AGENTQ_SERVICE_TIER).",
+    ),
 ]
 
 

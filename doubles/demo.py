@@ -24,13 +24,15 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from agentq.batches import BatchStatus
-from agentq.jobs import Job, JobStatus
+from agentq.batches import Batch, BatchStatus
+from agentq.jobs import Job, JobStatus, Usage
 from agentq.logs import configure_logging
+from agentq.prices import load_prices, usd
 from agentq.report_changes import plain_mark, render_changes
 from agentq.reports import render
 from agentq.sealing import generate_key
 from agentq.settings import Settings
+from agentq.traces import add_costs
 from cli.render import ansi_mark, trace_view
 from doubles.processes import (
     Service,
@@ -50,6 +52,9 @@ QUESTIONS = [
     "What IP prefixes do we have?",
     "Show the interfaces of our devices",
 ]
+# The offline model double answers under this name, so the demo prices its calls as this model's
+# (AGENTQ_DEMO_MODEL to price them as another's).
+DEMO_MODEL = "gpt-5-mini"
 DEMO_TOKEN = "demo-infrahub-token"  # noqa: S105 - the MCP double's made-up token
 RUN_DIR = Path("demo-run")
 # The nightly report `agentq beat` runs (here started by hand, twice: `agentq reports run`).
@@ -122,7 +127,9 @@ def main() -> int:
                     )
                 )
                 env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{port}/v1"
-                env["AGENTQ_MODEL"] = "offline-demo-model"
+                # The double answers under a priced model's name, so the demo's calls are priced
+                # as that model's would be (agentq/data/prices.json).
+                env["AGENTQ_MODEL"] = os.environ.get("AGENTQ_DEMO_MODEL", DEMO_MODEL)
                 env["AGENTQ_MODEL_API"] = "chat_completions"
             worker = start_worker(env, RUN_DIR, redis_service.extra["url"])
             services.append(worker)
@@ -188,6 +195,8 @@ def main() -> int:
             )
         console.print(render(client.batch_report(batch_id, token), "md"), markup=False)
         nightly_ok = nightly_report_twice(console, client, env, token, mcp_admin)
+        finished = [jobs.get(j) or client.get(j, token) for j in job_ids]
+        print_cost(console, client, finished, batch, offline=not real_model)
         failed = [j for j in jobs.values() if j.status != JobStatus.SUCCEEDED]
         if batch.status != BatchStatus.SUCCEEDED:
             console.print(f"[red]the batch ended {batch.status}")
@@ -199,6 +208,33 @@ def main() -> int:
     finally:
         for service in reversed(services):
             service.stop()
+
+
+def print_cost(
+    console: Console, client: Client, jobs: list[Job], batch: Batch, *, offline: bool
+) -> None:
+    """What the demo's jobs and batch cost (or, on the offline double, would have cost) at the
+    price table's prices for the model they ran as."""
+    settings = client.settings
+    prices = load_prices(settings.prices_file)
+    model = settings.model_name
+    console.rule("what it cost")
+    total = add_costs(job.cost_usd for job in jobs)
+    usage = Usage.total(job.usage for job in jobs) or Usage()
+    console.print(
+        f"{'Would have cost' if offline else 'Cost'}, at the price table's prices for {model} "
+        f"(as of {prices.as_of or 'an unknown date'}; AGENTQ_PRICES_FILE to change them):",
+        markup=False,
+    )
+    console.print(
+        f"  {len(jobs)} jobs: {usd(total)} for {usage.requests} model calls, "
+        f"{usage.input_tokens:,} input tokens ({usage.cached_tokens:,} from the prefix cache) "
+        f"and {usage.output_tokens:,} output tokens",
+        markup=False,
+    )
+    console.print(f"  the batch audit: {usd(batch.cost_usd)}", markup=False)
+    if not prices.knows(model):
+        console.print(f"  ({model} is not in the price table: cost unknown)", markup=False)
 
 
 def nightly_report_twice(

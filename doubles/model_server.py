@@ -15,12 +15,24 @@ fits the requested schema, and on the Responses API the requested format echoed 
 ``structured`` knob (``follow``, or ``off_schema`` for free text regardless) lets a test see what
 the SDK does with a model that ignores the schema.
 
+Prompt caching (``doubles.prompt_cache``) is modelled as OpenAI does it automatically: a request
+that starts with a prefix of 1024 tokens or more served lately, to the same model with the same
+``prompt_cache_key``, reports the cached part in ``usage`` (``prompt_tokens_details`` /
+``input_tokens_details``). Knobs: ``prompt_caching`` (on by default) and ``cache_ttl_s``.
+
+Service tiers: a request may ask ``service_tier`` (``auto``, ``default``, ``flex``,
+``priority``; anything else is a 400) and the answer says which tier served it. With
+``flex_unavailable`` every flex request gets OpenAI's 429 ``resource_unavailable`` at once, with
+no Retry-After (it is a capacity shortage, not a rate limit), while other tiers are served, so a
+test can see a client fall back to the default tier. ``failing_models`` lists model names that
+answer 503 whatever the other knobs say, so a test can see a client move to another model.
+
 Admin endpoints: ``GET|POST /_double/config`` (POST merges a JSON object of knobs), ``POST
 /_double/reset`` (the start-up knobs, calls cleared, then an optional JSON object of knobs),
 ``GET /_double/calls``, ``GET /_double/stats``.
 
     python -m doubles.model_server --port 8002 [--latency-ms 200] [--policy default]
-        [--tpm 90000] [--rpm 500] [--structured off_schema]
+        [--tpm 90000] [--rpm 500] [--structured off_schema] [--no-prompt-caching]
 """
 
 from __future__ import annotations
@@ -48,10 +60,16 @@ from doubles.model_policy import (
     decide,
     responses_conversation,
 )
+from doubles.prompt_cache import PromptCache, prefixes, prompt_blocks
 
 FAULTS = ("none", "http_500", "http_503", "http_429", "hang", "drop")
 POLICIES = ("default", "always_tool", "echo", "script")
 MODEL_NAMES = ("offline-demo-model", "demo-model")
+SERVICE_TIERS = ("auto", "default", "flex", "priority")
+FLEX_UNAVAILABLE = (
+    "Resource unavailable: flex processing capacity is temporarily short; retry later or use "
+    "the default service tier."
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +94,14 @@ class ModelConfig:
     tpm: int = 0
     rpm: int = 0
     limits_start_empty: bool = False
+    # OpenAI's automatic prompt caching (``doubles.prompt_cache``): whether requests report the
+    # cached prefix they share with recent ones, and how long a prefix stays cached unused.
+    prompt_caching: bool = True
+    cache_ttl_s: float = 600.0
+    # Every request asking ``service_tier: "flex"`` gets 429 resource_unavailable at once.
+    flex_unavailable: bool = False
+    # Model names that answer 503 (``model_down``), whatever the other knobs say.
+    failing_models: list[str] = field(default_factory=list)
 
     def merged(self, knobs: dict[str, Any]) -> ModelConfig:
         unknown = set(knobs) - {f for f in asdict(self) if f != "api_key"}
@@ -92,6 +118,11 @@ class ModelConfig:
             raise ValueError("fault_rate must be between 0 and 1")
         if int(new.tpm) < 0 or int(new.rpm) < 0:
             raise ValueError("tpm and rpm must be 0 (unlimited) or more")
+        if float(new.cache_ttl_s) < 0:
+            raise ValueError("cache_ttl_s must be 0 or more")
+        models = new.failing_models
+        if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+            raise ValueError("failing_models must be a list of model names (strings)")
         return new
 
 
@@ -181,6 +212,7 @@ class ModelState:
         self.calls: list[dict[str, Any]] = []
         self.first_n_left = config.fault_first_n
         self.rng = random.Random(config.seed)
+        self.prompt_cache = PromptCache()
         self._new_limits()
 
     def _new_limits(self) -> None:
@@ -222,11 +254,15 @@ class ModelState:
             "rate_limited": sum(1 for c in self.calls if c.get("rate_limited")),
             "input_tokens": sum(c["input_tokens"] for c in ok),
             "output_tokens": sum(c["output_tokens"] for c in ok),
+            "cached_tokens": sum(c["cached_tokens"] for c in ok),
+            "by_tier": dict(Counter(c["served_tier"] for c in ok)),
         }
 
 
-def _error(message: str, kind: str, code: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+def _error(
+    message: str, kind: str, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
 class ModelApp:
@@ -302,6 +338,19 @@ class ModelApp:
                 400,
                 _error("streaming is not supported by this double", "invalid_request_error"),
             )
+        tier = body.get("service_tier")
+        if tier is not None and tier not in SERVICE_TIERS:
+            supported = ", ".join(f"'{t}'" for t in SERVICE_TIERS)
+            return await _json(
+                send,
+                400,
+                _error(
+                    f"Invalid value: '{tier}'. Supported values are: {supported}.",
+                    "invalid_request_error",
+                    "invalid_value",
+                    "service_tier",
+                ),
+            )
         api = "responses" if responses else "chat"
         conversation = responses_conversation(body) if responses else chat_conversation(body)
         record: dict[str, Any] = {
@@ -320,10 +369,26 @@ class ModelApp:
             "text": None,
             "input_tokens": 0,
             "output_tokens": 0,
+            "cached_tokens": 0,
+            "prompt_cache_key": body.get("prompt_cache_key"),
+            "service_tier": tier,  # as asked
+            "served_tier": None,  # as answered (None: not answered)
             "fault": None,
             "status": 200,
         }
         state.calls.append(record)
+        if body.get("model") in config.failing_models:
+            # A model that is down fails like the http_503 fault, but only for its own name.
+            record["fault"] = "model_down"
+            if config.latency_ms > 0:
+                await asyncio.sleep(config.latency_ms / 1000)
+            return await self._fail("http_503", record, receive, send)
+        if tier == "flex" and config.flex_unavailable:
+            # At once and without Retry-After: OpenAI is short of flex capacity, not limiting
+            # this client; waiting a moment is no more likely to help than the default tier.
+            record.update(status=429, fault="flex_unavailable")
+            error = _error(FLEX_UNAVAILABLE, "resource_unavailable", "resource_unavailable")
+            return await _json(send, 429, error)
         limits = state.limits
         fault = state.pick_fault()
         if fault is not None:
@@ -333,11 +398,9 @@ class ModelApp:
             return await self._fail(fault, record, receive, send)
         decision = decide(conversation, config.policy, config.script, config.structured)
         payload = _responses_payload(body, decision) if responses else _chat_payload(body, decision)
-        input_tokens = count_tokens(
-            body.get("messages") or body.get("input") or "",
-            body.get("instructions") or "",
-            body.get("tools") or [],
-        )
+        blocks = prompt_blocks(body, responses)
+        # The sum of the blocks' tokens, so a cached prefix is never more than the whole.
+        input_tokens = max(1, sum(count_tokens(block) for block in blocks))
         output_tokens = count_tokens(payload["output"] if responses else payload["choices"])
         charged = 0
         if limits is not None:
@@ -349,14 +412,22 @@ class ModelApp:
             wait = limits.admit(charged)
             if wait > 0:
                 return await self._rate_limited(record, wait, limits, send)
+        cached_tokens = 0
+        if config.prompt_caching:
+            prompt = prefixes(body.get("model"), body.get("prompt_cache_key") or "", blocks)
+            cached_tokens = state.prompt_cache.serve(prompt, config.cache_ttl_s)
         if config.latency_ms > 0:
             await asyncio.sleep(config.latency_ms / 1000)
-        payload["usage"] = _usage(input_tokens, output_tokens, responses)
+        served_tier = "default" if tier in (None, "auto") else tier
+        payload["service_tier"] = served_tier
+        payload["usage"] = _usage(input_tokens, output_tokens, cached_tokens, responses)
         record.update(
             tool_calls=[{"name": c.name, "arguments": c.arguments} for c in decision.tool_calls],
             text=decision.text,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
+            cached_tokens=cached_tokens,
+            served_tier=served_tier,
         )
         headers: list[tuple[bytes, bytes]] = []
         if limits is not None:
@@ -471,6 +542,7 @@ def _responses_payload(body: dict[str, Any], decision: Decision) -> dict[str, An
         "incomplete_details": None,
         "instructions": body.get("instructions"),
         "metadata": {},
+        "prompt_cache_key": body.get("prompt_cache_key"),
         "temperature": None,
         "top_p": None,
         "text": _text_config(body),
@@ -487,19 +559,23 @@ def _text_config(body: dict[str, Any]) -> dict[str, Any]:
     return {"format": {"type": "text"}, **(requested if isinstance(requested, dict) else {})}
 
 
-def _usage(input_tokens: int, output_tokens: int, responses: bool) -> dict[str, Any]:
+def _usage(
+    input_tokens: int, output_tokens: int, cached_tokens: int, responses: bool
+) -> dict[str, Any]:
     if responses:
         return {
             "input_tokens": input_tokens,
             "output_tokens": output_tokens,
             "total_tokens": input_tokens + output_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": cached_tokens},
             "output_tokens_details": {"reasoning_tokens": 0},
         }
     return {
         "prompt_tokens": input_tokens,
         "completion_tokens": output_tokens,
         "total_tokens": input_tokens + output_tokens,
+        "prompt_tokens_details": {"cached_tokens": cached_tokens},
+        "completion_tokens_details": {"reasoning_tokens": 0},
     }
 
 
@@ -562,6 +638,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="follow",
         help="fit a requested JSON schema, or answer free text regardless (off_schema)",
     )
+    parser.add_argument(
+        "--no-prompt-caching",
+        dest="prompt_caching",
+        action="store_false",
+        help="report no cached input tokens (OpenAI's automatic prompt caching off)",
+    )
     args = parser.parse_args(argv)
     script: list[dict[str, Any]] = []
     if args.script:
@@ -576,6 +658,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tpm=args.tpm,
         rpm=args.rpm,
         structured=args.structured,
+        prompt_caching=args.prompt_caching,
     )
     serve(build_app(config), args.host, args.port)
     return 0

@@ -9,10 +9,13 @@ request's bearer token too.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from agentq.errors import BadRequest
+from agentq.jobs import SERVICE_TIERS, ServiceTier
+from agentq.prices import load_prices
 from agentq.settings import Settings
 from agentq.text import printable
 
@@ -124,3 +127,31 @@ def check_question_ids(ids: Iterable[str | None]) -> list[str | None]:
             seen.add(question_id)
         checked.append(question_id)
     return checked
+
+
+def check_service_tier(tier: str | None) -> ServiceTier | None:
+    """The tier asked of the model, one of ``SERVICE_TIERS`` (None: the deployment's)."""
+    if tier is None:
+        return None
+    tier = tier.strip().lower()
+    if tier not in SERVICE_TIERS:
+        raise BadRequest(f"service_tier must be one of {', '.join(SERVICE_TIERS)}")
+    return cast(ServiceTier, tier)
+
+
+def check_max_cost(max_cost_usd: float | None, settings: Settings) -> float | None:
+    """A batch's budget in dollars: more than 0, and only where every model the workers may use
+    (AGENTQ_MODEL, AGENTQ_MODEL_FALLBACKS) has a price, since calls without one count nothing
+    against it."""
+    if max_cost_usd is None:
+        return None
+    if not math.isfinite(max_cost_usd) or max_cost_usd <= 0:
+        raise BadRequest("max_cost_usd must be a number of dollars above 0")
+    prices = load_prices(settings.prices_file)
+    for model in settings.models:
+        if not prices.knows(model):
+            raise BadRequest(
+                f"max_cost_usd needs the price of model {model}, which the price table does "
+                "not list (add it with AGENTQ_PRICES_FILE)"
+            )
+    return float(max_cost_usd)

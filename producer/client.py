@@ -21,11 +21,27 @@ from celery import Celery
 
 from agentq.answers import check_answer_format
 from agentq.audit import audit
-from agentq.batches import Batch, BatchItem, BatchStore, NotifyWhen, build_report, is_batch_id
+from agentq.batches import (
+    Batch,
+    BatchItem,
+    BatchStore,
+    NotifyWhen,
+    SharedRow,
+    batch_key,
+    build_report,
+    is_batch_id,
+)
 from agentq.celery_app import make_celery
 from agentq.connections import connect, redis_errors
 from agentq.dispatch import Dispatcher
 from agentq.errors import BadRequest, JobNotFound
+from agentq.idempotency import (
+    Claimed,
+    IdempotencyStore,
+    Kind,
+    check_idempotency_key,
+    request_digest,
+)
 from agentq.jobs import Job, JobStatus, is_job_id
 from agentq.logs import get_logger
 from agentq.quotas import Quotas
@@ -42,13 +58,32 @@ from agentq.webhooks.targets import check_webhook_url
 from producer.checks import (
     check_allow_writes,
     check_deadline,
+    check_max_cost,
     check_metadata,
     check_question,
     check_question_ids,
+    check_service_tier,
     check_token,
 )
 
 log = get_logger(__name__)
+
+
+class Submission(str):
+    """What a submit made: the job's or batch's id (this is a ``str``, so callers that keep ids
+    need nothing more), and whether the submit was a ``repeat`` of an earlier one with the same
+    idempotency key (then the id is that submit's, and nothing new was made)."""
+
+    repeat: bool
+
+    def __new__(cls, made_id: str, repeat: bool = False) -> Submission:
+        submission = super().__new__(cls, made_id)
+        submission.repeat = repeat
+        return submission
+
+    @property
+    def id(self) -> str:
+        return str(self)
 
 
 @dataclass
@@ -81,6 +116,9 @@ class Client:
             self.redis, self.batches, self.sealer, self.settings.redis_url
         )
         self.proofs = ProofCache(self.settings.token_proof_seconds)
+        self.idempotency = IdempotencyStore(
+            self.redis, self.settings.redis_url, ttl=self.settings.job_ttl_seconds
+        )
         self._celery: Celery | None = None
 
     @property
@@ -105,14 +143,21 @@ class Client:
         webhook_url: str | None = None,
         answer_format: str = "text",
         item_key: str | None = None,
-    ) -> str:
-        """Enqueue ``question`` to run with ``token``'s permissions; returns the job id at once.
+        idempotency_key: str | None = None,
+        service_tier: str | None = None,
+    ) -> Submission:
+        """Enqueue ``question`` to run with ``token``'s permissions; returns the job id at once
+        (a ``Submission``: also says whether it was a repeat).
 
         ``deadline`` (seconds) bounds each attempt instead of AGENTQ_JOB_DEADLINE_SECONDS.
         ``allow_writes`` offers the agent the server's write tools too, where the deployment
         allows it (AGENTQ_ALLOW_WRITE_TOOLS); by default a job may only read. ``webhook_url``
         gets a signed POST when the job ends. ``answer_format="items"`` asks for the answer as
         a list of items identified by ``item_key`` (default ``name``; ``agentq.answers``).
+        With ``idempotency_key``, a repeat of this submit with the same key and token (kept
+        24 h) returns the first job's id and makes nothing; the same key with a different
+        request is an IdempotencyConflict (``agentq.idempotency``). ``service_tier`` (auto,
+        default, flex, priority) is asked of the model instead of AGENTQ_SERVICE_TIER.
         """
         question = check_question(question, self.settings.max_question_bytes)
         token = check_token(token)
@@ -120,9 +165,12 @@ class Client:
         deadline = check_deadline(deadline, self.settings)
         allow_writes = check_allow_writes(allow_writes, self.settings)
         fmt, key = check_answer_format(answer_format, item_key)
+        tier = check_service_tier(service_tier)
         if webhook_url is not None:
             webhook_url = self.check_webhook(webhook_url)
-        owner = self.admit(token, 1, batch=False)
+        if idempotency_key is not None:
+            idempotency_key = check_idempotency_key(idempotency_key)
+        owner = self.sealer.fingerprint(token)
         job = Job.new(
             question,
             owner=owner,
@@ -133,23 +181,47 @@ class Client:
             webhook_url=webhook_url,
             answer_format=fmt,
             item_key=key,
+            service_tier=tier,
         )
-        lane = job.lane or job.owner
+        if idempotency_key is not None:
+            digest = request_digest(
+                {
+                    "service_tier": tier,
+                    "question": question,
+                    "metadata": metadata,
+                    "deadline": deadline,
+                    "allow_writes": allow_writes,
+                    "webhook_url": webhook_url,
+                    "answer_format": fmt,
+                    "item_key": key,
+                }
+            )
+            first = self._first_of(owner, "job", idempotency_key, job.id, digest)
+            if first is not None:
+                audit("job.submit.repeat", owner, job_id=first.id)
+                return first
+        try:
+            self.admit(token, 1, batch=False)
+            lane = job.lane or job.owner
 
-        def enqueue(pipe: Any) -> None:
-            self.dispatcher.enqueue(pipe, lane, job.owner, [job.id])
-            self.quotas.opened(pipe, job.owner, [job.id], job.created_at)
+            def enqueue(pipe: Any) -> None:
+                self.dispatcher.enqueue(pipe, lane, job.owner, [job.id])
+                self.quotas.opened(pipe, job.owner, [job.id], job.created_at)
 
-        # The job is written, queued and (if it may start now) handed out in one round trip.
-        flat = self.store.create(
-            [job],
-            [self.sealer.seal(token, SealBinding.of(job))],
-            enqueue,
-            also=self.dispatcher.take_after,
-        )
+            # The job is written, queued and (if it may start now) handed out in one round trip.
+            flat = self.store.create(
+                [job],
+                [self.sealer.seal(token, SealBinding.of(job))],
+                enqueue,
+                also=self.dispatcher.take_after,
+            )
+        except BaseException:
+            if idempotency_key is not None:
+                self._unclaim(owner, "job", idempotency_key, job.id)
+            raise
         audit("job.submit", job.owner, job_id=job.id, allow_writes=allow_writes)
         self.dispatch(flat)
-        return job.id
+        return Submission(job.id)
 
     def submit_batch(
         self,
@@ -166,14 +238,23 @@ class Client:
         answer_format: str = "text",
         item_key: str | None = None,
         notify_when: NotifyWhen = "always",
-    ) -> str:
-        """Enqueue every question of a batch with ``token``; returns the batch id at once.
+        idempotency_key: str | None = None,
+        max_cost_usd: float | None = None,
+        service_tier: str | None = None,
+        dedupe: bool = True,
+    ) -> Submission:
+        """Enqueue every question of a batch with ``token``; returns the batch id at once (a
+        ``Submission``).
 
         All of it is checked first and written in one transaction: a bad question anywhere
         enqueues nothing. At most ``max_inflight`` (default AGENTQ_BATCH_MAX_INFLIGHT) of its
         jobs run at once; ``webhook_url`` gets a signed POST when the batch ends (for a
         scheduled report's run, as ``notify_when`` says). ``answer_format`` and ``item_key``
-        apply to every question, as in ``submit``.
+        apply to every question, as in ``submit``; so do ``idempotency_key`` and
+        ``service_tier``. Once its jobs have spent ``max_cost_usd`` dollars (at the price
+        table's prices), no more of them run: they end ``budget_exceeded``. With ``dedupe`` (the
+        default), questions that are the same once trimmed are asked once, and every row that
+        repeats one gets its answer (``shared_with`` in the report).
         """
         settings = self.settings
         token = check_token(token)
@@ -185,7 +266,7 @@ class Client:
                 f"the batch has {len(questions):,} questions; the limit is "
                 f"{settings.max_batch_questions:,} (AGENTQ_MAX_BATCH_QUESTIONS)"
             )
-        checked: list[tuple[str, dict[str, Any], str | None]] = []
+        checked: list[Checked] = []
         question_ids = check_question_ids(item.id for item in questions)
         pairs = zip(questions, question_ids, strict=True)
         for number, (item, question_id) in enumerate(pairs, start=1):
@@ -213,12 +294,20 @@ class Client:
         batch_meta = check_metadata(metadata, settings.max_metadata_bytes)
         deadline = check_deadline(deadline, settings)
         allow_writes = check_allow_writes(allow_writes, settings)
-        owner = self.admit(token, len(checked), batch=True)
+        if idempotency_key is not None:
+            idempotency_key = check_idempotency_key(idempotency_key)
+        budget = check_max_cost(max_cost_usd, settings)
+        tier = check_service_tier(service_tier)
+        unique, row_jobs, shared = shared_questions(checked, dedupe)
+        owner = self.sealer.fingerprint(token)
         batch = Batch(
             id=Batch.new_id(),
             owner=owner,
             name=name.strip() if name else None,
-            total=len(checked),
+            total=len(unique),
+            shared=len(shared),
+            max_cost_usd=budget,
+            service_tier=tier,
             created_at=time.time(),
             max_inflight=cap,
             webhook_url=webhook_url,
@@ -228,34 +317,88 @@ class Client:
             answer_format=fmt,
             item_key=key,
         )
-        jobs = [
-            Job.new(
-                question,
-                owner=owner,
-                metadata=meta,
-                deadline_seconds=deadline,
-                queue=settings.queue,
-                batch_id=batch.id,
-                allow_writes=allow_writes,
-                answer_format=fmt,
-                item_key=key,
-                question_id=question_id,
+        if idempotency_key is not None:
+            digest = request_digest(
+                {
+                    "questions": checked,
+                    "name": batch.name,
+                    "max_inflight": cap,
+                    "webhook_url": webhook_url,
+                    "metadata": batch_meta,
+                    "deadline": deadline,
+                    "allow_writes": allow_writes,
+                    "schedule": schedule,
+                    "answer_format": fmt,
+                    "item_key": key,
+                    "notify_when": notify_when,
+                    "max_cost_usd": budget,
+                    "service_tier": tier,
+                    "dedupe": dedupe,
+                }
             )
-            for question, meta, question_id in checked
-        ]
-        job_ids = [job.id for job in jobs]
-        lane = jobs[0].lane or owner
+            first = self._first_of(owner, "batch", idempotency_key, batch.id, digest)
+            if first is not None:
+                audit("batch.submit.repeat", owner, batch_id=first.id)
+                return first
+        try:
+            self.admit(token, len(unique), batch=True)
+            jobs = [
+                Job.new(
+                    question,
+                    owner=owner,
+                    metadata=meta,
+                    deadline_seconds=deadline,
+                    queue=settings.queue,
+                    batch_id=batch.id,
+                    allow_writes=allow_writes,
+                    answer_format=fmt,
+                    item_key=key,
+                    question_id=question_id,
+                    service_tier=tier,
+                )
+                for question, meta, question_id in unique
+            ]
+            job_ids = [job.id for job in jobs]
+            lane = jobs[0].lane or owner
 
-        def enqueue(pipe: Any) -> None:
-            self.batches.add_to(pipe, batch, job_ids)
-            self.dispatcher.enqueue(pipe, lane, owner, job_ids, cap=cap)
-            self.quotas.opened(pipe, owner, job_ids, batch.created_at, batch.id)
+            def enqueue(pipe: Any) -> None:
+                self.batches.add_to(pipe, batch, [job_ids[i] for i in row_jobs], shared)
+                self.dispatcher.enqueue(pipe, lane, owner, job_ids, cap=cap)
+                self.quotas.opened(pipe, owner, job_ids, batch.created_at, batch.id)
 
-        sealed = [self.sealer.seal(token, SealBinding.of(job)) for job in jobs]
-        self.store.create(jobs, sealed, enqueue)
-        audit("batch.submit", owner, batch_id=batch.id, total=batch.total)
+            sealed = [self.sealer.seal(token, SealBinding.of(job)) for job in jobs]
+            self.store.create(jobs, sealed, enqueue)
+        except BaseException:
+            if idempotency_key is not None:
+                self._unclaim(owner, "batch", idempotency_key, batch.id)
+            raise
+        audit("batch.submit", owner, batch_id=batch.id, total=batch.total, shared=batch.shared)
         self.dispatch()
-        return batch.id
+        return Submission(batch.id)
+
+    def _first_of(
+        self, owner: str, kind: Kind, idempotency_key: str, new_id: str, digest: str
+    ) -> Submission | None:
+        """Claim the key for ``new_id`` (None: go on and make it); or, for a repeat, the first
+        submit's id once its job or batch exists. Called before any quota or token proof is
+        spent; IdempotencyConflict if the key was used for a different request."""
+        record = JobStore.job_key if kind == "job" else batch_key
+
+        def exists(made_id: str) -> bool:
+            return bool(self.redis.exists(record(made_id)))
+
+        outcome = self.idempotency.settle(owner, kind, idempotency_key, new_id, digest, exists)
+        return None if isinstance(outcome, Claimed) else Submission(outcome.id, repeat=True)
+
+    def _unclaim(self, owner: str, kind: Kind, idempotency_key: str, made_id: str) -> None:
+        """After a failed submit: release its key unless its job or batch was written after
+        all (a write whose confirmation failed keeps the key, so a retry makes no second)."""
+        record = JobStore.job_key if kind == "job" else batch_key
+        try:
+            if not self.redis.exists(record(made_id)):
+                self.idempotency.release(owner, kind, idempotency_key, made_id)
+        except Exception as exc:  # the original error says what went wrong
+            log.warning("could not release an idempotency key", error=type(exc).__name__)
 
     def admit(self, token: str, jobs: int, *, batch: bool) -> str:
         """The token's owner fingerprint, once its quotas allow this submit and (with
@@ -478,6 +621,36 @@ class Client:
             interval = min(interval * 2, poll_interval)
 
 
+Checked = tuple[str, dict[str, Any], str | None]  # a batch row: question, metadata, question id
+
+
+def shared_questions(
+    rows: Sequence[Checked], dedupe: bool
+) -> tuple[list[Checked], list[int], dict[int, SharedRow]]:
+    """A batch's rows as the jobs to make (one per distinct question with ``dedupe``, the first
+    row that asks it), each row's job (an index into them) and the rows that repeat an earlier
+    question, by row number, with their own metadata and id."""
+    unique: list[Checked] = []
+    row_jobs: list[int] = []
+    shared: dict[int, SharedRow] = {}
+    first: dict[str, tuple[int, int]] = {}  # question -> its job's index, its first row
+    for number, (question, metadata, question_id) in enumerate(rows, start=1):
+        made = first.get(question) if dedupe else None
+        if made is None:
+            first[question] = (len(unique), number)
+            row_jobs.append(len(unique))
+            unique.append((question, metadata, question_id))
+            continue
+        row_jobs.append(made[0])
+        shared[number] = SharedRow(
+            shared_with=made[1],
+            question=question,
+            metadata=metadata,
+            question_id=question_id,
+        )
+    return unique, row_jobs, shared
+
+
 _default: Client | None = None
 
 
@@ -505,4 +678,13 @@ def cancel(job_id: str, token: str) -> CancelResult:
     return default_client().cancel(job_id, token)
 
 
-__all__ = ["CancelResult", "Client", "JobNotFound", "cancel", "get", "submit", "wait"]
+__all__ = [
+    "CancelResult",
+    "Client",
+    "JobNotFound",
+    "Submission",
+    "cancel",
+    "get",
+    "submit",
+    "wait",
+]

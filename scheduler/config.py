@@ -14,6 +14,9 @@
         answer_format: items             # or text (the default); items are diffed exactly
         item_key: name                   # the field that identifies an item (default name)
         overlap: skip                    # or queue: start when the previous run ends
+        max_cost_usd: 5.00               # optional: a run's budget; the rest end budget_exceeded
+        service_tier: flex               # optional: auto|default|flex|priority
+                                         # (default AGENTQ_REPORT_SERVICE_TIER)
         notify:                          # optional: a signed webhook when a run ends
           webhook: https://hooks.example.com/agentq
           when: changed                  # changed (the default), always or failed
@@ -40,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from agentq.answers import AnswerFormat, check_answer_format
 from agentq.batches import BatchItem, NotifyWhen
 from agentq.errors import BadRequest, ConfigError
+from agentq.jobs import ServiceTier
 from agentq.logs import is_secret_key
 from agentq.reports import ReportFormat
 from agentq.webhooks.targets import parse_webhook_url
@@ -101,6 +105,8 @@ class ReportSchedule(BaseModel):
     item_key: str | None = None
     overlap: Literal["skip", "queue"] = "skip"
     notify: Notify | None = None
+    max_cost_usd: float | None = Field(None, gt=0)
+    service_tier: ServiceTier | None = None
 
     @field_validator("name")
     @classmethod

@@ -172,6 +172,8 @@ class ScheduleRuns:
             item_key=report.item_key,
             webhook_url=notify.webhook if notify is not None else None,
             notify_when=notify.when if notify is not None else "always",
+            max_cost_usd=report.max_cost_usd,
+            service_tier=report.service_tier or self._client.settings.report_service_tier,
         )
         started = now.timestamp()
         with redis_errors(self._url):

@@ -699,6 +699,69 @@ reporting = shared_stack(
 )
 
 
+# What an audit costs (tests/test_cost.py): a model double of its own, whose knobs its tests
+# change, and a price table of the tests' own; on both model APIs.
+PRICED = "gpt-test"
+UNPRICED = "gpt-test-backup"  # the chat stack's fallback: not in the table
+PRICES_TABLE: dict[str, Any] = {
+    "as_of": "2026-12-01",
+    "source": "tests/test_cost.py",
+    "models": {
+        PRICED: {
+            "default": {"input": 2.0, "cached_input": 0.5, "output": 8.0},
+            "flex": {"input": 1.0, "cached_input": 0.25, "output": 4.0},
+        }
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def cost_model(service_dir: Path) -> Iterator[Double]:
+    double = start_model_double(service_dir)
+    yield double
+    double.service.stop()
+
+
+def cost_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    service_dir: Path = request.getfixturevalue("service_dir")
+    prices = service_dir / "test-prices.json"
+    prices.write_text(json.dumps(PRICES_TABLE))
+    return {
+        "AGENTQ_PRICES_FILE": str(prices),
+        "AGENTQ_MODEL": PRICED,
+        "AGENTQ_MODEL_MAX_RETRIES": "0",
+        "AGENTQ_RETRY_BASE_SECONDS": "0.05",
+        "AGENTQ_FLEX_TRIES": "2",
+        "AGENTQ_FLEX_BACKOFF_SECONDS": "0.05",
+        "AGENTQ_PROMPT_CACHE_KEY": "agentq",  # sent to this OpenAI-compatible endpoint too
+        "AGENTQ_WORKER_METRICS_PORT": str(free_port()),
+        "OPENAI_BASE_URL": f"{request.getfixturevalue('cost_model').url}/v1",
+    }
+
+
+cost_chat = shared_stack(
+    "cost_chat",
+    lambda request: own_stack(
+        session_stack(request),
+        14,
+        "cost-chat",
+        AGENTQ_MODEL_API="chat_completions",
+        AGENTQ_MODEL_FALLBACKS=UNPRICED,
+        **cost_env(request),
+    ),
+)
+cost_responses = shared_stack(
+    "cost_responses",
+    lambda request: own_stack(
+        session_stack(request),
+        16,
+        "cost-responses",
+        AGENTQ_MODEL_API="responses",
+        **cost_env(request),
+    ),
+)
+
+
 @dataclass
 class CliResult:
     code: int

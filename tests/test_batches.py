@@ -161,7 +161,8 @@ def test_webhooks_are_signed_and_retried_after_a_500(roomy: Stack, receiver: Rec
     # Deliveries are signed with the submitting tenant's own secret, derived from the master.
     master = roomy.env["AGENTQ_WEBHOOK_SECRET"]
     secret = tenant_secret(master, client.sealer.fingerprint(TOKEN_A))
-    batch_id = client.submit_batch(["Which sites?"] * 3, TOKEN_A, webhook_url=receiver.url)
+    questions = ["Which sites?", "Which devices?", "Which prefixes?"]
+    batch_id = client.submit_batch(questions, TOKEN_A, webhook_url=receiver.url)
     wait_until(lambda: len(receiver.requests) >= 2, 60, what="the batch webhook's retry")
     (first_headers, _), (headers, body) = receiver.requests[:2]
     assert first_headers["webhook-id"] == headers["webhook-id"] == f"batch_{batch_id}"

@@ -49,6 +49,9 @@ def test_bench_smoke_run_writes_every_figure(tmp_path: Path) -> None:
     ):
         assert isinstance(results[key], float | int) and results[key] > 0, key
     assert results["agentq"]["succeeded"] == results["agentq"]["jobs"] == 20
+    # Every job sends the same prefix: from the second job on it is served from the cache.
+    assert 0 < results["cached_input_share"]["agentq"] < 1
+    assert "cached" in completed.stdout
     assert set(results["targets"]) >= {"throughput_ratio_vs_baseline", "peak_rss_mib"}
     durable = {row["setup"]: row for row in results["enqueue"]["durable"]}
     assert durable["off, everysec"]["plan"] == "off"

@@ -54,6 +54,7 @@ def test_the_dashboard_shows_a_finished_batch_and_a_trace(
         expect(batch_row).to_contain_text("dashboard audit", timeout=15_000)
         expect(batch_row).to_contain_text("succeeded")
         expect(batch_row).to_contain_text("3/3")
+        expect(batch_row).to_contain_text("cost unknown")  # demo-model has no price
         batch_row.click()
         rows = page.locator("#batch-rows tbody tr")
         expect(rows).to_have_count(3, timeout=15_000)

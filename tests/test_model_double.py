@@ -23,6 +23,7 @@ from agents import (
 )
 from agents.models.interface import Model
 from agents.tracing import set_trace_processors
+from openai.types.chat import ChatCompletion
 from pydantic import BaseModel
 
 from agentq.answers import items_schema
@@ -36,6 +37,7 @@ from doubles.model_policy import (
     fill_schema,
     responses_conversation,
 )
+from doubles.prompt_cache import PromptCache, prefixes, prompt_blocks
 from tests.conftest import Double, start_model_double
 from worker.answer_schema import ItemsOutput
 
@@ -451,3 +453,179 @@ def test_structured_knob_is_checked_and_reset(model: Double) -> None:
     reset = httpx.post(f"{model.url}/_double/reset", json={"structured": "off_schema"}, timeout=5)
     assert reset.json()["structured"] == "off_schema"
     assert httpx.get(f"{model.url}/_double/config", timeout=5).json()["structured"] == "off_schema"
+
+
+# --- prompt caching, service tiers and per-model failures -----------------------------------
+
+
+def test_prompt_cache_remembers_prefixes_for_a_while_and_within_bounds() -> None:
+    now = [0.0]
+    cache = PromptCache(max_entries=3, clock=lambda: now[0])
+    blocks: list[Any] = ["x" * 4096, "a question"]  # 1024 tokens, then 3
+    first = prefixes("m", "", blocks)
+    assert [p.tokens for p in first] == [1024, 1027]
+    assert cache.serve(first, ttl_s=60) == 0
+    assert cache.serve(prefixes("m", "", [blocks[0], "another"]), ttl_s=60) == 1024
+    assert cache.serve(first, ttl_s=60) == 1024  # the whole prompt, in steps of 128
+    assert cache.serve(prefixes("m", "key", blocks), ttl_s=60) == 0  # another partition
+    assert cache.serve(prefixes("other", "", blocks), ttl_s=60) == 0
+    assert len(cache) == 3  # the least recently used were dropped
+    assert cache.serve(first, ttl_s=60) == 0  # ... and ``first`` was among them
+    now[0] += 61
+    assert cache.serve(first, ttl_s=60) == 0  # unused for longer than the TTL
+    assert cache.serve(prefixes("m", "", ["x" * 4000, "q"]), ttl_s=60) == 0  # under 1024
+
+
+def test_prompt_blocks_read_both_request_shapes() -> None:
+    tool = {"type": "function", "function": {"name": "t", "parameters": {}}}
+    system = {"role": "system", "content": "be brief"}
+    developer = {"role": "developer", "content": "use tools"}
+    user = {"role": "user", "content": "q?"}
+    chat = {"messages": [system, developer, user, system], "tools": [tool]}
+    assert prompt_blocks(chat, responses=False) == [[system, developer], tool, user, system]
+    responses = {"instructions": "be brief", "tools": [tool], "input": [user, user]}
+    assert prompt_blocks(responses, responses=True) == ["be brief", tool, user, user]
+    assert prompt_blocks({"input": "q?"}, responses=True) == ["q?"]
+
+
+# About 1,300 tokens of tools shared by every request, as an agent's tool list is.
+LONG_TOOLS = [
+    {
+        "name": f"tool_{n}",
+        "description": f"Tool {n}. " + "Reads the inventory and says what it holds. " * 40,
+        "parameters": {"type": "object", "properties": {"kind": {"type": "string"}}},
+    }
+    for n in range(3)
+]
+
+
+def ask(double: Double, api: str, question: str, tools: Any = LONG_TOOLS, **extra: Any) -> Any:
+    """A request with the usual prefix (instructions, then tools) and ``question`` last, sent
+    and parsed by the client library."""
+    instructions = "You answer questions about the network inventory."
+    with openai.OpenAI(base_url=f"{double.url}/v1", api_key="unused", max_retries=0) as client:
+        if api == "chat":
+            return client.chat.completions.create(
+                model="demo-model",
+                messages=[
+                    {"role": "system", "content": instructions},
+                    {"role": "user", "content": question},
+                ],
+                tools=[{"type": "function", "function": tool} for tool in tools],
+                **extra,
+            )
+        return client.responses.create(
+            model="demo-model",
+            instructions=instructions,
+            tools=[{"type": "function", **tool} for tool in tools],
+            input=[{"role": "user", "content": question}],
+            **extra,
+        )
+
+
+def cached(answer: Any) -> tuple[int, int]:
+    """The cached and total input tokens of a parsed answer, from either API."""
+    usage = answer.usage
+    if isinstance(answer, ChatCompletion):
+        return usage.prompt_tokens_details.cached_tokens, usage.prompt_tokens
+    return usage.input_tokens_details.cached_tokens, usage.input_tokens
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_shared_long_prefix_is_reported_cached(model: Double, api: str) -> None:
+    assert cached(ask(model, api, "Which devices are in atl1?"))[0] == 0
+    hit, total = cached(ask(model, api, "Which sites do we have?"))
+    assert hit >= 1024 and hit % 128 == 0 and hit <= total
+    assert hit > total - 128 - 20  # all but the rounding and the new question
+    # Another prompt_cache_key lands on another cache machine: nothing cached there yet.
+    assert cached(ask(model, api, "Which sites?", prompt_cache_key="run-2"))[0] == 0
+    assert cached(ask(model, api, "Which racks?", prompt_cache_key="run-2"))[0] == hit
+    calls = model.calls()
+    assert [c["cached_tokens"] for c in calls] == [0, hit, 0, hit]
+    assert [c["prompt_cache_key"] for c in calls] == [None, None, "run-2", "run-2"]
+    stats = httpx.get(f"{model.url}/_double/stats", timeout=5).json()
+    assert stats["cached_tokens"] == 2 * hit
+    # A prefix under 1024 tokens is never cached.
+    short = LONG_TOOLS[:1]
+    ask(model, api, "Which devices?", tools=short)
+    assert cached(ask(model, api, "Which sites?", tools=short))[0] == 0
+    # Off, nothing is cached; a reset forgets what was.
+    model.configure(prompt_caching=False)
+    assert cached(ask(model, api, "Which platforms?"))[0] == 0
+    model.reset()
+    assert cached(ask(model, api, "Which platforms?"))[0] == 0
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_service_tier_is_echoed_and_checked(model: Double, api: str) -> None:
+    asked = [None, "auto", "default", "flex", "priority"]
+    served = [ask(model, api, "q", service_tier=tier).service_tier for tier in asked]
+    assert served == ["default", "default", "default", "flex", "priority"]
+    calls = model.calls()
+    assert [(c["service_tier"], c["served_tier"]) for c in calls] == list(
+        zip(asked, served, strict=True)
+    )
+    stats = httpx.get(f"{model.url}/_double/stats", timeout=5).json()
+    assert stats["by_tier"] == {"default": 3, "flex": 1, "priority": 1}
+    path = "chat/completions" if api == "chat" else "responses"
+    bad = httpx.post(
+        f"{model.url}/v1/{path}",
+        json={"model": "m", "input": "q", "messages": [], "service_tier": "turbo"},
+        timeout=5,
+    )
+    assert bad.status_code == 400
+    error = bad.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["param"] == "service_tier"
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_flex_unavailable_is_a_429_without_retry_after(model: Double, api: str) -> None:
+    model.configure(flex_unavailable=True)
+    path = "chat/completions" if api == "chat" else "responses"
+    body = {"model": "m", "input": "q", "messages": [{"role": "user", "content": "q"}]}
+    flex = httpx.post(f"{model.url}/v1/{path}", json={**body, "service_tier": "flex"}, timeout=5)
+    assert flex.status_code == 429
+    assert flex.json() == {
+        "error": {
+            "message": "Resource unavailable: flex processing capacity is temporarily short; "
+            "retry later or use the default service tier.",
+            "type": "resource_unavailable",
+            "param": None,
+            "code": "resource_unavailable",
+        }
+    }
+    assert not [name for name in flex.headers if name.startswith("retry-after")]
+    default = httpx.post(f"{model.url}/v1/{path}", json=body, timeout=5)
+    assert default.status_code == 200 and default.json()["service_tier"] == "default"
+    calls = model.calls()
+    assert [(c["status"], c["fault"], c["served_tier"]) for c in calls] == [
+        (429, "flex_unavailable", None),
+        (200, None, "default"),
+    ]
+    stats = httpx.get(f"{model.url}/_double/stats", timeout=5).json()
+    assert stats["by_fault"] == {"flex_unavailable": 1} and stats["rate_limited"] == 0
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_failing_models_answer_503_and_others_200(model: Double, api: str) -> None:
+    model.configure(failing_models=["demo-model"], flex_unavailable=True)
+    path = "chat/completions" if api == "chat" else "responses"
+    body = {"input": "q", "messages": [{"role": "user", "content": "q"}]}
+    down = httpx.post(
+        f"{model.url}/v1/{path}",
+        json={**body, "model": "demo-model", "service_tier": "flex"},  # 503 all the same
+        timeout=5,
+    )
+    assert down.status_code == 503
+    assert down.json()["error"]["message"] == "The server had an error"
+    assert down.json()["error"]["type"] == "server_error"
+    other = httpx.post(f"{model.url}/v1/{path}", json={**body, "model": "other"}, timeout=5)
+    assert other.status_code == 200
+    calls = model.calls()
+    assert [(c["model"], c["status"], c["fault"]) for c in calls] == [
+        ("demo-model", 503, "model_down"),
+        ("other", 200, None),
+    ]
+    for bad in ("demo-model", [1], {"demo-model": True}):
+        knob = httpx.post(f"{model.url}/_double/config", json={"failing_models": bad}, timeout=5)
+        assert knob.status_code == 400 and "failing_models" in knob.json()["error"]

@@ -142,10 +142,10 @@ def test_markdown_report_renders_model_text_as_text() -> None:
     assert {name for _, name, _ in tags} <= REPORT_TAGS, {name for _, name, _ in tags}
     assert all(attributes == "" for _, _, attributes in tags)
     assert UNPRINTABLE.search(markdown) is None
-    # One table row per question, each with all seven cells: no cell broke out.
+    # One table row per question, each with all nine cells: no cell broke out.
     table = html.split("<table>")[2]
     assert table.count("<tr>") == len(rows) + 1
-    assert all(tr.count("<td>") == 7 for tr in table.split("<tr>")[2:])
+    assert all(tr.count("<td>") == 9 for tr in table.split("<tr>")[2:])
     # And the text itself is shown, escaped, not dropped.
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "[click](javascript:alert(1))" in html

@@ -8,10 +8,12 @@ so the caller can record them, whatever went wrong.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from agents import Agent, RunConfig, Runner
+from agents import Agent, ModelSettings, RunConfig, Runner
 
 from agentq.errors import AgentqError, ErrorCode
 from agentq.jobs import Job, Usage
@@ -36,6 +38,7 @@ class AttemptOutcome:
     answer: str | None = None
     usage: Usage | None = None
     model: str | None = None
+    served_tier: str | None = None
     error: AgentqError | None = None
     stopped: str | None = None  # "cancelled" or "shutdown" when stopped from outside
 
@@ -55,8 +58,8 @@ async def run_attempt(
     inflight.add(context)
     started = time.time()
     answer: str | None = None
-    usage: Usage | None = None
     error: AgentqError | None = None
+    tier = job.service_tier or settings.service_tier
     try:
         async with asyncio.timeout(deadline) as budget:
             policy = ToolPolicy.for_job(settings, job.allow_writes)
@@ -107,7 +110,10 @@ async def run_attempt(
                     name="infrahub-agent",
                     instructions=instructions,
                     tools=list(tools),
-                    model=shard.model,
+                    model=shard.model(),
+                    model_settings=ModelSettings(
+                        extra_args=request_extras(settings, tier, instructions, listing)
+                    ),
                     output_type=(
                         ItemsOutput(job.item_key)
                         if job.answer_format == "items" and job.item_key
@@ -119,20 +125,13 @@ async def run_attempt(
                     job.question,
                     context=context,
                     max_turns=settings.max_turns,
-                    hooks=StepRecorder(clients.model_name),
+                    hooks=StepRecorder(clients.model_name, clients.prices, tier),
                     # The steps are recorded directly (worker.tracing): no SDK trace is built.
                     run_config=RunConfig(workflow_name="agentq job", tracing_disabled=True),
                 )
         if context.failure is not None:
             raise context.failure
         answer = str(result.final_output)
-        run_usage = result.context_wrapper.usage
-        usage = Usage(
-            requests=run_usage.requests,
-            input_tokens=run_usage.input_tokens,
-            output_tokens=run_usage.output_tokens,
-            total_tokens=run_usage.total_tokens,
-        )
     except asyncio.CancelledError:
         if context.stop_reason is None:
             raise
@@ -174,14 +173,35 @@ async def run_attempt(
         steps=steps,
         totals=Totals.of(steps, (finished - started) * 1000),
     )
+    calls = [step for step in steps if step.kind == "model_call"]
     return AttemptOutcome(
         trace=trace,
         answer=answer,
-        usage=usage,
-        model=clients.model_name,
+        # What was spent, whether or not the attempt succeeded: one step per model response.
+        usage=Usage.of(trace.totals) if calls else None,
+        model=calls[-1].model if calls else clients.model_name,
+        served_tier=calls[-1].service_tier if calls else None,
         error=error,
         stopped=context.stop_reason if error is not None else None,
     )
+
+
+def request_extras(
+    settings: Settings, tier: str | None, instructions: str, listing: Listing
+) -> dict[str, Any]:
+    """What every model request of the attempt adds to the SDK's parameters: the service tier
+    asked, and a ``prompt_cache_key`` that is the same for every job of the deployment with
+    the same prompt and tool list (the SDK would send a new key per run, which routes each run
+    to a cache of its own), so the provider's prefix cache serves the instructions and tools
+    that every job sends first."""
+    extras: dict[str, Any] = {}
+    if tier is not None:
+        extras["service_tier"] = tier
+    prefix = settings.prompt_cache_prefix
+    if prefix is not None:
+        version = hashlib.sha256(f"{listing.version}\n{instructions}".encode()).hexdigest()
+        extras["prompt_cache_key"] = f"{prefix}-{version[:16]}"
+    return extras
 
 
 def stopped_error(reason: str) -> AgentqError:

@@ -109,7 +109,7 @@ def _usage_of(text: bytes) -> int | None:
     return int(total) if isinstance(total, int) else None
 
 
-def _decoded(raw: bytes, headers: httpx2.Headers) -> bytes:
+def decoded(raw: bytes, headers: httpx2.Headers) -> bytes:
     """A body as read off the wire, decoded (gzip, br, ...) as the client would."""
     if not headers.get("content-encoding"):
         return raw
@@ -148,7 +148,7 @@ class BudgetTransport(httpx2.AsyncBaseTransport):
             if response.status_code != 429:
                 response.stream = _SettlingStream(response, self._budget, booking)
                 return response
-            raw = await _read_raw(response)
+            raw = await read_raw(response)
             wait = retry_wait(response.headers)
             limited = _is_rate_limit(raw, response.headers)
             await self._budget.settle(
@@ -158,9 +158,9 @@ class BudgetTransport(httpx2.AsyncBaseTransport):
                 provider=provider_says(response.headers),
             )
             if not limited or wait is None or resends >= self._max_resends:
-                return _with_body(response, raw)
+                return with_body(response, raw)
             if waited + wait > self._max_wait:
-                return _with_body(response, raw)
+                return with_body(response, raw)
             resends += 1
             waited += wait
             log.info(
@@ -189,20 +189,24 @@ def _is_rate_limit(raw: bytes, headers: httpx2.Headers) -> bool:
     """Whether a 429 is a rate limit, which passes, rather than an exhausted quota, which does
     not (OpenAI's ``insufficient_quota``)."""
     try:
-        error = json.loads(_decoded(raw, headers)).get("error") or {}
+        error = json.loads(decoded(raw, headers)).get("error") or {}
     except (ValueError, AttributeError, httpx2.DecodingError):
         return True
-    return not (isinstance(error, dict) and error.get("code") == "insufficient_quota")
+    # Neither an exhausted quota nor flex without capacity (worker.tier_transport) passes.
+    return not (
+        isinstance(error, dict)
+        and error.get("code") in ("insufficient_quota", "resource_unavailable")
+    )
 
 
-async def _read_raw(response: httpx2.Response) -> bytes:
+async def read_raw(response: httpx2.Response) -> bytes:
     try:
         return b"".join([chunk async for chunk in response.aiter_raw()])
     finally:
         await response.aclose()
 
 
-def _with_body(response: httpx2.Response, raw: bytes) -> httpx2.Response:
+def with_body(response: httpx2.Response, raw: bytes) -> httpx2.Response:
     """The response again, its body (already read off the wire) ready to be read once more."""
     return httpx2.Response(
         response.status_code,
@@ -240,7 +244,7 @@ class _SettlingStream(httpx2.AsyncByteStream):
         used: int | None = None
         if complete:
             try:
-                body = _decoded(b"".join(self._chunks), self._headers)
+                body = decoded(b"".join(self._chunks), self._headers)
                 used = usage_tokens(body, self._headers.get("content-type", ""))
             except httpx2.DecodingError:
                 used = None

@@ -19,20 +19,22 @@ from dataclasses import dataclass
 import certifi
 import httpx2
 from agents import Model, OpenAIChatCompletionsModel, OpenAIResponsesModel, set_tracing_disabled
-from agents.models import get_default_model
 from openai import DefaultAsyncHttpxClient
 
 from agentq.connections import connect_async
 from agentq.errors import ConfigError
 from agentq.model_budget import MODEL_BUDGET_KEY, ModelBudget
+from agentq.prices import PriceTable, load_prices
 from agentq.ratelimit import MCP_RATE_KEY, MODEL_SLOTS_KEY, RateLimiter, Semaphore
 from agentq.settings import Settings
 from agentq.token_proof import ProofCache
 from worker.budget_transport import BudgetTransport
 from worker.failures import CURRENT_JOB
+from worker.fallback_model import FallbackModel
 from worker.limited_transport import SlotTransport
 from worker.model_client import ModelClient
 from worker.prompts import PromptCache
+from worker.tier_transport import FlexTransport
 from worker.tool_bridge import ToolBridge
 from worker.tool_policy import ToolsCache
 
@@ -47,10 +49,6 @@ def shared_ssl_context() -> ssl.SSLContext:
         if _ssl_context is None:
             _ssl_context = ssl.create_default_context(cafile=certifi.where())
         return _ssl_context
-
-
-def model_name(settings: Settings) -> str:
-    return settings.model or get_default_model()
 
 
 def check_model_settings(settings: Settings) -> None:
@@ -71,11 +69,19 @@ JOBS_PER_SHARD = 50
 
 @dataclass
 class Shard:
-    """A model (with its client and connection pool) and a pool of connections to the MCP
-    server, used by up to ``JOBS_PER_SHARD`` of the loop's jobs at once."""
+    """The models (the configured one, then AGENTQ_MODEL_FALLBACKS, sharing one client and
+    connection pool) and a pool of connections to the MCP server, used by up to
+    ``JOBS_PER_SHARD`` of the loop's jobs at once."""
 
-    model: Model
+    models: list[tuple[str, Model]]
     mcp_pool: httpx2.AsyncHTTPTransport
+
+    def model(self) -> Model:
+        """The model an attempt runs with: the first, or (with fallbacks) a ``FallbackModel``
+        of its own, which stays with whichever model answered for the rest of the attempt."""
+        if len(self.models) == 1:
+            return self.models[0][1]
+        return FallbackModel(self.models)
 
 
 @dataclass
@@ -86,6 +92,7 @@ class LoopClients:
 
     shards: list[Shard]
     model_name: str
+    prices: PriceTable
     prompts: PromptCache
     tools: ToolsCache
     bridge: ToolBridge
@@ -149,10 +156,11 @@ def _make_clients(settings: Settings) -> LoopClients:
     )
     count = max(1, math.ceil(settings.worker_concurrency / JOBS_PER_SHARD))
     per_shard = math.ceil(settings.worker_concurrency / count)
-    name = model_name(settings)
+    name = settings.model_name
     return LoopClients(
         shards=[_make_shard(settings, name, per_shard, slots, budget) for _ in range(count)],
         model_name=name,
+        prices=load_prices(settings.prices_file),
         prompts=PromptCache(settings.prompt_cache_seconds),
         tools=ToolsCache(settings.tools_cache_seconds),
         bridge=ToolBridge(),
@@ -187,6 +195,8 @@ def _make_shard(
         transport = BudgetTransport(
             transport, budget, max_wait_seconds=settings.job_deadline_seconds
         )
+    # Outermost: a flex try that waits for capacity holds neither budget nor a slot.
+    transport = FlexTransport(transport, settings.flex_tries, settings.flex_backoff_seconds)
     http_client = DefaultAsyncHttpxClient(
         event_hooks={"response": [_note_model_failure]},
         timeout=httpx2.Timeout(settings.model_timeout_seconds, connect=10.0),
@@ -204,15 +214,18 @@ def _make_shard(
         timeout=settings.model_timeout_seconds,
         http_client=http_client,
     )
-    model: Model
-    if settings.model_api == "chat_completions":
-        model = OpenAIChatCompletionsModel(model=name, openai_client=client)
-    else:
-        model = OpenAIResponsesModel(model=name, openai_client=client)
+    models: list[tuple[str, Model]] = []
+    for each in settings.models:
+        model: Model
+        if settings.model_api == "chat_completions":
+            model = OpenAIChatCompletionsModel(model=each, openai_client=client)
+        else:
+            model = OpenAIResponsesModel(model=each, openai_client=client)
+        models.append((each, model))
     # Keep-alive connections to the MCP server for the shard's jobs (each request carries its
     # own job's token); unbounded, as each job's session holds one or two at a time.
     mcp_pool = httpx2.AsyncHTTPTransport(
         verify=shared_ssl_context(),
         limits=httpx2.Limits(max_connections=None, max_keepalive_connections=jobs * 2),
     )
-    return Shard(model=model, mcp_pool=mcp_pool)
+    return Shard(models=models, mcp_pool=mcp_pool)

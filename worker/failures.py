@@ -48,6 +48,11 @@ class JobContext:
     steps: list[Step] = field(default_factory=list)
     model_started: float | None = None
     excerpt_chars: int = 500
+    # Of the model call in progress: the model asked (``worker.fallback_model`` moves on to the
+    # next one when a model keeps failing) and the tier that served it, as the provider said
+    # (``worker.model_client``); read when the call's step is recorded.
+    model: str | None = None
+    served_tier: str | None = None
 
     def http_error(self, service: str, name: str | None, error: str, retried: bool) -> None:
         """Note a failed HTTP exchange for the trace (it may have been retried successfully)."""

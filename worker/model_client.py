@@ -36,6 +36,8 @@ from openai.resources.responses import AsyncResponses
 from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
 
+from worker.failures import CURRENT_JOB
+
 # The versions this module was checked against (tests/test_model_client.py).
 CHECKED_VERSIONS = {"openai": "3.57."}
 
@@ -90,7 +92,18 @@ async def _create(
     if request is None:
         return await stock(**params)
     body, options = request
-    return await resource._post(path, body=body, options=options, cast_to=cast_to)
+    response = await resource._post(path, body=body, options=options, cast_to=cast_to)
+    note_served_tier(response)
+    return response
+
+
+def note_served_tier(response: Any) -> None:
+    """Tell the job's trace which tier served this call: the response says (the Agents SDK's
+    ``ModelResponse`` does not carry it), and flex may have fallen back to default."""
+    job = CURRENT_JOB.get()
+    if job is not None:
+        tier = getattr(response, "service_tier", None)
+        job.served_tier = str(tier) if tier else None
 
 
 class _Completions(AsyncCompletions):

@@ -12,11 +12,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, TypeVar
 
 import structlog
 
 from agentq.audit import tenant_id
+from agentq.batches import BatchStore
 from agentq.celery_app import RUN_JOB_TASK
 from agentq.connections import connect
 from agentq.dispatch import Dispatcher
@@ -24,8 +26,10 @@ from agentq.errors import AgentqError, ErrorCode, ServiceUnavailable
 from agentq.jobs import AttemptSummary, Job, JobError, JobStatus
 from agentq.logs import get_logger, scrub, scrub_data, secret_scope
 from agentq.metrics import observe_attempt, observe_finished
+from agentq.prices import usd
 from agentq.sealing import SealBinding, TokenSealer
 from agentq.settings import Settings
+from agentq.spend import Spend
 from agentq.store import SETTLE_SECONDS, JobStore
 from agentq.traces import AttemptTrace
 from worker.agent_run import AttemptOutcome, run_attempt
@@ -47,6 +51,8 @@ class Runtime:
     store: JobStore
     sealer: TokenSealer
     dispatcher: Dispatcher
+    spend: Spend
+    batches: BatchStore
 
 
 _runtime: Runtime | None = None
@@ -64,6 +70,8 @@ def get_runtime() -> Runtime:
                 store=JobStore.for_settings(client, settings),
                 sealer=TokenSealer(secret),
                 dispatcher=Dispatcher.for_settings(client, settings),
+                spend=Spend(client, settings.tenant_daily_max_cost_usd, settings.redis_url),
+                batches=BatchStore(client, settings.job_ttl_seconds, settings.redis_url),
             )
         return _runtime
 
@@ -146,6 +154,10 @@ def execute(runtime: Runtime, job: Job, sealed_token: str | None, worker_name: s
     store, config = runtime.store, runtime.settings
     attempt = job.attempts
     try:
+        # Nothing more is spent once its batch's or its tenant's budget is (agentq.spend).
+        over = persist(lambda: runtime.spend.exceeded(job))
+        if over is not None:
+            raise AgentqError(over, code=ErrorCode.BUDGET_EXCEEDED, transient=False)
         if sealed_token is None:
             raise AgentqError(
                 "the job's sealed token has expired; submit the question again",
@@ -217,7 +229,11 @@ def record_outcome(
         started_at=trace.started_at,
         finished_at=trace.finished_at,
         outcome="succeeded",
+        usage=outcome.usage,
+        model=outcome.model,
+        service_tier=outcome.served_tier,
     )
+    spend(runtime, job, outcome)
     if error is None:
         observe_attempt(trace, "succeeded", None)
         observe_finished("succeeded", None, time.time() - job.created_at)
@@ -228,7 +244,6 @@ def record_outcome(
             trace,
             JobStatus.SUCCEEDED,
             answer=outcome.answer,
-            usage=outcome.usage,
             model=outcome.model,
             owner=worker_name,
         )
@@ -279,6 +294,32 @@ def record_outcome(
     )
     log.warning("job failed", error_code=error.code, attempts=attempt)
     return True
+
+
+def spend(runtime: Runtime, job: Job, outcome: AttemptOutcome) -> None:
+    """Count what the attempt's model calls cost against its batch's and tenant's budgets; when
+    that spends its batch's budget, end the batch's queued jobs."""
+    usage = outcome.usage
+    if usage is None:
+        return
+    recorded = persist(lambda: runtime.spend.record(job, usage.cost_usd))
+    if not recorded.crossed or job.batch_id is None:
+        return
+    batch_id = job.batch_id
+    error = JobError(
+        code=ErrorCode.BUDGET_EXCEEDED,
+        message=f"its batch's budget of {usd(recorded.batch_budget)} is spent; it was not run",
+    )
+    ended = 0
+    for ids in runtime.batches.job_ids(batch_id):
+        ended += persist(partial(runtime.store.fail_queued, ids, error))
+    log.warning(
+        "batch budget spent; its queued jobs end budget_exceeded",
+        batch_id=batch_id,
+        spent_usd=recorded.batch_spent,
+        budget_usd=recorded.batch_budget,
+        ended=ended,
+    )
 
 
 def end_job(

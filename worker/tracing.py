@@ -18,16 +18,20 @@ from typing import Any
 from agents import Agent, ModelResponse, RunContextWrapper, RunHooks, TResponseInputItem
 
 from agentq.logs import scrubbed_excerpt
+from agentq.prices import PriceTable
 from agentq.traces import Step
 from worker.failures import JobContext
 
 
 class StepRecorder(RunHooks[JobContext]):
-    """Run hooks that record one ``model_call`` step per model response, timed from its request.
-    A run's model calls are sequential, so one pending start per attempt is enough."""
+    """Run hooks that record one ``model_call`` step per model response, timed from its request,
+    with what it used and cost (``agentq.prices``) at the tier that served it. A run's model
+    calls are sequential, so one pending start per attempt is enough."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, prices: PriceTable, tier: str | None = None) -> None:
         self._model = model
+        self._prices = prices
+        self._tier = tier  # asked: the price when the provider does not say what served it
 
     async def on_llm_start(
         self,
@@ -37,6 +41,7 @@ class StepRecorder(RunHooks[JobContext]):
         input_items: list[TResponseInputItem],
     ) -> None:
         context.context.model_started = time.time()
+        context.context.served_tier = None
 
     async def on_llm_end(
         self,
@@ -49,14 +54,23 @@ class StepRecorder(RunHooks[JobContext]):
         started = job.model_started or ended
         job.model_started = None
         usage = response.usage
+        model = job.model or self._model
+        tier = job.served_tier or self._tier
+        cached = usage.input_tokens_details.cached_tokens or 0
         job.steps.append(
             Step(
                 kind="model_call",
-                model=self._model,
+                model=model,
+                service_tier=job.served_tier,
                 started_at=started,
                 duration_ms=(ended - started) * 1000,
                 input_tokens=usage.input_tokens,
+                cached_tokens=cached,
                 output_tokens=usage.output_tokens,
+                reasoning_tokens=usage.output_tokens_details.reasoning_tokens or 0,
+                cost_usd=self._prices.cost(
+                    model, tier, usage.input_tokens, cached, usage.output_tokens
+                ),
             )
         )
 

@@ -23,6 +23,14 @@ function cell(row, text, cls) {
 }
 
 function when(epoch) { return epoch ? new Date(epoch * 1000).toLocaleString() : ""; }
+// Dollars as the CLI and reports show them (agentq.prices.usd); null is "cost unknown".
+function usd(amount) {
+  if (amount == null) return "cost unknown";
+  if (amount === 0) return "$0.00";
+  if (Math.abs(amount) >= 1) return "$" + amount.toFixed(2);
+  if (Math.abs(amount) >= 0.01) return "$" + amount.toFixed(4);
+  return "$" + amount.toFixed(6);
+}
 function outcome(item) {
   if (item.error) return item.error.code + ": " + item.error.message;
   return item.answer || "";
@@ -43,6 +51,7 @@ async function loadBatches() {
     cell(row, (c.succeeded + c.failed + c.cancelled) + "/" + batch.total);
     cell(row, c.succeeded);
     cell(row, c.failed);
+    cell(row, usd(batch.cost_usd) + (batch.max_cost_usd != null ? " of " + usd(batch.max_cost_usd) : ""));
     cell(row, when(batch.created_at));
     row.addEventListener("click", () => showBatch(batch.id));
     tbody.appendChild(row);
@@ -52,7 +61,9 @@ async function loadBatches() {
 async function showBatch(id) {
   const report = await api("/v1/batches/" + encodeURIComponent(id) + "/report");
   $("#batch-detail").hidden = false;
-  $("#batch-title").textContent = "Batch " + (report.name || id) + " (" + report.status + ")";
+  $("#batch-title").textContent = "Batch " + (report.name || id) + " (" + report.status + "), " +
+    usd(report.totals.cost_usd) +
+    (report.max_cost_usd != null ? " of a budget of " + usd(report.max_cost_usd) : "");
   const tbody = $("#batch-rows tbody");
   tbody.replaceChildren();
   for (const r of report.rows) {
@@ -64,6 +75,8 @@ async function showBatch(id) {
     cell(row, r.error_code ? r.error_code + ": " + r.error_message : r.answer, "answer");
     cell(row, r.attempts);
     cell(row, r.tool_calls);
+    cell(row, r.service_tier);
+    cell(row, r.shared_with != null ? "shared with #" + r.shared_with : usd(r.cost_usd));
     row.addEventListener("click", () => showTrace(r.job_id));
     tbody.appendChild(row);
   }
@@ -173,6 +186,7 @@ async function loadJobs() {
     cell(row, job.status, "status " + job.status);
     cell(row, outcome(job), "answer");
     cell(row, job.attempts);
+    cell(row, usd(job.cost_usd));
     cell(row, when(job.created_at));
     row.addEventListener("click", () => showTrace(job.id));
     tbody.appendChild(row);
@@ -197,7 +211,8 @@ async function showTrace(id) {
       const line = document.createElement("div");
       line.className = "step";
       const label = document.createElement("span");
-      label.textContent = step.kind + (step.name ? " " + step.name : "");
+      label.textContent = step.kind + (step.name ? " " + step.name : "") +
+        (step.kind === "model_call" ? " " + (step.model || "") + " " + usd(step.cost_usd) : "");
       const track = document.createElement("div");
       track.className = "bar-track";
       const bar = document.createElement("div");

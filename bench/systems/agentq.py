@@ -96,7 +96,9 @@ def run_agentq(
         cpu_before, doubles_before = tree_cpu_seconds(worker.pid), d.cpu_seconds()
         if on_ready is not None:
             on_ready()
-        job_ids = [client.submit(f"Which devices are in site {i}?", TOKEN) for i in range(jobs)]
+        job_ids = [
+            str(client.submit(f"Which devices are in site {i}?", TOKEN)) for i in range(jobs)
+        ]
         submitted = time.time()
         pending, peak_running = list(job_ids), 0
         deadline = time.monotonic() + 1800
