@@ -35,6 +35,7 @@ from agentq.schedule_runs import (
     request_key,
     runs_key,
 )
+from producer.checks import check_max_cost
 from producer.client import Client
 from scheduler.config import ReportSchedule
 
@@ -67,6 +68,10 @@ class ScheduleRuns:
                     self._client.check_webhook(report.notify.webhook)
                 except BadRequest as exc:
                     raise ConfigError(f'report "{report.name}": notify.webhook: {exc}') from None
+            try:  # a budget needs the deployment's models priced: known at start, not at 2 am
+                check_max_cost(report.max_cost_usd, self._client.settings)
+            except BadRequest as exc:
+                raise ConfigError(f'report "{report.name}": max_cost_usd: {exc}') from None
         with redis_errors(self._url):
             for report in reports:
                 owner = self._client.sealer.fingerprint(report.read_token())

@@ -102,6 +102,8 @@ BAD = [
     (yaml_for(answer_format="xml"), "answer_format: Input should be 'text' or 'items'"),
     (yaml_for(item_key="name"), "item_key: item_key only applies with answer_format items"),
     (yaml_for(overlap="never"), "overlap: Input should be 'skip' or 'queue'"),
+    (yaml_for(max_cost_usd=0), "max_cost_usd: Input should be greater than 0"),
+    (yaml_for(service_tier="cheap"), "service_tier: Input should be 'auto', 'default'"),
     (yaml_for(notify={"webhook": "ftp://h/x"}), "notify.webhook: the webhook URL must be an"),
     (yaml_for(notify={"webhook": "https://h.test/x", "when": "often"}), "notify.when: Input"),
     (
@@ -139,6 +141,16 @@ def test_beat_refuses_a_bad_file_at_start(stack: Stack, tmp_path: Path) -> None:
     result = run_cli(stack.env, "beat", "--schedules", str(path))
     assert_one_line_error(
         result, 2, 'report "r1": cron: expected 5 fields (minute hour day month weekday), got 2'
+    )
+
+
+def test_beat_refuses_a_budget_it_could_not_count_at_start(stack: Stack, tmp_path: Path) -> None:
+    path = tmp_path / "schedules.yaml"
+    path.write_text(yaml_for(max_cost_usd=5))
+    env = {**stack.env, "AGENTQ_TEST_SCHEDULE_TOKEN": TOKEN_A}
+    result = run_cli(env, "beat", "--schedules", str(path))
+    assert_one_line_error(
+        result, 2, 'report "r1": max_cost_usd: max_cost_usd needs the price of model demo-model'
     )
 
 
