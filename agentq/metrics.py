@@ -22,8 +22,8 @@ from prometheus_client.registry import Collector
 
 from agentq.dispatch import CAPACITY_KEY, LANES_KEY, lane_key
 from agentq.errors import ErrorCode
-from agentq.jobs import JobStatus
-from agentq.prices import TIERS, served_tier
+from agentq.jobs import SERVICE_TIERS, JobStatus
+from agentq.prices import served_tier
 from agentq.store import DELAYED_KEY, RUNNING_KEY, SENT_KEY, WORKER_PREFIX
 from agentq.traces import AttemptTrace, Step
 
@@ -122,7 +122,7 @@ def observe_attempt(attempt: AttemptTrace, outcome: str, error_code: str | None)
             MODEL_TOKENS.labels(kind="cached_input").inc(step.cached_tokens or 0)
             MODEL_TOKENS.labels(kind="reasoning").inc(step.reasoning_tokens or 0)
             if step.cost_usd:
-                tier = bounded(served_tier(step.service_tier), TIERS, OTHER)
+                tier = bounded(served_tier(step.service_tier), SERVICE_TIERS, OTHER)
                 COST.labels(model=model_label(step.model), tier=tier).inc(step.cost_usd)
         elif step.kind == "tool_call":
             result = "error" if step.is_error else "ok"

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from agentq.errors import ConfigError
+from agentq.jobs import SERVICE_TIERS
 
-TIERS = ("auto", "default", "flex", "priority")
 MILLION = 1_000_000
 _DATE_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 
@@ -89,7 +89,7 @@ class PriceTable:
             for model, tiers in data["models"].items():
                 models[str(model)] = {}
                 for tier, figures in tiers.items():
-                    if tier not in TIERS or tier == "auto":
+                    if tier not in SERVICE_TIERS or tier == "auto":
                         raise ValueError(f"{model}: unknown tier {tier!r}")
                     price = Price(
                         input=float(figures["input"]),

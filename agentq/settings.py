@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agentq.jobs import ServiceTier
+
 DAY = 24 * 3600
 
 
@@ -210,12 +212,12 @@ class Settings(BaseSettings):
         description="A price table (JSON, the shape of agentq/data/prices.json) instead of the "
         "one shipped; a model it does not list shows `cost unknown`.",
     )
-    service_tier: Literal["auto", "default", "flex", "priority"] | None = Field(
+    service_tier: ServiceTier | None = Field(
         None,
         description="Service tier asked of the model for jobs that name none (unset: none is "
         "sent, for endpoints that do not know the parameter).",
     )
-    report_service_tier: Literal["auto", "default", "flex", "priority"] | None = Field(
+    report_service_tier: ServiceTier | None = Field(
         None,
         description="Service tier of scheduled reports that name none (`flex`: about half the "
         "price, for work nobody waits for).",

@@ -418,7 +418,6 @@ class JobStore:
         status: JobStatus,
         *,
         answer: str | None = None,
-        usage: Usage | None = None,
         error: JobError | None = None,
         model: str | None = None,
         owner: str = "",
@@ -429,7 +428,8 @@ class JobStore:
         the durable-write confirmation. Returns whether the end applied, and ``also``'s answer.
         (A later attempt first reads the earlier ones' record: one more round trip.)"""
         history, trace = self._earlier(job_id, summary.attempt)
-        fields = _end_fields(status, answer, usage, error, model)
+        # Its usage is the attempts' sum, written with its record (``_queue_attempt``).
+        fields = _end_fields(status, answer, None, error, model)
         args = self._transition_args(
             job_id, (JobStatus.QUEUED, JobStatus.RUNNING), owner, True, fields
         )

@@ -92,7 +92,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.sweep, args.sweep_jobs, args.enqueue = "", 20, 500
         args.rss_concurrency = 0
         args.fairness_backlog = 30
-        args.tpm_jobs, args.tpm_baseline_jobs = 20, 4
+        # A faster limit and a shorter warm-up: the scenario's harness, not its figures.
+        args.tpm_jobs, args.tpm_baseline_jobs, args.tpm_jobs_per_s = 20, 4, 40.0
     if args.baseline_jobs is None:
         args.baseline_jobs = min(args.jobs, 100)
     return args
@@ -146,6 +147,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     tpm = run_tpm(
                         d, workdir, 10, args.tpm_jobs, args.tpm_baseline_jobs,
                         args.concurrency, args.processes, args.tpm_jobs_per_s,
+                        warmup_jobs=5 if args.smoke else 20,
                     )  # fmt: skip
     settings = {
         "jobs": args.jobs,
