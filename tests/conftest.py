@@ -597,8 +597,8 @@ def session_stack(request: pytest.FixtureRequest) -> Stack:
 
 # A worker with what several tests need and no test minds: task events, a metrics port
 # (AGENTQ_WORKER_METRICS_PORT), webhooks with a secret and allowed to loopback over http, write
-# tools allowed when a job asks. Only tests/test_dashboard.py submits as TOKEN_B here, so its
-# page shows its own.
+# tools allowed when a job asks, a model name the shipped price table prices. Only
+# tests/test_dashboard.py submits as TOKEN_B here, so its page shows its own.
 roomy = shared_stack(
     "roomy",
     lambda request: own_stack(
@@ -611,6 +611,7 @@ roomy = shared_stack(
         AGENTQ_WEBHOOK_ALLOW_PRIVATE="true",  # the tests' receivers listen on loopback
         AGENTQ_WEBHOOK_ALLOW_HTTP="true",
         AGENTQ_ALLOW_WRITE_TOOLS="true",
+        AGENTQ_MODEL="gpt-5-mini",  # the double, priced as the shipped table prices this model
     ),
 )
 

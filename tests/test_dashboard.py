@@ -54,7 +54,7 @@ def test_the_dashboard_shows_a_finished_batch_and_a_trace(
         expect(batch_row).to_contain_text("dashboard audit", timeout=15_000)
         expect(batch_row).to_contain_text("succeeded")
         expect(batch_row).to_contain_text("3/3")
-        expect(batch_row).to_contain_text("cost unknown")  # demo-model has no price
+        expect(batch_row).to_contain_text("$0.00")  # gpt-5-mini's price, fractions of a cent
         batch_row.click()
         rows = page.locator("#batch-rows tbody tr")
         expect(rows).to_have_count(3, timeout=15_000)
@@ -64,6 +64,7 @@ def test_the_dashboard_shows_a_finished_batch_and_a_trace(
         timeline = page.locator("#timeline")
         expect(timeline).to_contain_text("model_call", timeout=15_000)
         expect(timeline).to_contain_text("tool_call")
+        expect(timeline).to_contain_text("model_call gpt-5-mini $0.000")
         assert page.locator("#timeline .bar.tool_call").count() >= 1
         assert TOKEN_B not in page.url
         assert TOKEN_B not in page.content()  # the token is not written into the page
@@ -98,6 +99,7 @@ def test_the_dashboard_marks_what_changed_between_a_reports_latest_two_runs(
         page.click("#login button")
         row = page.locator("#reports tr[data-name='dashboard-nightly']")
         expect(row).to_contain_text("succeeded", timeout=15_000)
+        expect(row).to_contain_text("cost unknown")  # its latest run's, on an unpriced model
         row.click()
         expect(page.locator("#report-counts")).to_contain_text("1 changed", timeout=15_000)
         added = page.locator("#report-changes ins.added")

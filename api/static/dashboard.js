@@ -96,6 +96,7 @@ async function loadReports() {
     cell(row, report.latest ? report.latest.id.slice(0, 13) : "");
     const status = report.latest ? report.latest.status : "";
     cell(row, status, "status " + status);
+    cell(row, report.latest ? usd(report.latest.cost_usd) : "");
     row.addEventListener("click", () => showReport(report));
     tbody.appendChild(row);
   }
