@@ -146,6 +146,8 @@ class Job(BaseModel):
     # that served its last call (flex falls back to default when flex has no capacity).
     service_tier: ServiceTier | None = None
     served_tier: str | None = None
+    # Its batch has a dollar budget (``agentq.spend``): only then is the batch read before it runs.
+    budgeted: bool = False
 
     @property
     def cost_usd(self) -> float | None:
@@ -176,6 +178,7 @@ class Job(BaseModel):
         item_key: str | None = None,
         question_id: str | None = None,
         service_tier: ServiceTier | None = None,
+        budgeted: bool = False,
     ) -> Job:
         return cls(
             id=cls.new_id(),
@@ -194,6 +197,7 @@ class Job(BaseModel):
             item_key=item_key,
             question_id=question_id,
             service_tier=service_tier,
+            budgeted=budgeted,
         )
 
     @staticmethod
@@ -212,7 +216,9 @@ class Job(BaseModel):
 
     def public(self) -> dict[str, Any]:
         """What a reader of the job sees (no owner fingerprint)."""
-        data = self.model_dump(mode="json", exclude={"owner", "worker", "queue", "lane"})
+        data = self.model_dump(
+            mode="json", exclude={"owner", "worker", "queue", "lane", "budgeted"}
+        )
         if self.answer_format == "items":
             data["items"] = self.items
         data["cost_usd"] = self.cost_usd

@@ -73,7 +73,7 @@ MAX_MODEL_LABELS = 16  # distinct model names one process labels (configured: mo
 
 _model_labels: set[str] = set()
 _tool_labels: set[str] = set()
-_tool_labels_lock = threading.Lock()
+_labels_lock = threading.Lock()
 
 
 def bounded(value: str | None, allowed: Collection[str], empty: str = "") -> str:
@@ -95,7 +95,7 @@ def tool_label(name: str | None, listed: Collection[str]) -> str:
     model may name anything) and this process has not already labelled too many tools."""
     if not name or name not in listed or len(name) > MAX_TOOL_NAME:
         return OTHER
-    with _tool_labels_lock:
+    with _labels_lock:
         if name in _tool_labels:
             return name
         if len(_tool_labels) >= MAX_TOOL_LABELS:
@@ -135,7 +135,7 @@ def model_label(model: str | None) -> str:
     if not model:
         return OTHER
     name = model[:MAX_TOOL_NAME]
-    with _tool_labels_lock:
+    with _labels_lock:
         if name in _model_labels or len(_model_labels) < MAX_MODEL_LABELS:
             _model_labels.add(name)
             return name

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import redis
 
+from agentq import lua
 from agentq.batches import batch_key
 from agentq.connections import redis_errors
 from agentq.jobs import Job
@@ -48,47 +49,38 @@ class Spend:
         self._redis = client
         self._daily_max = tenant_daily_max
         self._url = url
+        self._record = lua.register(client, "spend_record")
 
     def record(self, job: Job, cost: float | None) -> Recorded:
-        """Add one attempt's cost to its batch and its tenant's day. An unknown cost (a model
-        the price table does not list) adds nothing, and makes the batch's cost unknown."""
-        if cost is None:
-            if job.batch_id is not None:
-                with redis_errors(self._url):
-                    self._redis.hincrby(batch_key(job.batch_id), "unpriced_attempts", 1)
-            return Recorded()
-        if not cost:
-            return Recorded()
+        """Add one attempt's cost to its batch and its tenant's day, in one atomic step
+        (``agentq/lua/spend_record.lua``). An unknown cost (a model the price table does not
+        list) adds nothing, and makes the batch's cost unknown."""
+        if cost == 0 or (cost is None and job.batch_id is None):
+            return Recorded()  # nothing to add: no round trip
+        keys = [tenant_day_key(job.owner)]
+        if job.batch_id is not None:
+            keys.append(batch_key(job.batch_id))
+        amount = "" if cost is None else repr(cost)
         with redis_errors(self._url):
-            pipe = self._redis.pipeline(transaction=False)
-            day = tenant_day_key(job.owner)
-            pipe.incrbyfloat(day, cost)
-            pipe.expire(day, 2 * DAY_SECONDS)
-            if job.batch_id is not None:
-                pipe.hincrbyfloat(batch_key(job.batch_id), "cost_usd", cost)
-                pipe.hget(batch_key(job.batch_id), "max_cost_usd")
-            results = pipe.execute()
-        if job.batch_id is None or results[-1] is None:
+            spent, budget, crossed = self._record(keys=keys, args=[amount, 2 * DAY_SECONDS])
+        if not budget:
             return Recorded()
-        spent, budget = float(results[-2]), float(results[-1])
-        crossed = False
-        if spent >= budget:
-            # Whichever attempt is the first to see it spent ends the batch's queued jobs.
-            with redis_errors(self._url):
-                crossed = bool(self._redis.hsetnx(batch_key(job.batch_id), "budget_spent", "1"))
-        return Recorded(batch_spent=spent, batch_budget=budget, crossed=crossed)
+        return Recorded(
+            batch_spent=float(spent), batch_budget=float(budget), crossed=bool(int(crossed))
+        )
 
     def exceeded(self, job: Job) -> str | None:
         """Why ``job`` may not run (its batch's or its tenant's budget is spent), or None."""
-        if job.batch_id is None and self._daily_max <= 0:
+        batch = job.batch_id if job.budgeted else None
+        if batch is None and self._daily_max <= 0:
             return None  # nothing to check: no round trip
         with redis_errors(self._url):
             pipe = self._redis.pipeline(transaction=False)
             pipe.get(tenant_day_key(job.owner))
-            if job.batch_id is not None:
-                pipe.hmget(batch_key(job.batch_id), ["cost_usd", "max_cost_usd"])
+            if batch is not None:
+                pipe.hmget(batch_key(batch), ["cost_usd", "max_cost_usd"])
             results = pipe.execute()
-        if job.batch_id is not None:
+        if batch is not None:
             spent, budget = results[1]
             if budget is not None and float(spent or 0) >= float(budget):
                 return (

@@ -27,6 +27,7 @@ from cli.support import (
     EXIT_JOB_FAILED,
     EXIT_TIMEOUT,
     AnswerFormatOption,
+    IdempotencyKeyOption,
     ItemKeyOption,
     JsonFlag,
     ServiceTierOption,
@@ -38,6 +39,7 @@ from cli.support import (
     out,
     parse_meta,
     read_token,
+    say_if_repeat,
     user_errors,
 )
 from producer.batch_files import load_batch_file
@@ -110,15 +112,7 @@ def submit_batch(
             help="Ask identical questions (once trimmed) once and give each row the answer.",
         ),
     ] = True,
-    idempotency_key: Annotated[
-        str | None,
-        typer.Option(
-            "--idempotency-key",
-            metavar="KEY",
-            help="Submit at most once with this key (per token, for 24 h): a repeat prints "
-            "the first batch's id.",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKeyOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Enqueue every question of FILE as one batch; prints the batch id at once."""
@@ -142,8 +136,7 @@ def submit_batch(
             dedupe=dedupe,
         )
     batch_id = submitted.id
-    if submitted.repeat:
-        err.print(data(f"batch {batch_id} was already submitted with this idempotency key"))
+    say_if_repeat(submitted, "batch")
     if as_json:
         emit_json({"id": batch_id, "total": len(items)})
     else:

@@ -22,6 +22,7 @@ from cli.support import (
     EXIT_JOB_FAILED,
     EXIT_TIMEOUT,
     AnswerFormatOption,
+    IdempotencyKeyOption,
     ItemKeyOption,
     JobId,
     JsonFlag,
@@ -36,6 +37,7 @@ from cli.support import (
     parse_meta,
     read_token,
     result_json,
+    say_if_repeat,
     user_errors,
 )
 from producer.client import Client
@@ -68,15 +70,7 @@ def submit(
     answer_format: AnswerFormatOption = "text",
     item_key: ItemKeyOption = None,
     service_tier: ServiceTierOption = None,
-    idempotency_key: Annotated[
-        str | None,
-        typer.Option(
-            "--idempotency-key",
-            metavar="KEY",
-            help="Submit at most once with this key (per token, for 24 h): a repeat prints "
-            "the first job's id.",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKeyOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Enqueue a question; prints the job id at once."""
@@ -96,8 +90,7 @@ def submit(
             service_tier=service_tier,
         )
     job_id = submitted.id
-    if submitted.repeat:
-        err.print(data(f"job {job_id} was already submitted with this idempotency key"))
+    say_if_repeat(submitted, "job")
     if as_json:
         emit_json({"id": job_id, "status": JobStatus.QUEUED})
     else:

@@ -28,7 +28,7 @@ from agentq.logs import configure_logging
 from agentq.quotas import QuotaExceeded
 from agentq.settings import Settings, get_settings
 from cli.render import data
-from producer.client import Client
+from producer.client import Client, Submission
 
 EXIT_JOB_FAILED = 1
 EXIT_USAGE = 2
@@ -118,6 +118,12 @@ def result_json(job: Job) -> dict[str, Any]:
     } | ({"items": data["items"]} if "items" in data else {})  # fmt: skip
 
 
+def say_if_repeat(submitted: Submission, kind: str) -> None:
+    """On stderr, so ``--json`` stays one document: this submit made nothing new."""
+    if submitted.repeat:
+        err.print(data(f"{kind} {submitted.id} was already submitted with this idempotency key"))
+
+
 def exit_for(job: Job) -> None:
     if job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
         raise typer.Exit(EXIT_JOB_FAILED)
@@ -134,6 +140,15 @@ AnswerFormatOption = Annotated[
 ItemKeyOption = Annotated[
     str | None,
     typer.Option("--item-key", help="With --answer-format items: the field naming an item."),
+]
+IdempotencyKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--idempotency-key",
+        metavar="KEY",
+        help="Submit at most once with this key (per token, for 24 h): a repeat prints the "
+        "first submit's id.",
+    ),
 ]
 ServiceTierOption = Annotated[
     str | None,

@@ -60,7 +60,7 @@ from doubles.model_policy import (
     decide,
     responses_conversation,
 )
-from doubles.prompt_cache import PromptCache, prefixes, prompt_blocks
+from doubles.prompt_cache import PromptCache, block_tokens, prefixes, prompt_blocks
 
 FAULTS = ("none", "http_500", "http_503", "http_429", "hang", "drop")
 POLICIES = ("default", "always_tool", "echo", "script")
@@ -399,8 +399,9 @@ class ModelApp:
         decision = decide(conversation, config.policy, config.script, config.structured)
         payload = _responses_payload(body, decision) if responses else _chat_payload(body, decision)
         blocks = prompt_blocks(body, responses)
+        tokens = block_tokens(blocks)  # counted once: the input and the cache's prefixes
         # The sum of the blocks' tokens, so a cached prefix is never more than the whole.
-        input_tokens = max(1, sum(count_tokens(block) for block in blocks))
+        input_tokens = max(1, sum(tokens))
         output_tokens = count_tokens(payload["output"] if responses else payload["choices"])
         charged = 0
         if limits is not None:
@@ -414,7 +415,8 @@ class ModelApp:
                 return await self._rate_limited(record, wait, limits, send)
         cached_tokens = 0
         if config.prompt_caching:
-            prompt = prefixes(body.get("model"), body.get("prompt_cache_key") or "", blocks)
+            key = body.get("prompt_cache_key") or ""
+            prompt = prefixes(body.get("model"), key, blocks, tokens)
             cached_tokens = state.prompt_cache.serve(prompt, config.cache_ttl_s)
         if config.latency_ms > 0:
             await asyncio.sleep(config.latency_ms / 1000)

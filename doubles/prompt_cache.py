@@ -85,16 +85,19 @@ def block_tokens(blocks: Sequence[Any]) -> list[int]:
     return [count_tokens(block) for block in blocks]
 
 
-def prefixes(model: Any, cache_key: Any, blocks: Sequence[Any]) -> list[Prefix]:
-    """Every block boundary of the prompt: a digest of the partition and the canonical JSON of
-    the blocks so far, with the cumulative tokens there."""
+def prefixes(
+    model: Any, cache_key: Any, blocks: Sequence[Any], tokens: Sequence[int]
+) -> list[Prefix]:
+    """Every block boundary of the prompt (its blocks and their ``block_tokens``): a digest of
+    the partition and the canonical JSON of the blocks so far, with the cumulative tokens
+    there."""
     hasher = hashlib.sha256(_canonical([model, cache_key]))
     found: list[Prefix] = []
     total = 0
-    for block, tokens in zip(blocks, block_tokens(blocks), strict=True):
+    for block, block_total in zip(blocks, tokens, strict=True):
         # Canonical JSON never holds a raw newline, so it separates blocks unambiguously.
         hasher.update(b"\n" + _canonical(block))
-        total += tokens
+        total += block_total
         found.append(Prefix(hasher.digest(), total))
     return found
 

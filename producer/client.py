@@ -13,7 +13,8 @@ and a written job is never stranded. Every submit, read and cancel goes to the a
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,23 +185,11 @@ class Client:
             service_tier=tier,
         )
         if idempotency_key is not None:
-            digest = request_digest(
-                {
-                    "service_tier": tier,
-                    "question": question,
-                    "metadata": metadata,
-                    "deadline": deadline,
-                    "allow_writes": allow_writes,
-                    "webhook_url": webhook_url,
-                    "answer_format": fmt,
-                    "item_key": key,
-                }
-            )
-            first = self._first_of(owner, "job", idempotency_key, job.id, digest)
+            first = self._first_of(owner, "job", idempotency_key, job)
             if first is not None:
                 audit("job.submit.repeat", owner, job_id=first.id)
                 return first
-        try:
+        with self._released_on_failure(owner, "job", idempotency_key, job.id):
             self.admit(token, 1, batch=False)
             lane = job.lane or job.owner
 
@@ -215,10 +204,6 @@ class Client:
                 enqueue,
                 also=self.dispatcher.take_after,
             )
-        except BaseException:
-            if idempotency_key is not None:
-                self._unclaim(owner, "job", idempotency_key, job.id)
-            raise
         audit("job.submit", job.owner, job_id=job.id, allow_writes=allow_writes)
         self.dispatch(flat)
         return Submission(job.id)
@@ -318,29 +303,13 @@ class Client:
             item_key=key,
         )
         if idempotency_key is not None:
-            digest = request_digest(
-                {
-                    "questions": checked,
-                    "name": batch.name,
-                    "max_inflight": cap,
-                    "webhook_url": webhook_url,
-                    "metadata": batch_meta,
-                    "deadline": deadline,
-                    "allow_writes": allow_writes,
-                    "schedule": schedule,
-                    "answer_format": fmt,
-                    "item_key": key,
-                    "notify_when": notify_when,
-                    "max_cost_usd": budget,
-                    "service_tier": tier,
-                    "dedupe": dedupe,
-                }
-            )
-            first = self._first_of(owner, "batch", idempotency_key, batch.id, digest)
+            # What the batch record does not hold: its questions and what each job is given.
+            given = {"questions": checked, "deadline": deadline, "allow_writes": allow_writes}
+            first = self._first_of(owner, "batch", idempotency_key, batch, given)
             if first is not None:
                 audit("batch.submit.repeat", owner, batch_id=first.id)
                 return first
-        try:
+        with self._released_on_failure(owner, "batch", idempotency_key, batch.id):
             self.admit(token, len(unique), batch=True)
             jobs = [
                 Job.new(
@@ -355,6 +324,7 @@ class Client:
                     item_key=key,
                     question_id=question_id,
                     service_tier=tier,
+                    budgeted=budget is not None,
                 )
                 for question, meta, question_id in unique
             ]
@@ -368,27 +338,43 @@ class Client:
 
             sealed = [self.sealer.seal(token, SealBinding.of(job)) for job in jobs]
             self.store.create(jobs, sealed, enqueue)
-        except BaseException:
-            if idempotency_key is not None:
-                self._unclaim(owner, "batch", idempotency_key, batch.id)
-            raise
         audit("batch.submit", owner, batch_id=batch.id, total=batch.total, shared=batch.shared)
         self.dispatch()
         return Submission(batch.id)
 
     def _first_of(
-        self, owner: str, kind: Kind, idempotency_key: str, new_id: str, digest: str
+        self,
+        owner: str,
+        kind: Kind,
+        idempotency_key: str,
+        made: Job | Batch,
+        given: dict[str, Any] | None = None,
     ) -> Submission | None:
-        """Claim the key for ``new_id`` (None: go on and make it); or, for a repeat, the first
-        submit's id once its job or batch exists. Called before any quota or token proof is
-        spent; IdempotencyConflict if the key was used for a different request."""
+        """Claim the key for ``made`` (None: go on and write it); or, for a repeat, the first
+        submit's id once its job or batch exists. The request compared is ``made`` as checked
+        and built, but for its id and time, with what ``given`` adds. Called before any quota
+        or token proof is spent; IdempotencyConflict if the key was used for another request."""
+        request = made.model_dump(mode="json", exclude={"id", "created_at"})
+        digest = request_digest({"made": request, **(given or {})})
         record = JobStore.job_key if kind == "job" else batch_key
 
         def exists(made_id: str) -> bool:
             return bool(self.redis.exists(record(made_id)))
 
-        outcome = self.idempotency.settle(owner, kind, idempotency_key, new_id, digest, exists)
+        outcome = self.idempotency.settle(owner, kind, idempotency_key, made.id, digest, exists)
         return None if isinstance(outcome, Claimed) else Submission(outcome.id, repeat=True)
+
+    @contextmanager
+    def _released_on_failure(
+        self, owner: str, kind: Kind, idempotency_key: str | None, made_id: str
+    ) -> Iterator[None]:
+        """Around a submit's write: if it fails, its idempotency key (if any) is released."""
+        try:
+            yield
+        except BaseException:
+            if idempotency_key is not None:
+                self._unclaim(owner, kind, idempotency_key, made_id)
+            raise
 
     def _unclaim(self, owner: str, kind: Kind, idempotency_key: str, made_id: str) -> None:
         """After a failed submit: release its key unless its job or batch was written after

@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from agentq.batches import Batch, batch_key
+from agentq.errors import ConfigError
 from agentq.jobs import Job, JobStatus, Usage
 from agentq.prices import Price, PriceTable, load_prices, usd
 from agentq.reports import render
@@ -149,7 +150,7 @@ def test_an_unknown_model_or_tier_is_cost_unknown_never_a_guess(tmp_path: Path) 
     assert Usage.total([usage, Usage(cost_usd=1.0)]).cost_usd is None  # type: ignore[union-attr]
     bad = tmp_path / "prices.json"
     bad.write_text(json.dumps({"models": {"m": {"default": {"input": -1, "output": 1}}}}))
-    with pytest.raises(Exception, match="not a price table"):
+    with pytest.raises(ConfigError, match="not a price table"):
         load_prices(str(bad))
 
 
@@ -275,13 +276,15 @@ def test_a_tenant_daily_cap_and_a_batch_budget_are_checked_before_a_job_runs(
 
     batch_id = Batch.new_id()
     redis_client.hset(batch_key(batch_id), mapping={"max_cost_usd": "0.02"})
-    in_batch = Job.new("Which VLANs?", owner=owner + "-b", batch_id=batch_id)
+    in_batch = Job.new("Which VLANs?", owner=owner + "-b", batch_id=batch_id, budgeted=True)
     assert not spend.record(in_batch, 0.01).crossed
     assert spend.exceeded(in_batch) is None
     crossed = spend.record(in_batch, 0.015)
     assert crossed.crossed and crossed.batch_spent == pytest.approx(0.025)
     assert not spend.record(in_batch, 0.01).crossed  # once: the first to see it spent
     assert "budget of $0.0200 is spent" in (spend.exceeded(in_batch) or "")
+    unbudgeted = Job.new("Which VLANs?", owner=owner + "-b", batch_id=batch_id)
+    assert Spend(redis_client, tenant_daily_max=0).exceeded(unbudgeted) is None  # not read
     redis_client.delete(batch_key(batch_id), tenant_day_key(owner), tenant_day_key(owner + "-b"))
 
 

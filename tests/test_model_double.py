@@ -37,7 +37,7 @@ from doubles.model_policy import (
     fill_schema,
     responses_conversation,
 )
-from doubles.prompt_cache import PromptCache, prefixes, prompt_blocks
+from doubles.prompt_cache import Prefix, PromptCache, block_tokens, prefixes, prompt_blocks
 from tests.conftest import Double, start_model_double
 from worker.answer_schema import ItemsOutput
 
@@ -458,22 +458,26 @@ def test_structured_knob_is_checked_and_reset(model: Double) -> None:
 # --- prompt caching, service tiers and per-model failures -----------------------------------
 
 
+def prompt_of(model: str, key: str, blocks: list[Any]) -> list[Prefix]:
+    return prefixes(model, key, blocks, block_tokens(blocks))
+
+
 def test_prompt_cache_remembers_prefixes_for_a_while_and_within_bounds() -> None:
     now = [0.0]
     cache = PromptCache(max_entries=3, clock=lambda: now[0])
     blocks: list[Any] = ["x" * 4096, "a question"]  # 1024 tokens, then 3
-    first = prefixes("m", "", blocks)
+    first = prompt_of("m", "", blocks)
     assert [p.tokens for p in first] == [1024, 1027]
     assert cache.serve(first, ttl_s=60) == 0
-    assert cache.serve(prefixes("m", "", [blocks[0], "another"]), ttl_s=60) == 1024
+    assert cache.serve(prompt_of("m", "", [blocks[0], "another"]), ttl_s=60) == 1024
     assert cache.serve(first, ttl_s=60) == 1024  # the whole prompt, in steps of 128
-    assert cache.serve(prefixes("m", "key", blocks), ttl_s=60) == 0  # another partition
-    assert cache.serve(prefixes("other", "", blocks), ttl_s=60) == 0
+    assert cache.serve(prompt_of("m", "key", blocks), ttl_s=60) == 0  # another partition
+    assert cache.serve(prompt_of("other", "", blocks), ttl_s=60) == 0
     assert len(cache) == 3  # the least recently used were dropped
     assert cache.serve(first, ttl_s=60) == 0  # ... and ``first`` was among them
     now[0] += 61
     assert cache.serve(first, ttl_s=60) == 0  # unused for longer than the TTL
-    assert cache.serve(prefixes("m", "", ["x" * 4000, "q"]), ttl_s=60) == 0  # under 1024
+    assert cache.serve(prompt_of("m", "", ["x" * 4000, "q"]), ttl_s=60) == 0  # under 1024
 
 
 def test_prompt_blocks_read_both_request_shapes() -> None:

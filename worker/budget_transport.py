@@ -28,6 +28,8 @@ import httpx2
 from agentq.logs import get_logger
 from agentq.model_budget import Booking, ModelBudget, ProviderSays, estimate_tokens
 from worker.failures import parse_retry_after
+from worker.raw_body import decoded, read_raw, with_body
+from worker.tier_transport import no_capacity
 
 log = get_logger(__name__)
 
@@ -109,16 +111,6 @@ def _usage_of(text: bytes) -> int | None:
     return int(total) if isinstance(total, int) else None
 
 
-def decoded(raw: bytes, headers: httpx2.Headers) -> bytes:
-    """A body as read off the wire, decoded (gzip, br, ...) as the client would."""
-    if not headers.get("content-encoding"):
-        return raw
-    response = httpx2.Response(
-        200, headers={"content-encoding": headers["content-encoding"]}, content=raw
-    )
-    return response.read()
-
-
 class BudgetTransport(httpx2.AsyncBaseTransport):
     def __init__(
         self,
@@ -187,33 +179,16 @@ def provider_says(headers: httpx2.Headers) -> ProviderSays:
 
 def _is_rate_limit(raw: bytes, headers: httpx2.Headers) -> bool:
     """Whether a 429 is a rate limit, which passes, rather than an exhausted quota, which does
-    not (OpenAI's ``insufficient_quota``)."""
+    not (OpenAI's ``insufficient_quota``), or flex without capacity, which the flex transport
+    handles (``worker.tier_transport``)."""
     try:
-        error = json.loads(decoded(raw, headers)).get("error") or {}
+        body = decoded(raw, headers)
+        error = json.loads(body).get("error") or {}
     except (ValueError, AttributeError, httpx2.DecodingError):
         return True
-    # Neither an exhausted quota nor flex without capacity (worker.tier_transport) passes.
-    return not (
-        isinstance(error, dict)
-        and error.get("code") in ("insufficient_quota", "resource_unavailable")
-    )
-
-
-async def read_raw(response: httpx2.Response) -> bytes:
-    try:
-        return b"".join([chunk async for chunk in response.aiter_raw()])
-    finally:
-        await response.aclose()
-
-
-def with_body(response: httpx2.Response, raw: bytes) -> httpx2.Response:
-    """The response again, its body (already read off the wire) ready to be read once more."""
-    return httpx2.Response(
-        response.status_code,
-        headers=response.headers,
-        stream=httpx2.ByteStream(raw),
-        extensions=response.extensions,
-    )
+    if no_capacity(429, body):
+        return False
+    return not (isinstance(error, dict) and error.get("code") == "insufficient_quota")
 
 
 class _SettlingStream(httpx2.AsyncByteStream):

@@ -229,6 +229,7 @@ def record_outcome(
         started_at=trace.started_at,
         finished_at=trace.finished_at,
         outcome="succeeded",
+        # Written with the attempt's record: the job's usage, model and tier come from these.
         usage=outcome.usage,
         model=outcome.model,
         service_tier=outcome.served_tier,
@@ -244,7 +245,6 @@ def record_outcome(
             trace,
             JobStatus.SUCCEEDED,
             answer=outcome.answer,
-            model=outcome.model,
             owner=worker_name,
         )
         log.info("job succeeded", recorded=done, duration_ms=round(trace.totals.duration_ms))
@@ -289,7 +289,6 @@ def record_outcome(
         trace,
         JobStatus.FAILED,
         error=JobError(code=error.code, message=error.message),
-        model=outcome.model,
         owner=worker_name,
     )
     log.warning("job failed", error_code=error.code, attempts=attempt)

@@ -21,8 +21,8 @@ from typing import Any
 import httpx2
 
 from agentq.logs import get_logger
-from worker.budget_transport import decoded, read_raw, with_body
 from worker.failures import CURRENT_JOB
+from worker.raw_body import decoded, read_raw, with_body
 
 log = get_logger(__name__)
 
